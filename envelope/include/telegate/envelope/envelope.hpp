@@ -1,0 +1,123 @@
+// The routing envelope: wraps each validated canonical record for the sinks.
+//
+// A SealedRecord is the unit every sink receives: topic, key (device id, for per-device
+// ordering), the compact `tg-route` header and the serialized envelope (Protobuf
+// `telegate.v1.Envelope`, or its JSON rendering for humans). Header design and its measured
+// cost: docs/envelope.md.
+#pragma once
+
+#include <cstdint>
+#include <expected>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "telegate/codecs/record.hpp"
+
+namespace telegate::envelope {
+
+inline constexpr std::uint32_t kSchemaVersion = 1;
+inline constexpr std::string_view kRouteHeader = "tg-route";
+
+enum class Format : std::uint8_t { protobuf = 1, json = 2 };
+enum class SourceProtocol : std::uint8_t { http = 1, mqtt = 2, coap = 3, tcp = 4 };
+
+std::string_view to_string(Format format) noexcept;
+std::optional<Format> parse_format(std::string_view text) noexcept;
+std::string_view to_string(SourceProtocol protocol) noexcept;
+
+// Error codes of the envelope component.
+enum class EnvelopeErrc : std::uint8_t { bad_template = 1, bad_value, bad_header };
+struct EnvelopeError {
+  EnvelopeErrc code;
+  std::string message;
+};
+
+struct SealedRecord {
+  std::string topic;
+  std::string key;
+  std::string route_header;  // value of the `tg-route` header
+  std::string value;
+};
+
+// Identity and provenance shared by every record of one request.
+struct EnvelopeContext {
+  std::string_view tenant;
+  std::string_view device_type;
+  std::string_view gateway_id;
+  std::string_view content_type;
+  SourceProtocol protocol = SourceProtocol::http;
+  std::int64_t ingest_time_ms = 0;
+};
+
+// Topic names from a template such as "telemetry.{tenant}.{type}". Placeholders: {tenant},
+// {device_type}, {type} (message type). Compiled once; expand() does no parsing.
+class TopicTemplate {
+ public:
+  static std::expected<TopicTemplate, EnvelopeError> compile(std::string_view text);
+  void expand(std::string_view tenant, std::string_view device_type, codecs::MessageType type,
+              std::string& out) const;
+  const std::string& text() const noexcept { return text_; }
+
+ private:
+  enum class Part : std::uint8_t { literal, tenant, device_type, type };
+  struct Piece {
+    Part part;
+    std::string literal;
+  };
+  std::string text_;
+  std::vector<Piece> pieces_;
+};
+
+// The routing fields as carried by the `tg-route` header (form-encoded, e.g.
+// "v=1&t=acme&dt=tracker&mt=location&et=1700000000000&id=…&f=pb").
+struct RouteFields {
+  std::uint32_t version = kSchemaVersion;
+  std::string tenant;
+  std::string device_type;
+  codecs::MessageType message_type = codecs::MessageType::location;
+  std::int64_t event_time_ms = 0;
+  std::string msg_id;
+  Format format = Format::protobuf;
+};
+void encode_route_header(const RouteFields& fields, std::string& out);
+std::expected<RouteFields, EnvelopeError> decode_route_header(std::string_view header);
+
+// Builds sealed records. Owns a reusable Protobuf message and a msg_id generator, so one
+// instance belongs to one worker thread.
+class EnvelopeBuilder {
+ public:
+  EnvelopeBuilder(Format format, TopicTemplate topic);
+  ~EnvelopeBuilder();
+  EnvelopeBuilder(EnvelopeBuilder&&) noexcept;
+  EnvelopeBuilder& operator=(EnvelopeBuilder&&) noexcept;
+
+  // Fills `out` (reusing its buffers). A record without msg_id gets a generated UUIDv7.
+  void seal(const codecs::CanonicalRecord& record, const EnvelopeContext& context, SealedRecord& out);
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+// Renders an envelope value of either format as one line of JSON (for `telegate log dump`
+// and for tests). Fails with a message if the bytes are not a valid envelope.
+std::expected<std::string, EnvelopeError> render_json(std::string_view value, Format format);
+
+// Parses a Protobuf envelope value into a canonical record plus its routing context; used by
+// tests and audit tools to check what reached Kafka.
+struct DecodedEnvelope {
+  std::string tenant;
+  std::string device_type;
+  std::string gateway_id;
+  std::string content_type;
+  std::int64_t ingest_time_ms = 0;
+  bool msg_id_generated = false;
+  SourceProtocol protocol = SourceProtocol::http;
+  codecs::CanonicalRecord record;
+};
+std::expected<DecodedEnvelope, EnvelopeError> decode_envelope(std::string_view value, Format format);
+
+}  // namespace telegate::envelope

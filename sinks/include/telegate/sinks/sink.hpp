@@ -1,0 +1,69 @@
+// Sinks: where sealed records go, and the only place that decides when they are durable.
+//
+// Contract (docs/component-spec.md, "Sinks"):
+//  - submit() never blocks and never throws; the gateway's admission budget bounds how much
+//    is in flight, so a sink's own queue is bounded by construction;
+//  - a batch's completion runs exactly once, on a sink thread, and reports success only after
+//    every record of the batch is durable (Kafka: its transaction committed; local log: written
+//    and synced per the fsync policy). Listeners ack devices from that completion and nowhere else;
+//  - on failure the completion carries a SinkError and none of the batch's records becomes
+//    visible to read_committed consumers;
+//  - stop() drains: every batch accepted before stop() completes (committed or failed).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <expected>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "telegate/envelope/envelope.hpp"
+
+namespace prometheus {
+class Registry;
+}
+
+namespace telegate::sinks {
+
+// Error codes of the sinks component.
+enum class SinkErrc : std::uint8_t {
+  unavailable = 1,  // the destination cannot take records now (broker down, disk full)
+  timed_out,        // not committed within the delivery timeout
+  rejected,         // the destination refused the records (too large, unknown topic, …)
+  fenced,           // another producer took over our transactional id
+  io_error,
+  stopping,         // submitted after stop() began
+};
+std::string_view to_string(SinkErrc code) noexcept;
+
+struct SinkError {
+  SinkErrc code;
+  std::string message;
+};
+
+using Completion = std::function<void(std::expected<void, SinkError>)>;
+
+struct SinkBatch {
+  std::vector<envelope::SealedRecord> records;
+  Completion on_complete;
+};
+
+// Lifecycle: constructed and start()ed on the main thread at start-up (start() may throw with
+// a message naming the config key at fault); submit() and ready() from any thread; stop()
+// once, on the main thread, before destruction.
+class Sink {
+ public:
+  virtual ~Sink() = default;
+  virtual std::string_view name() const noexcept = 0;
+  virtual void start() = 0;
+  virtual void submit(SinkBatch batch) = 0;
+  // For /readyz: true while the sink can make records durable.
+  virtual bool ready() const noexcept = 0;
+  virtual void stop() = 0;
+};
+
+}  // namespace telegate::sinks
