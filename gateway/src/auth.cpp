@@ -1,1 +1,66 @@
-// placeholder: being written
+#include "telegate/gateway/auth.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+
+#include <stdexcept>
+
+namespace telegate::gateway {
+
+namespace {
+
+std::string digest_bytes(std::string_view data) {
+  std::string digest(SHA256_DIGEST_LENGTH, '\0');
+  unsigned int length = 0;
+  if (EVP_Digest(data.data(), data.size(), reinterpret_cast<unsigned char*>(digest.data()), &length,
+                 EVP_sha256(), nullptr) != 1) {
+    throw std::runtime_error("OpenSSL SHA-256 failed");
+  }
+  return digest;
+}
+
+std::string hex_to_bytes(std::string_view hex) {
+  std::string bytes(hex.size() / 2, '\0');
+  auto nibble = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    bytes[i] = static_cast<char>(nibble(hex[2 * i]) << 4 | nibble(hex[2 * i + 1]));
+  }
+  return bytes;
+}
+
+}  // namespace
+
+std::string sha256_hex(std::string_view data) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  const std::string digest = digest_bytes(data);
+  std::string hex;
+  hex.reserve(digest.size() * 2);
+  for (const char byte : digest) {
+    const auto value = static_cast<unsigned char>(byte);
+    hex += kDigits[value >> 4];
+    hex += kDigits[value & 0x0f];
+  }
+  return hex;
+}
+
+DeviceRegistry::DeviceRegistry(const GatewayConfig& config) {
+  for (const TenantConfig& tenant : config.tenants) {
+    for (const DeviceConfig& device : tenant.devices) {
+      by_digest_.emplace(hex_to_bytes(device.token_sha256), DeviceIdentity{tenant.name, device.id, device.device_type});
+    }
+  }
+}
+
+// The map is keyed by the token's SHA-256, so lookup timing depends only on the digest, which
+// reveals nothing usable about the token; the final comparison is constant-time regardless.
+const DeviceIdentity* DeviceRegistry::authenticate(std::string_view bearer_token) const {
+  if (bearer_token.empty()) return nullptr;
+  const std::string digest = digest_bytes(bearer_token);
+  const auto found = by_digest_.find(digest);
+  if (found == by_digest_.end()) return nullptr;
+  if (CRYPTO_memcmp(found->first.data(), digest.data(), digest.size()) != 0) return nullptr;
+  return &found->second;
+}
+
+}  // namespace telegate::gateway

@@ -1,1 +1,426 @@
-// placeholder: being written
+#include "telegate/gateway/config.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <charconv>
+#include <fstream>
+#include <limits>
+#include <optional>
+#include <set>
+#include <sstream>
+
+#include "telegate/codecs/codec.hpp"
+
+namespace telegate::gateway {
+
+namespace {
+
+// The embedded default: a local durable log and one demo device, so that `telegate` runs out
+// of the box. The demo token is "demo-token"; the gateway warns at start-up while it is active.
+constexpr const char* kEmbeddedDefault = R"(
+sink:
+  type: local_log
+device_types:
+  - name: tracker
+    codec: json
+tenants:
+  - name: demo
+    devices:
+      - id: demo-device-1
+        device_type: tracker
+        token_sha256: 7c43ef5ae21d43ce2743f770c68e24def1a43ee2f416d2438410c8af7af2ff2c
+)";
+
+// Walks one YAML mapping, remembering which keys were read so that finish() can name the
+// first unknown one. Lives only while a config is being parsed, on the start-up thread.
+class Section {
+ public:
+  Section(YAML::Node node, std::string path) : node_(std::move(node)), path_(std::move(path)) {
+    if (node_ && !node_.IsNull() && !node_.IsMap()) throw ConfigError(path_, "must be a mapping");
+  }
+
+  std::string key_path(std::string_view key) const {
+    return path_.empty() ? std::string(key) : path_ + "." + std::string(key);
+  }
+
+  YAML::Node take(std::string_view key) {
+    read_.emplace(key);
+    if (!node_ || node_.IsNull()) return YAML::Node();
+    return node_[std::string(key)];
+  }
+
+  Section child(std::string_view key) { return Section(take(key), key_path(key)); }
+
+  void string(std::string_view key, std::string& out) {
+    const YAML::Node value = take(key);
+    if (!value) return;
+    if (!value.IsScalar()) throw ConfigError(key_path(key), "must be a string");
+    out = value.Scalar();
+  }
+
+  template <class Integer>
+  void integer(std::string_view key, Integer& out, Integer min, Integer max) {
+    const YAML::Node value = take(key);
+    if (!value) return;
+    out = parse_integer<Integer>(key_path(key), value, min, max);
+  }
+
+  void number(std::string_view key, double& out, double min, double max) {
+    const YAML::Node value = take(key);
+    if (!value) return;
+    const std::string& text = scalar(key, value);
+    double parsed = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), parsed);
+    if (ec != std::errc() || end != text.data() + text.size() || !(parsed >= min && parsed <= max)) {
+      throw ConfigError(key_path(key), range_message(text, min, max));
+    }
+    out = parsed;
+  }
+
+  template <class Duration>
+  void duration(std::string_view key, Duration& out, std::int64_t min, std::int64_t max) {
+    std::int64_t count = out.count();
+    integer(key, count, min, max);
+    out = Duration(count);
+  }
+
+  template <class Enum, class Parse>
+  void enumeration(std::string_view key, Enum& out, Parse parse, std::string_view allowed) {
+    const YAML::Node value = take(key);
+    if (!value) return;
+    const std::string& text = scalar(key, value);
+    const std::optional<Enum> parsed = parse(text);
+    if (!parsed) {
+      throw ConfigError(key_path(key), "must be one of " + std::string(allowed) + ", got '" + text + "'");
+    }
+    out = *parsed;
+  }
+
+  // Items of a sequence, each a Section named "<key>[i]".
+  std::vector<Section> list(std::string_view key) {
+    const YAML::Node value = take(key);
+    std::vector<Section> items;
+    if (!value || value.IsNull()) return items;
+    if (!value.IsSequence()) throw ConfigError(key_path(key), "must be a list");
+    for (std::size_t i = 0; i < value.size(); ++i) {
+      items.emplace_back(value[i], key_path(key) + "[" + std::to_string(i) + "]");
+    }
+    return items;
+  }
+
+  // Every key of a free-form string map (for librdkafka pass-through settings).
+  std::map<std::string, std::string> string_map(std::string_view key) {
+    const YAML::Node value = take(key);
+    std::map<std::string, std::string> out;
+    if (!value || value.IsNull()) return out;
+    if (!value.IsMap()) throw ConfigError(key_path(key), "must be a mapping of strings");
+    for (const auto& item : value) {
+      const std::string name = item.first.Scalar();
+      if (!item.second.IsScalar()) throw ConfigError(key_path(key) + "." + name, "must be a string");
+      out[name] = item.second.Scalar();
+    }
+    return out;
+  }
+
+  void finish() const {
+    if (!node_ || node_.IsNull()) return;
+    for (const auto& item : node_) {
+      const std::string name = item.first.Scalar();
+      if (!read_.contains(name)) throw ConfigError(key_path(name), "unknown key");
+    }
+  }
+
+  const std::string& path() const noexcept { return path_; }
+
+ private:
+  const std::string& scalar(std::string_view key, const YAML::Node& value) const {
+    if (!value.IsScalar()) throw ConfigError(key_path(key), "must be a scalar value");
+    return value.Scalar();
+  }
+
+  template <class Integer>
+  Integer parse_integer(const std::string& path, const YAML::Node& value, Integer min, Integer max) const {
+    if (!value.IsScalar()) throw ConfigError(path, "must be a whole number");
+    const std::string& text = value.Scalar();
+    long long parsed = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), parsed);
+    if (ec != std::errc() || end != text.data() + text.size() || parsed < static_cast<long long>(min) ||
+        static_cast<unsigned long long>(parsed) > static_cast<unsigned long long>(max)) {
+      throw ConfigError(path, range_message(text, static_cast<double>(min), static_cast<double>(max)));
+    }
+    return static_cast<Integer>(parsed);
+  }
+
+  static std::string range_message(const std::string& text, double min, double max) {
+    std::ostringstream message;
+    message << "must be a number between " << std::fixed;
+    message.precision(0);
+    message << min << " and " << max << ", got '" << text << "'";
+    return message.str();
+  }
+
+  YAML::Node node_;
+  std::string path_;
+  std::set<std::string, std::less<>> read_;
+};
+
+bool is_topic_safe(std::string_view text) {
+  return !text.empty() && text.size() <= 64 && std::all_of(text.begin(), text.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
+  });
+}
+
+bool is_printable_id(std::string_view text) {
+  return !text.empty() && text.size() <= 128 &&
+         std::all_of(text.begin(), text.end(), [](char c) { return c > ' ' && c < 127; });
+}
+
+bool is_sha256_hex(std::string_view text) {
+  return text.size() == 64 && std::all_of(text.begin(), text.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+std::optional<SinkKind> parse_sink_kind(std::string_view text) {
+  if (text == "local_log") return SinkKind::local_log;
+  if (text == "kafka") return SinkKind::kafka;
+  return std::nullopt;
+}
+
+std::optional<sinks::FsyncPolicy> parse_fsync(std::string_view text) {
+  if (text == "always") return sinks::FsyncPolicy::always;
+  if (text == "interval") return sinks::FsyncPolicy::interval;
+  if (text == "never") return sinks::FsyncPolicy::never;
+  return std::nullopt;
+}
+
+std::optional<std::string> parse_log_level(std::string_view text) {
+  static constexpr std::string_view levels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
+  if (std::find(std::begin(levels), std::end(levels), text) == std::end(levels)) return std::nullopt;
+  return std::string(text);
+}
+
+void read_http(Section section, HttpListenerConfig& http) {
+  section.string("address", http.address);
+  section.integer<std::uint16_t>("port", http.port, 0, 65535);
+  section.integer<std::size_t>("threads", http.threads, 1, 64);
+  section.integer<std::size_t>("max_body_bytes", http.max_body_bytes, 1024, 256u << 20);
+  section.duration("idle_timeout_s", http.idle_timeout, 1, 3600);
+  section.duration("request_timeout_s", http.request_timeout, 1, 3600);
+  section.finish();
+}
+
+void read_admission(Section section, AdmissionConfig& admission) {
+  section.integer<std::size_t>("max_inflight_records", admission.max_inflight_records, 1, 100'000'000);
+  section.integer<std::size_t>("max_inflight_bytes", admission.max_inflight_bytes, 1024, std::size_t{64} << 30);
+  section.duration("retry_after_s", admission.retry_after, 1, 3600);
+  section.finish();
+}
+
+void read_decode(Section section, codecs::DecodeLimits& decode) {
+  section.integer<std::size_t>("max_records", decode.max_records, 1, 1'000'000);
+  section.integer<std::size_t>("max_depth", decode.max_depth, 2, 256);
+  section.integer<std::size_t>("max_readings", decode.max_readings, 1, 10'000);
+  section.integer<std::size_t>("max_string_bytes", decode.max_string_bytes, 16, 65'536);
+  section.finish();
+}
+
+void read_validation(Section section, codecs::ValidationLimits& validation) {
+  std::chrono::seconds skew = std::chrono::duration_cast<std::chrono::seconds>(validation.max_future_skew);
+  std::chrono::seconds age = std::chrono::duration_cast<std::chrono::seconds>(validation.max_age);
+  section.duration("max_future_skew_s", skew, 0, 86'400 * 365);
+  section.duration("max_age_s", age, 1, std::int64_t{86'400} * 365 * 100);
+  validation.max_future_skew = skew;
+  validation.max_age = age;
+  section.number("max_speed_mps", validation.max_speed_mps, 0, 1e6);
+  section.finish();
+}
+
+void read_sink(Section section, SinkConfig& sink) {
+  section.enumeration("type", sink.kind, parse_sink_kind, "local_log, kafka");
+  section.string("topic_template", sink.topic_template);
+  if (auto compiled = envelope::TopicTemplate::compile(sink.topic_template); !compiled) {
+    throw ConfigError(section.key_path("topic_template"), compiled.error().message);
+  }
+
+  Section local_log = section.child("local_log");
+  std::string directory = sink.local_log.directory.string();
+  local_log.string("directory", directory);
+  sink.local_log.directory = directory;
+  local_log.enumeration("fsync", sink.local_log.fsync, parse_fsync, "always, interval, never");
+  local_log.duration("fsync_interval_ms", sink.local_log.fsync_interval, 1, 60'000);
+  local_log.integer<std::uint64_t>("segment_bytes", sink.local_log.segment_bytes, 1u << 20, std::uint64_t{1} << 40);
+  local_log.finish();
+
+  Section kafka = section.child("kafka");
+  kafka.string("bootstrap_servers", sink.kafka.bootstrap_servers);
+  kafka.string("transactional_id_prefix", sink.kafka.transactional_id_prefix);
+  kafka.integer<std::size_t>("producers", sink.kafka.producers, 1, 8);
+  kafka.integer<std::size_t>("transaction_max_records", sink.kafka.transaction_max_records, 1, 10'000'000);
+  kafka.duration("transaction_max_interval_ms", sink.kafka.transaction_max_interval, 1, 60'000);
+  kafka.duration("delivery_timeout_ms", sink.kafka.delivery_timeout, 1'000, 3'600'000);
+  for (auto& [name, value] : kafka.string_map("librdkafka")) sink.kafka.librdkafka[name] = value;
+  kafka.finish();
+  if (sink.kind == SinkKind::kafka && sink.kafka.bootstrap_servers.empty()) {
+    throw ConfigError(kafka.key_path("bootstrap_servers"), "is required when sink.type is kafka");
+  }
+  section.finish();
+}
+
+void read_device_types(Section& root, GatewayConfig& config) {
+  codecs::CodecRegistry codecs;
+  codecs::register_builtin_codecs(codecs);
+  std::set<std::string, std::less<>> seen;
+  for (Section item : root.list("device_types")) {
+    DeviceTypeConfig type;
+    item.string("name", type.name);
+    if (!is_topic_safe(type.name)) {
+      throw ConfigError(item.key_path("name"), "must be 1-64 characters of [A-Za-z0-9._-], got '" + type.name + "'");
+    }
+    if (!seen.insert(type.name).second) throw ConfigError(item.key_path("name"), "duplicate device type '" + type.name + "'");
+    item.string("codec", type.codec);
+    const auto known = codecs.names();
+    if (std::find(known.begin(), known.end(), type.codec) == known.end()) {
+      std::string list;
+      for (const auto& name : known) list += (list.empty() ? "" : ", ") + name;
+      throw ConfigError(item.key_path("codec"), "unknown codec '" + type.codec + "' (known: " + list + ")");
+    }
+    item.enumeration("envelope_format", type.envelope_format, envelope::parse_format, "protobuf, json");
+    item.string("topic_template", type.topic_template);
+    if (!type.topic_template.empty()) {
+      if (auto compiled = envelope::TopicTemplate::compile(type.topic_template); !compiled) {
+        throw ConfigError(item.key_path("topic_template"), compiled.error().message);
+      }
+    }
+    item.finish();
+    config.device_types.push_back(std::move(type));
+  }
+}
+
+void read_tenants(Section& root, GatewayConfig& config) {
+  std::set<std::string, std::less<>> tenant_names;
+  std::set<std::string, std::less<>> token_digests;
+  for (Section item : root.list("tenants")) {
+    TenantConfig tenant;
+    item.string("name", tenant.name);
+    if (!is_topic_safe(tenant.name)) {
+      throw ConfigError(item.key_path("name"), "must be 1-64 characters of [A-Za-z0-9._-], got '" + tenant.name + "'");
+    }
+    if (!tenant_names.insert(tenant.name).second) throw ConfigError(item.key_path("name"), "duplicate tenant '" + tenant.name + "'");
+    std::set<std::string, std::less<>> device_ids;
+    for (Section device_item : item.list("devices")) {
+      DeviceConfig device;
+      device_item.string("id", device.id);
+      device_item.string("device_type", device.device_type);
+      device_item.string("token_sha256", device.token_sha256);
+      device_item.finish();
+      if (!is_printable_id(device.id)) {
+        throw ConfigError(device_item.key_path("id"), "must be 1-128 printable ASCII characters without spaces");
+      }
+      if (!device_ids.insert(device.id).second) {
+        throw ConfigError(device_item.key_path("id"), "duplicate device '" + device.id + "' in tenant '" + tenant.name + "'");
+      }
+      const bool type_known = std::any_of(config.device_types.begin(), config.device_types.end(),
+                                          [&](const DeviceTypeConfig& type) { return type.name == device.device_type; });
+      if (!type_known) {
+        throw ConfigError(device_item.key_path("device_type"), "unknown device type '" + device.device_type + "'");
+      }
+      if (!is_sha256_hex(device.token_sha256)) {
+        throw ConfigError(device_item.key_path("token_sha256"),
+                          "must be 64 lower-case hex digits (telegate hash-token <token> prints it)");
+      }
+      if (!token_digests.insert(device.token_sha256).second) {
+        throw ConfigError(device_item.key_path("token_sha256"), "the same token is already given to another device");
+      }
+      tenant.devices.push_back(std::move(device));
+    }
+    item.finish();
+    config.tenants.push_back(std::move(tenant));
+  }
+}
+
+// Applies "a.b.c=value" to the YAML tree. Under sink.kafka.librdkafka the rest of the path is
+// one librdkafka property name, which itself contains dots (e.g. linger.ms).
+void apply_override(YAML::Node& root, const std::string& path, const std::string& value) {
+  static const std::string kPassThrough = "sink.kafka.librdkafka.";
+  std::vector<std::string> parts;
+  std::string_view rest = path;
+  if (path.starts_with(kPassThrough) && path.size() > kPassThrough.size()) {
+    parts = {"sink", "kafka", "librdkafka", path.substr(kPassThrough.size())};
+    rest = {};
+  }
+  while (!rest.empty()) {
+    const std::size_t dot = rest.find('.');
+    parts.emplace_back(rest.substr(0, dot));
+    rest = dot == std::string_view::npos ? std::string_view{} : rest.substr(dot + 1);
+  }
+  if (parts.empty() || std::any_of(parts.begin(), parts.end(), [](const std::string& p) { return p.empty(); })) {
+    throw ConfigError(path, "override key must be a dotted path such as http.port");
+  }
+  std::vector<YAML::Node> chain{root};
+  for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
+    YAML::Node next = chain.back()[parts[i]];
+    if (next && !next.IsMap() && !next.IsNull()) throw ConfigError(path, "'" + parts[i] + "' is not a mapping");
+    chain.push_back(next);
+  }
+  chain.back()[parts.back()] = value;
+}
+
+}  // namespace
+
+ConfigError::ConfigError(const std::string& key, const std::string& problem)
+    : std::runtime_error(key + ": " + problem), key_(key) {}
+
+GatewayConfig parse_config(const std::string& yaml_text,
+                           const std::vector<std::pair<std::string, std::string>>& overrides) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text.empty() ? std::string(kEmbeddedDefault) : yaml_text);
+  } catch (const YAML::Exception& error) {
+    throw ConfigError("(file)", "not valid YAML at line " + std::to_string(error.mark.line + 1) + ", column " +
+                                    std::to_string(error.mark.column + 1) + ": " + error.msg);
+  }
+  if (!root || root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
+  for (const auto& [key, value] : overrides) apply_override(root, key, value);
+
+  GatewayConfig config;
+  Section top(root, "");
+  top.string("instance_id", config.instance_id);
+  if (!is_topic_safe(config.instance_id)) {
+    throw ConfigError("instance_id", "must be 1-64 characters of [A-Za-z0-9._-] (it names Kafka transactional ids)");
+  }
+  top.enumeration("log_level", config.log_level, parse_log_level, "trace, debug, info, warn, error, critical, off");
+  read_http(top.child("http"), config.http);
+  read_admission(top.child("admission"), config.admission);
+  read_decode(top.child("decode"), config.decode);
+  read_validation(top.child("validation"), config.validation);
+  read_sink(top.child("sink"), config.sink);
+  read_device_types(top, config);
+  read_tenants(top, config);
+  top.finish();
+  // Stable per instance unless set: a restarted instance then fences its previous incarnation.
+  const YAML::Node& read_only = root;
+  const YAML::Node sink = read_only["sink"];
+  const YAML::Node kafka = sink && sink.IsMap() ? sink["kafka"] : YAML::Node();
+  if (!kafka || !kafka.IsMap() || !kafka["transactional_id_prefix"]) {
+    config.sink.kafka.transactional_id_prefix = "telegate-" + config.instance_id;
+  }
+  return config;
+}
+
+GatewayConfig load_config(const std::string& path,
+                          const std::vector<std::pair<std::string, std::string>>& overrides) {
+  std::ifstream file(path);
+  if (!file) throw ConfigError("(file)", "cannot read config file '" + path + "'");
+  std::stringstream text;
+  text << file.rdbuf();
+  const std::string yaml = text.str();
+  if (yaml.find_first_not_of(" \t\r\n") == std::string::npos) {
+    throw ConfigError("(file)", "config file '" + path + "' is empty");
+  }
+  return parse_config(yaml, overrides);
+}
+
+}  // namespace telegate::gateway

@@ -1,1 +1,133 @@
-// placeholder: being written
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "telegate/gateway/config.hpp"
+
+using telegate::gateway::ConfigError;
+using telegate::gateway::parse_config;
+
+namespace {
+
+// The key a config error names, or "" when the text parses.
+std::string error_key(const std::string& yaml, std::vector<std::pair<std::string, std::string>> overrides = {}) {
+  try {
+    parse_config(yaml, overrides);
+  } catch (const ConfigError& error) {
+    return error.key();
+  }
+  return "";
+}
+
+const std::string kMinimal = R"(
+device_types:
+  - name: tracker
+tenants:
+  - name: acme
+    devices:
+      - id: truck-1
+        device_type: tracker
+        token_sha256: 7c43ef5ae21d43ce2743f770c68e24def1a43ee2f416d2438410c8af7af2ff2c
+)";
+
+}  // namespace
+
+TEST_CASE("the embedded default runs the local log with one demo device") {
+  const auto config = parse_config("");
+  CHECK(config.sink.kind == telegate::gateway::SinkKind::local_log);
+  REQUIRE(config.tenants.size() == 1);
+  CHECK(config.tenants[0].name == "demo");
+  REQUIRE(config.tenants[0].devices.size() == 1);
+  CHECK(config.tenants[0].devices[0].device_type == "tracker");
+  CHECK(config.sink.kafka.transactional_id_prefix == "telegate-telegate-0");
+}
+
+TEST_CASE("values are read and converted") {
+  const auto config = parse_config(kMinimal + R"(
+instance_id: gw-7
+http: {port: 9090, threads: 2, max_body_bytes: 65536, idle_timeout_s: 5}
+admission: {max_inflight_records: 1000, retry_after_s: 3}
+validation: {max_future_skew_s: 60, max_speed_mps: 120.5}
+sink:
+  type: kafka
+  topic_template: "t.{tenant}.{device_type}.{type}"
+  kafka:
+    bootstrap_servers: 127.0.0.1:9092
+    producers: 3
+    transaction_max_interval_ms: 250
+    librdkafka: {linger.ms: "20", compression.type: zstd}
+)");
+  CHECK(config.instance_id == "gw-7");
+  CHECK(config.http.port == 9090);
+  CHECK(config.http.threads == 2);
+  CHECK(config.http.max_body_bytes == 65536);
+  CHECK(config.http.idle_timeout == std::chrono::seconds(5));
+  CHECK(config.admission.max_inflight_records == 1000);
+  CHECK(config.admission.retry_after == std::chrono::seconds(3));
+  CHECK(config.validation.max_future_skew == std::chrono::seconds(60));
+  CHECK(config.validation.max_speed_mps == doctest::Approx(120.5));
+  CHECK(config.sink.kind == telegate::gateway::SinkKind::kafka);
+  CHECK(config.sink.kafka.producers == 3);
+  CHECK(config.sink.kafka.transaction_max_interval == std::chrono::milliseconds(250));
+  CHECK(config.sink.kafka.librdkafka.at("linger.ms") == "20");
+  CHECK(config.sink.kafka.librdkafka.at("compression.type") == "zstd");
+  CHECK(config.sink.kafka.transactional_id_prefix == "telegate-gw-7");
+  CHECK(config.tenants.at(0).devices.at(0).id == "truck-1");
+}
+
+TEST_CASE("errors name the key at fault") {
+  CHECK(error_key(kMinimal + "htp: {port: 1}\n") == "htp");
+  CHECK(error_key(kMinimal + "http: {prot: 1}\n") == "http.prot");
+  CHECK(error_key(kMinimal + "http: {port: 70000}\n") == "http.port");
+  CHECK(error_key(kMinimal + "http: {port: eighty}\n") == "http.port");
+  CHECK(error_key(kMinimal + "http: {threads: 0}\n") == "http.threads");
+  CHECK(error_key(kMinimal + "http: 5\n") == "http");
+  CHECK(error_key(kMinimal + "sink: {type: s3}\n") == "sink.type");
+  CHECK(error_key(kMinimal + "sink: {type: kafka}\n") == "sink.kafka.bootstrap_servers");
+  CHECK(error_key(kMinimal + "sink: {topic_template: 't.{nope}'}\n") == "sink.topic_template");
+  CHECK(error_key(kMinimal + "sink: {local_log: {fsync: sometimes}}\n") == "sink.local_log.fsync");
+  CHECK(error_key(kMinimal + "sink: {kafka: {producers: 9}}\n") == "sink.kafka.producers");
+  CHECK(error_key(kMinimal + "instance_id: 'has space'\n") == "instance_id");
+  CHECK(error_key(kMinimal + "log_level: loud\n") == "log_level");
+  CHECK(error_key("device_types: [{name: t, codec: morse}]\n") == "device_types[0].codec");
+  CHECK(error_key("device_types: [{name: t}, {name: t}]\n") == "device_types[1].name");
+  CHECK(error_key("device_types: [{name: t, envelope_format: xml}]\n") == "device_types[0].envelope_format");
+  CHECK(error_key("device_types: [{name: t}]\ntenants: [{name: a, devices: [{id: d, device_type: u, token_sha256: "
+                  "7c43ef5ae21d43ce2743f770c68e24def1a43ee2f416d2438410c8af7af2ff2c}]}]\n") ==
+        "tenants[0].devices[0].device_type");
+  CHECK(error_key("device_types: [{name: t}]\ntenants: [{name: a, devices: [{id: d, device_type: t, token_sha256: "
+                  "abc}]}]\n") == "tenants[0].devices[0].token_sha256");
+  CHECK(error_key("tenants: [{name: 'a/b'}]\n") == "tenants[0].name");
+  CHECK(error_key("tenants: [{name: a}, {name: a}]\n") == "tenants[1].name");
+  CHECK(error_key("http: [1, 2\n") == "(file)");
+}
+
+TEST_CASE("two devices may not share a token") {
+  const std::string device =
+      "{id: DEV, device_type: t, token_sha256: 7c43ef5ae21d43ce2743f770c68e24def1a43ee2f416d2438410c8af7af2ff2c}";
+  std::string yaml = "device_types: [{name: t}]\ntenants: [{name: a, devices: [" + device + ", " + device + "]}]\n";
+  yaml.replace(yaml.find("DEV"), 3, "d1");
+  yaml.replace(yaml.find("DEV"), 3, "d2");
+  CHECK(error_key(yaml) == "tenants[0].devices[1].token_sha256");
+}
+
+TEST_CASE("command-line overrides apply before validation") {
+  const auto config = parse_config(kMinimal, {{"http.port", "8181"},
+                                              {"sink.type", "kafka"},
+                                              {"sink.kafka.bootstrap_servers", "127.0.0.1:19092"},
+                                              {"sink.kafka.librdkafka.linger.ms", "50"}});
+  CHECK(config.http.port == 8181);
+  CHECK(config.sink.kind == telegate::gateway::SinkKind::kafka);
+  CHECK(config.sink.kafka.librdkafka.at("linger.ms") == "50");
+  CHECK(error_key(kMinimal, {{"http.port", "-1"}}) == "http.port");
+  CHECK(error_key(kMinimal, {{"http.nonsense", "1"}}) == "http.nonsense");
+  CHECK(error_key(kMinimal, {{"http..port", "1"}}) == "http..port");
+}
+
+TEST_CASE("the documented example config is valid") {
+  const auto config = telegate::gateway::load_config(TELEGATE_SOURCE_DIR "/config/telegate.example.yaml");
+  CHECK(config.sink.kind == telegate::gateway::SinkKind::kafka);
+  CHECK(config.sink.kafka.transactional_id_prefix == "telegate-telegate-0");
+  CHECK(config.device_types.at(0).envelope_format == telegate::envelope::Format::protobuf);
+  CHECK_THROWS_AS(telegate::gateway::load_config(TELEGATE_SOURCE_DIR "/config/no-such-file.yaml"), ConfigError);
+}

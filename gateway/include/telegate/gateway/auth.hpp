@@ -5,9 +5,7 @@
 // read-only afterwards (safe from every listener thread).
 #pragma once
 
-#include <array>
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -25,7 +23,7 @@ struct DeviceIdentity {
 class DeviceRegistry {
  public:
   explicit DeviceRegistry(const GatewayConfig& config);
-  // nullopt when the token matches no provisioned device.
+  // nullptr when the token matches no provisioned device. The pointer lives as long as the registry.
   const DeviceIdentity* authenticate(std::string_view bearer_token) const;
   std::size_t size() const noexcept { return by_digest_.size(); }
 
