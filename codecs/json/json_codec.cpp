@@ -1,1 +1,458 @@
-// placeholder: being written
+#include "json/json_codec.hpp"
+
+#include <fmt/format.h>
+
+#include <cstring>
+#include <new>
+
+namespace telegate::codecs {
+
+namespace ondemand = simdjson::ondemand;
+using simdjson::error_code;
+
+namespace {
+
+constexpr bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+// Reads exactly `count` digits at `at`; -1 if any is not a digit.
+constexpr int digits(std::string_view text, std::size_t at, std::size_t count) {
+  if (at + count > text.size()) return -1;
+  int value = 0;
+  for (std::size_t i = at; i < at + count; ++i) {
+    if (!is_digit(text[i])) return -1;
+    value = value * 10 + (text[i] - '0');
+  }
+  return value;
+}
+
+constexpr bool is_leap(int year) { return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0; }
+
+constexpr int days_in_month(int year, int month) {
+  constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  return month == 2 && is_leap(year) ? 29 : kDays[month - 1];
+}
+
+// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
+constexpr std::int64_t days_from_civil(int year, int month, int day) {
+  year -= month <= 2;
+  const int era = (year >= 0 ? year : year - 399) / 400;
+  const int year_of_era = year - era * 400;
+  const int day_of_year = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1;
+  const int day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+  return static_cast<std::int64_t>(era) * 146097 + day_of_era - 719468;
+}
+
+bool is_structural(error_code error) {
+  switch (error) {
+    case simdjson::INCORRECT_TYPE:
+    case simdjson::NUMBER_ERROR:
+    case simdjson::NUMBER_OUT_OF_RANGE:
+      return false;
+    default:
+      return true;
+  }
+}
+
+std::string_view type_name(ondemand::json_type type) {
+  switch (type) {
+    case ondemand::json_type::array: return "an array";
+    case ondemand::json_type::object: return "an object";
+    case ondemand::json_type::number: return "a number";
+    case ondemand::json_type::string: return "a string";
+    case ondemand::json_type::boolean: return "a boolean";
+    case ondemand::json_type::null: return "null";
+  }
+  return "unknown";
+}
+
+}  // namespace
+
+std::optional<std::int64_t> parse_rfc3339_ms(std::string_view text) noexcept {
+  // YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM)
+  if (text.size() < 20 || text[4] != '-' || text[7] != '-' || text[13] != ':' || text[16] != ':') return std::nullopt;
+  if (text[10] != 'T' && text[10] != 't' && text[10] != ' ') return std::nullopt;
+  const int year = digits(text, 0, 4), month = digits(text, 5, 2), day = digits(text, 8, 2);
+  const int hour = digits(text, 11, 2), minute = digits(text, 14, 2), second = digits(text, 17, 2);
+  if (year < 0 || month < 1 || month > 12 || day < 1 || day > days_in_month(year, month)) return std::nullopt;
+  if (hour < 0 || hour > 23 || minute < 0 || minute > 59 || second < 0 || second > 60) return std::nullopt;
+
+  std::size_t at = 19;
+  int millis = 0;
+  if (at < text.size() && text[at] == '.') {
+    const std::size_t start = ++at;
+    while (at < text.size() && is_digit(text[at])) {
+      if (at - start < 3) millis = millis * 10 + (text[at] - '0');
+      ++at;
+    }
+    if (at == start || at - start > 9) return std::nullopt;
+    for (std::size_t scale = at - start; scale < 3; ++scale) millis *= 10;
+  }
+  if (at >= text.size()) return std::nullopt;
+  int offset_minutes = 0;
+  if (text[at] == 'Z' || text[at] == 'z') {
+    ++at;
+  } else if (text[at] == '+' || text[at] == '-') {
+    const int offset_hours = digits(text, at + 1, 2), offset_mins = digits(text, at + 4, 2);
+    if (offset_hours < 0 || offset_hours > 23 || offset_mins < 0 || offset_mins > 59 || at + 3 >= text.size() ||
+        text[at + 3] != ':') {
+      return std::nullopt;
+    }
+    offset_minutes = (offset_hours * 60 + offset_mins) * (text[at] == '-' ? -1 : 1);
+    at += 6;
+  } else {
+    return std::nullopt;
+  }
+  if (at != text.size()) return std::nullopt;
+  const std::int64_t seconds = days_from_civil(year, month, day) * 86'400 + hour * 3'600 + minute * 60 + second -
+                               static_cast<std::int64_t>(offset_minutes) * 60;
+  return seconds * 1000 + millis;
+}
+
+JsonCodec::JsonCodec(DecodeLimits limits) : limits_(limits) {
+  // simdjson enforces the depth limit itself (DEPTH_ERROR) and grows the capacity on demand,
+  // keeping this depth; a failed allocation here surfaces as an error on the first decode().
+  if (parser_.allocate(std::size_t{1} << 16, limits_.max_depth) != simdjson::SUCCESS) throw std::bad_alloc();
+}
+
+CodecError JsonCodec::malformed(error_code error, std::optional<std::size_t> offset) const {
+  if (error == simdjson::DEPTH_ERROR) {
+    return CodecError{CodecErrc::too_deep, fmt::format("JSON nesting deeper than {} levels", limits_.max_depth),
+                      offset};
+  }
+  std::string message = fmt::format("malformed JSON: {}", simdjson::error_message(error));
+  if (offset) message += fmt::format(" (at byte offset {})", *offset);
+  return CodecError{CodecErrc::malformed_body, std::move(message), offset};
+}
+
+std::expected<void, CodecError> JsonCodec::decode(std::string_view body, const DecodeContext& context,
+                                                  DecodedBatch& out) {
+  const bool ndjson = context.content_type == "application/x-ndjson";
+  if (!ndjson && context.content_type != "application/json") {
+    return std::unexpected(CodecError{CodecErrc::unsupported_content_type,
+                                      fmt::format("the json codec reads application/json and application/x-ndjson, "
+                                                  "not '{}'",
+                                                  context.content_type),
+                                      std::nullopt});
+  }
+  if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) {
+    return std::unexpected(CodecError{CodecErrc::empty_body, "the body holds no JSON", std::nullopt});
+  }
+  // simdjson reads up to SIMDJSON_PADDING bytes past the end; copy into a buffer that has them.
+  // The copy costs a few ns per record and keeps the listener free of simdjson's constraints.
+  if (padded_.size() < body.size() + simdjson::SIMDJSON_PADDING) padded_.resize(body.size() + simdjson::SIMDJSON_PADDING);
+  std::memcpy(padded_.data(), body.data(), body.size());
+  std::memset(padded_.data() + body.size(), 0, simdjson::SIMDJSON_PADDING);
+  return ndjson ? decode_lines(body.size(), out) : decode_document(body.size(), out);
+}
+
+std::expected<void, CodecError> JsonCodec::decode_document(std::size_t length, DecodedBatch& out) {
+  auto offset_of = [&](ondemand::document& document) -> std::optional<std::size_t> {
+    const char* at = nullptr;
+    if (document.current_location().get(at) != simdjson::SUCCESS) return length;
+    return static_cast<std::size_t>(at - padded_.data());
+  };
+  ondemand::document document;
+  if (const auto error = parser_.iterate(padded_.data(), length, padded_.size()).get(document); error) {
+    return std::unexpected(malformed(error, 0));
+  }
+  ondemand::json_type type;
+  if (const auto error = document.type().get(type); error) return std::unexpected(malformed(error, offset_of(document)));
+
+  if (type == ondemand::json_type::array) {
+    ondemand::array records;
+    if (const auto error = document.get_array().get(records); error) {
+      return std::unexpected(malformed(error, offset_of(document)));
+    }
+    std::size_t index = 0;
+    for (auto element : records) {
+      ondemand::value value;
+      if (const auto error = element.get(value); error) return std::unexpected(malformed(error, offset_of(document)));
+      if (index == limits_.max_records) {
+        return std::unexpected(CodecError{CodecErrc::too_many_records,
+                                          fmt::format("more than {} records in one body", limits_.max_records),
+                                          offset_of(document)});
+      }
+      if (auto added = add_record(value, index++, out); !added) {
+        added.error().offset = offset_of(document);
+        return added;
+      }
+    }
+  } else if (type == ondemand::json_type::object) {
+    ondemand::value value;
+    if (const auto error = document.get_value().get(value); error) {
+      return std::unexpected(malformed(error, offset_of(document)));
+    }
+    if (auto added = add_record(value, 0, out); !added) {
+      added.error().offset = offset_of(document);
+      return added;
+    }
+  } else {
+    return std::unexpected(CodecError{CodecErrc::malformed_body,
+                                      fmt::format("the body must be a record object or an array of records, not {}",
+                                                  type_name(type)),
+                                      0});
+  }
+  // current_location() only succeeds while unread structural content remains.
+  if (const char* trailing = nullptr; document.current_location().get(trailing) == simdjson::SUCCESS) {
+    return std::unexpected(CodecError{CodecErrc::malformed_body, "trailing content after the JSON value",
+                                      static_cast<std::size_t>(trailing - padded_.data())});
+  }
+  return {};
+}
+
+std::expected<void, CodecError> JsonCodec::decode_lines(std::size_t length, DecodedBatch& out) {
+  ondemand::document_stream stream;
+  const std::size_t batch_size = std::max<std::size_t>(length, simdjson::dom::MINIMAL_BATCH_SIZE);
+  if (const auto error = parser_.iterate_many(padded_.data(), length, batch_size).get(stream); error) {
+    return std::unexpected(malformed(error, 0));
+  }
+  std::size_t index = 0;
+  for (auto it = stream.begin(); it != stream.end(); ++it) {
+    const std::size_t offset = it.current_index();
+    ondemand::document_reference document;
+    if (const auto error = (*it).get(document); error) return std::unexpected(malformed(error, offset));
+    if (index == limits_.max_records) {
+      return std::unexpected(CodecError{CodecErrc::too_many_records,
+                                        fmt::format("more than {} records in one body", limits_.max_records), offset});
+    }
+    ondemand::value value;
+    if (const auto error = document.get_value().get(value); error) return std::unexpected(malformed(error, offset));
+    if (auto added = add_record(value, index++, out); !added) {
+      added.error().offset = offset;
+      return added;
+    }
+  }
+  if (stream.truncated_bytes() != 0) {
+    return std::unexpected(CodecError{CodecErrc::malformed_body, "the last NDJSON line is incomplete",
+                                      length - stream.truncated_bytes()});
+  }
+  return {};
+}
+
+std::expected<void, CodecError> JsonCodec::add_record(ondemand::value value, std::size_t index, DecodedBatch& out) {
+  CanonicalRecord& record = out.append(index);
+  RecordResult read = read_record(value, record);
+  if (!read) {
+    out.drop_last();
+    return std::unexpected(malformed(read.error(), std::nullopt));
+  }
+  if (*read) {
+    out.drop_last();
+    out.reject(index, std::move((*read)->field), std::move((*read)->reason));
+  }
+  return {};
+}
+
+JsonCodec::RecordResult JsonCodec::read_record(ondemand::value value, CanonicalRecord& record) {
+  std::optional<RecordProblem> problem;
+  auto note = [&](std::string_view field, std::string reason) {
+    if (!problem) problem = RecordProblem{std::string(field), std::move(reason)};
+  };
+
+  ondemand::json_type type;
+  if (const auto error = value.type().get(type); error) return std::unexpected(error);
+  if (type != ondemand::json_type::object) {
+    // Left unread: the enclosing array skips it, so the next record can still be read.
+    return RecordProblem{"", fmt::format("a record must be a JSON object, not {}", type_name(type))};
+  }
+  ondemand::object object;
+  if (const auto error = value.get_object().get(object); error) return std::unexpected(error);
+
+  bool has_device = false, has_type = false, has_ts = false, has_lat = false, has_lon = false;
+  bool has_single_reading = false;
+  SensorReading single;
+
+  // A string field: structural errors abort, type errors and oversize strings are noted.
+  auto read_string = [&](ondemand::value field_value, std::string_view field, std::string& out) -> error_code {
+    std::string_view text;
+    const error_code error = field_value.get_string().get(text);
+    if (error) {
+      if (is_structural(error)) return error;
+      note(field, "must be a string");
+      return simdjson::SUCCESS;
+    }
+    if (text.size() > limits_.max_string_bytes) {
+      note(field, fmt::format("must be at most {} bytes, got {}", limits_.max_string_bytes, text.size()));
+      return simdjson::SUCCESS;
+    }
+    out.assign(text);
+    return simdjson::SUCCESS;
+  };
+  auto read_number = [&](ondemand::value field_value, std::string_view field, auto& out) -> error_code {
+    double number = 0;
+    const error_code error = field_value.get_double().get(number);
+    if (error) {
+      if (is_structural(error)) return error;
+      note(field, "must be a number");
+      return simdjson::SUCCESS;
+    }
+    out = number;
+    return simdjson::SUCCESS;
+  };
+
+  for (auto field_result : object) {
+    ondemand::field field;
+    if (const auto error = std::move(field_result).get(field); error) return std::unexpected(error);
+    std::string_view key;
+    if (const auto error = field.unescaped_key().get(key); error) return std::unexpected(error);
+    ondemand::value field_value = field.value();
+    error_code error = simdjson::SUCCESS;
+
+    if (key == "device_id") {
+      has_device = true;
+      error = read_string(field_value, key, record.device_id);
+    } else if (key == "type") {
+      has_type = true;
+      std::string_view text;
+      error = field_value.get_string().get(text);
+      if (error && !is_structural(error)) {
+        note(key, "must be a string: location or sensor");
+        error = simdjson::SUCCESS;
+      } else if (!error) {
+        if (const auto parsed = parse_message_type(text)) {
+          record.type = *parsed;
+        } else {
+          note(key, fmt::format("must be location or sensor, got '{}'", text.substr(0, 32)));
+        }
+      }
+    } else if (key == "ts") {
+      has_ts = true;
+      ondemand::json_type ts_type;
+      error = field_value.type().get(ts_type);
+      if (!error && ts_type == ondemand::json_type::string) {
+        std::string_view text;
+        error = field_value.get_string().get(text);
+        if (!error) {
+          if (const auto parsed = parse_rfc3339_ms(text)) {
+            record.event_time_ms = *parsed;
+          } else {
+            note(key, fmt::format("'{}' is not an RFC 3339 date-time such as 2026-11-24T10:00:00Z", text.substr(0, 40)));
+          }
+        }
+      } else if (!error && ts_type == ondemand::json_type::number) {
+        std::int64_t millis = 0;
+        error = field_value.get_int64().get(millis);
+        if (error && !is_structural(error)) {
+          note(key, "must be a whole number of epoch milliseconds or an RFC 3339 string");
+          error = simdjson::SUCCESS;
+        } else if (!error) {
+          record.event_time_ms = millis;
+        }
+      } else if (!error) {
+        note(key, "must be epoch milliseconds or an RFC 3339 string");
+      }
+    } else if (key == "msg_id") {
+      error = read_string(field_value, key, record.msg_id);
+    } else if (key == "lat") {
+      has_lat = true;
+      error = read_number(field_value, key, record.location.lat);
+    } else if (key == "lon") {
+      has_lon = true;
+      error = read_number(field_value, key, record.location.lon);
+    } else if (key == "alt") {
+      error = read_number(field_value, key, record.location.alt);
+    } else if (key == "speed") {
+      error = read_number(field_value, key, record.location.speed);
+    } else if (key == "heading") {
+      error = read_number(field_value, key, record.location.heading);
+    } else if (key == "accuracy") {
+      error = read_number(field_value, key, record.location.accuracy);
+    } else if (key == "battery") {
+      error = read_number(field_value, key, record.location.battery);
+    } else if (key == "name") {
+      has_single_reading = true;
+      error = read_string(field_value, key, single.name);
+    } else if (key == "value") {
+      has_single_reading = true;
+      error = read_number(field_value, key, single.value);
+    } else if (key == "unit") {
+      error = read_string(field_value, key, single.unit);
+    } else if (key == "readings") {
+      RecordResult readings = read_readings(field_value, record);
+      if (!readings) return readings;
+      if (*readings && !problem) problem = std::move(*readings);
+    }
+    // Unknown fields are skipped: devices may send more than telegate maps (forward compatible).
+    if (error) return std::unexpected(error);
+  }
+
+  if (problem) return problem;
+  if (!has_device) return RecordProblem{"device_id", "is required"};
+  if (!has_type) return RecordProblem{"type", "is required (location or sensor)"};
+  if (!has_ts) return RecordProblem{"ts", "is required (epoch milliseconds or RFC 3339)"};
+  if (record.type == MessageType::location) {
+    if (!has_lat) return RecordProblem{"lat", "is required for a location record"};
+    if (!has_lon) return RecordProblem{"lon", "is required for a location record"};
+  } else if (has_single_reading) {
+    if (single.name.empty()) return RecordProblem{"name", "is required with value"};
+    record.readings.push_back(std::move(single));
+  }
+  if (record.type == MessageType::sensor && record.readings.empty()) {
+    return RecordProblem{"readings", "a sensor record needs readings, or name and value"};
+  }
+  return std::nullopt;
+}
+
+JsonCodec::RecordResult JsonCodec::read_readings(ondemand::value value, CanonicalRecord& record) {
+  ondemand::array readings;
+  if (const auto error = value.get_array().get(readings); error) {
+    if (is_structural(error)) return std::unexpected(error);
+    return RecordProblem{"readings", "must be an array of {name, value, unit} objects"};
+  }
+  std::optional<RecordProblem> problem;
+  std::size_t index = 0;
+  for (auto element : readings) {
+    ondemand::object reading_object;
+    if (const auto error = element.get_object().get(reading_object); error) {
+      if (is_structural(error)) return std::unexpected(error);
+      if (!problem) problem = RecordProblem{fmt::format("readings[{}]", index), "must be an object"};
+      ++index;
+      continue;
+    }
+    if (index >= limits_.max_readings) {
+      if (!problem) problem = RecordProblem{"readings", fmt::format("at most {} readings per record", limits_.max_readings)};
+      ++index;
+      continue;
+    }
+    SensorReading& reading = record.readings.emplace_back();
+    bool has_name = false, has_value = false;
+    for (auto field_result : reading_object) {
+      ondemand::field field;
+      if (const auto error = std::move(field_result).get(field); error) return std::unexpected(error);
+      std::string_view key;
+      if (const auto error = field.unescaped_key().get(key); error) return std::unexpected(error);
+      error_code error = simdjson::SUCCESS;
+      if (key == "name" || key == "unit") {
+        std::string_view text;
+        error = field.value().get_string().get(text);
+        if (error && !is_structural(error)) {
+          if (!problem) problem = RecordProblem{fmt::format("readings[{}].{}", index, key), "must be a string"};
+          error = simdjson::SUCCESS;
+        } else if (!error && text.size() > limits_.max_string_bytes) {
+          if (!problem) {
+            problem = RecordProblem{fmt::format("readings[{}].{}", index, key),
+                                    fmt::format("must be at most {} bytes", limits_.max_string_bytes)};
+          }
+        } else if (!error) {
+          (key == "name" ? reading.name : reading.unit).assign(text);
+          has_name = has_name || key == "name";
+        }
+      } else if (key == "value") {
+        error = field.value().get_double().get(reading.value);
+        if (error && !is_structural(error)) {
+          if (!problem) problem = RecordProblem{fmt::format("readings[{}].value", index), "must be a number"};
+          error = simdjson::SUCCESS;
+        } else if (!error) {
+          has_value = true;
+        }
+      }
+      if (error) return std::unexpected(error);
+    }
+    if (!problem && !has_name) problem = RecordProblem{fmt::format("readings[{}].name", index), "is required"};
+    if (!problem && !has_value) problem = RecordProblem{fmt::format("readings[{}].value", index), "is required"};
+    ++index;
+  }
+  return problem;
+}
+
+}  // namespace telegate::codecs

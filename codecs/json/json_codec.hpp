@@ -1,0 +1,56 @@
+// The telegate JSON codec: one record object, an array of records, or NDJSON, decoded with
+// simdjson On-Demand straight into reused canonical records. Format: codecs/README.md.
+#pragma once
+
+#include <simdjson.h>
+
+#include <array>
+#include <cstdint>
+#include <expected>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "telegate/codecs/codec.hpp"
+
+namespace telegate::codecs {
+
+// "2026-11-24T10:00:00.250+01:00" → Unix epoch milliseconds; nullopt when the text is not a
+// valid RFC 3339 date-time (a calendar date that does not exist is invalid too).
+std::optional<std::int64_t> parse_rfc3339_ms(std::string_view text) noexcept;
+
+// Lifecycle: created per worker thread by the registry; owns the simdjson parser and a padded
+// copy of the current body, both reused across decode() calls.
+class JsonCodec final : public Codec {
+ public:
+  explicit JsonCodec(DecodeLimits limits);
+
+  std::string_view name() const noexcept override { return "json"; }
+  std::span<const std::string_view> content_types() const noexcept override { return kContentTypes; }
+  std::expected<void, CodecError> decode(std::string_view body, const DecodeContext& context,
+                                         DecodedBatch& out) override;
+
+ private:
+  static constexpr std::array<std::string_view, 2> kContentTypes{"application/json", "application/x-ndjson"};
+
+  // Outcome of reading one record: fine, a record-level problem (reported, decoding goes on),
+  // or a structural JSON error that makes the whole body unreadable.
+  struct RecordProblem {
+    std::string field;
+    std::string reason;
+  };
+  using RecordResult = std::expected<std::optional<RecordProblem>, simdjson::error_code>;
+
+  std::expected<void, CodecError> decode_document(std::size_t length, DecodedBatch& out);
+  std::expected<void, CodecError> decode_lines(std::size_t length, DecodedBatch& out);
+  RecordResult read_record(simdjson::ondemand::value value, CanonicalRecord& record);
+  RecordResult read_readings(simdjson::ondemand::value value, CanonicalRecord& record);
+  std::expected<void, CodecError> add_record(simdjson::ondemand::value value, std::size_t index, DecodedBatch& out);
+  CodecError malformed(simdjson::error_code error, std::optional<std::size_t> offset) const;
+
+  DecodeLimits limits_;
+  simdjson::ondemand::parser parser_;
+  std::string padded_;  // body copy with SIMDJSON_PADDING spare bytes
+};
+
+}  // namespace telegate::codecs
