@@ -1,1 +1,134 @@
-// placeholder: being written
+// The `tg-route` header: the routing fields in application/x-www-form-urlencoded form, one
+// header per record (docs/envelope.md explains why one and why this encoding).
+#include <fmt/format.h>
+
+#include <charconv>
+
+#include "telegate/envelope/envelope.hpp"
+
+namespace telegate::envelope {
+
+namespace {
+
+bool is_unreserved(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+         c == '_' || c == '~' || c == ':';
+}
+
+void append_encoded(std::string& out, std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  for (const char c : text) {
+    if (is_unreserved(c)) {
+      out += c;
+    } else {
+      const auto byte = static_cast<unsigned char>(c);
+      out += '%';
+      out += kHex[byte >> 4];
+      out += kHex[byte & 0x0f];
+    }
+  }
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::expected<std::string, EnvelopeError> decode_component(std::string_view text, std::string_view name) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '%') {
+      out += text[i] == '+' ? ' ' : text[i];
+      continue;
+    }
+    const int high = i + 2 < text.size() ? hex_value(text[i + 1]) : -1;
+    const int low = i + 2 < text.size() ? hex_value(text[i + 2]) : -1;
+    if (high < 0 || low < 0) {
+      return std::unexpected(
+          EnvelopeError{EnvelopeErrc::bad_header, fmt::format("bad percent-escape in field '{}' of tg-route", name)});
+    }
+    out += static_cast<char>(high << 4 | low);
+    i += 2;
+  }
+  return out;
+}
+
+}  // namespace
+
+void encode_route_header(const RouteFields& fields, std::string& out) {
+  out.clear();
+  out += "v=";
+  out += std::to_string(fields.version);
+  out += "&t=";
+  append_encoded(out, fields.tenant);
+  out += "&dt=";
+  append_encoded(out, fields.device_type);
+  out += "&mt=";
+  out += codecs::to_string(fields.message_type);
+  out += "&et=";
+  char number[24];
+  const auto end = std::to_chars(number, number + sizeof number, fields.event_time_ms).ptr;
+  out.append(number, end);
+  out += "&id=";
+  append_encoded(out, fields.msg_id);
+  out += "&f=";
+  out += fields.format == Format::protobuf ? "pb" : "json";
+}
+
+std::expected<RouteFields, EnvelopeError> decode_route_header(std::string_view header) {
+  RouteFields fields;
+  bool has_version = false, has_tenant = false, has_type = false, has_time = false, has_id = false;
+  auto bad = [](std::string message) { return std::unexpected(EnvelopeError{EnvelopeErrc::bad_header, std::move(message)}); };
+  while (!header.empty()) {
+    const std::size_t amp = header.find('&');
+    const std::string_view pair = header.substr(0, amp);
+    header = amp == std::string_view::npos ? std::string_view{} : header.substr(amp + 1);
+    const std::size_t equals = pair.find('=');
+    if (equals == std::string_view::npos) return bad(fmt::format("tg-route field '{}' has no '='", pair.substr(0, 32)));
+    const std::string_view name = pair.substr(0, equals);
+    auto value = decode_component(pair.substr(equals + 1), name);
+    if (!value) return std::unexpected(value.error());
+    auto parse_int = [&](auto& out) {
+      const auto [ptr, ec] = std::from_chars(value->data(), value->data() + value->size(), out);
+      return ec == std::errc() && ptr == value->data() + value->size();
+    };
+    if (name == "v") {
+      if (!parse_int(fields.version)) return bad("tg-route field 'v' is not a number");
+      has_version = true;
+    } else if (name == "t") {
+      fields.tenant = std::move(*value);
+      has_tenant = true;
+    } else if (name == "dt") {
+      fields.device_type = std::move(*value);
+    } else if (name == "mt") {
+      const auto type = codecs::parse_message_type(*value);
+      if (!type) return bad(fmt::format("tg-route field 'mt' has unknown message type '{}'", value->substr(0, 32)));
+      fields.message_type = *type;
+      has_type = true;
+    } else if (name == "et") {
+      if (!parse_int(fields.event_time_ms)) return bad("tg-route field 'et' is not a number");
+      has_time = true;
+    } else if (name == "id") {
+      fields.msg_id = std::move(*value);
+      has_id = true;
+    } else if (name == "f") {
+      if (*value == "pb") {
+        fields.format = Format::protobuf;
+      } else if (*value == "json") {
+        fields.format = Format::json;
+      } else {
+        return bad(fmt::format("tg-route field 'f' has unknown format '{}'", value->substr(0, 32)));
+      }
+    }
+    // Unknown fields are ignored: later versions may add some.
+  }
+  if (!has_version || !has_tenant || !has_type || !has_time || !has_id) {
+    return bad("tg-route lacks one of the required fields v, t, mt, et, id");
+  }
+  return fields;
+}
+
+}  // namespace telegate::envelope

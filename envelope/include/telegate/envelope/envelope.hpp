@@ -106,6 +106,9 @@ class EnvelopeBuilder {
 // and for tests). Fails with a message if the bytes are not a valid envelope.
 std::expected<std::string, EnvelopeError> render_json(std::string_view value, Format format);
 
+// Appends `text` as a quoted JSON string (RFC 8259 escaping); shared by every JSON writer.
+void append_json_string(std::string& out, std::string_view text);
+
 // Parses a Protobuf envelope value into a canonical record plus its routing context; used by
 // tests and audit tools to check what reached Kafka.
 struct DecodedEnvelope {
