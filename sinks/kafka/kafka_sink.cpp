@@ -1,1 +1,437 @@
-// placeholder: being written
+#include "telegate/sinks/kafka_sink.hpp"
+
+#include <fmt/format.h>
+#include <librdkafka/rdkafka.h>
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+
+namespace telegate::sinks {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// librdkafka's error objects, owned and freed in one place.
+struct KafkaError {
+  explicit KafkaError(rd_kafka_error_t* error) : error_(error) {}
+  ~KafkaError() {
+    if (error_) rd_kafka_error_destroy(error_);
+  }
+  KafkaError(const KafkaError&) = delete;
+  KafkaError& operator=(const KafkaError&) = delete;
+  explicit operator bool() const noexcept { return error_ != nullptr; }
+  bool retriable() const noexcept { return rd_kafka_error_is_retriable(error_); }
+  bool requires_abort() const noexcept { return rd_kafka_error_txn_requires_abort(error_); }
+  bool fatal() const noexcept { return rd_kafka_error_is_fatal(error_); }
+  rd_kafka_resp_err_t code() const noexcept { return rd_kafka_error_code(error_); }
+  std::string message() const { return rd_kafka_error_string(error_); }
+
+ private:
+  rd_kafka_error_t* error_;
+};
+
+constexpr std::string_view kProtectedSettings[] = {"enable.idempotence", "acks", "transactional.id",
+                                                   "bootstrap.servers"};
+
+// One transactional producer and the batches of its open transaction.
+//
+// Lifecycle: created by KafkaSink::start(). While `state` is `open` the sink thread owns it
+// (produces into it); while `committing` its committer thread owns it (commit, and on
+// abortable errors abort and re-produce); `idle` means nobody is using it. `state` changes only
+// under KafkaSink::mutex_.
+struct ProducerSlot {
+  enum class State : std::uint8_t { idle, open, committing };
+
+  std::size_t index = 0;
+  std::string transactional_id;
+  rd_kafka_t* producer = nullptr;
+  State state = State::idle;
+  std::vector<SinkBatch> batches;
+  std::size_t records = 0;
+  Clock::time_point opened_at;
+  Clock::time_point oldest_batch_at;
+  std::thread committer;
+};
+
+class KafkaSink final : public Sink {
+ public:
+  KafkaSink(KafkaSinkConfig config, prometheus::Registry& registry)
+      : config_(std::move(config)),
+        records_(prometheus::BuildCounter()
+                     .Name("telegate_sink_records_total")
+                     .Help("Records handed to a sink, by outcome")
+                     .Register(registry)),
+        committed_records_(records_.Add({{"sink", "kafka"}, {"result", "committed"}})),
+        failed_records_(records_.Add({{"sink", "kafka"}, {"result", "failed"}})),
+        batches_(prometheus::BuildCounter()
+                     .Name("telegate_sink_batches_total")
+                     .Help("Batches handed to a sink")
+                     .Register(registry)
+                     .Add({{"sink", "kafka"}})),
+        transactions_(prometheus::BuildCounter()
+                          .Name("telegate_kafka_transactions_total")
+                          .Help("Kafka transactions by outcome")
+                          .Register(registry)),
+        committed_transactions_(transactions_.Add({{"result", "committed"}})),
+        aborted_transactions_(transactions_.Add({{"result", "aborted"}})),
+        failed_transactions_(transactions_.Add({{"result", "failed"}})),
+        transaction_records_(prometheus::BuildHistogram()
+                                 .Name("telegate_kafka_transaction_records")
+                                 .Help("Records per committed Kafka transaction")
+                                 .Register(registry)
+                                 .Add({}, prometheus::Histogram::BucketBoundaries{10, 100, 1'000, 5'000, 10'000, 50'000,
+                                                                                  100'000, 500'000})),
+        commit_seconds_(prometheus::BuildHistogram()
+                            .Name("telegate_kafka_commit_seconds")
+                            .Help("Latency of flush + commit_transaction")
+                            .Register(registry)
+                            .Add({}, prometheus::Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                                                             0.5, 1, 2.5, 5, 10})),
+        queued_records_(prometheus::BuildGauge()
+                            .Name("telegate_sink_queue_records")
+                            .Help("Records submitted to a sink and not yet completed")
+                            .Register(registry)
+                            .Add({{"sink", "kafka"}})) {}
+
+  ~KafkaSink() override {
+    if (sink_thread_.joinable()) stop();
+  }
+
+  std::string_view name() const noexcept override { return "kafka"; }
+
+  void start() override {
+    for (const auto& [key, value] : config_.librdkafka) {
+      for (const std::string_view protected_key : kProtectedSettings) {
+        if (key == protected_key) {
+          throw std::invalid_argument(fmt::format(
+              "sink.kafka.librdkafka.{}: telegate sets this itself for exactly-once delivery and it cannot be "
+              "overridden",
+              key));
+        }
+      }
+    }
+    if (config_.producers == 0) throw std::invalid_argument("sink.kafka.producers: must be at least 1");
+    slots_.resize(config_.producers);
+    for (std::size_t i = 0; i < slots_.size(); ++i) {
+      slots_[i] = std::make_unique<ProducerSlot>();
+      slots_[i]->index = i;
+      slots_[i]->transactional_id = fmt::format("{}-{}", config_.transactional_id_prefix, i);
+      slots_[i]->producer = create_producer(slots_[i]->transactional_id);
+    }
+    ready_ = true;
+    sink_thread_ = std::thread([this] { run(); });
+  }
+
+  void submit(SinkBatch batch) override {
+    const std::size_t count = batch.records.size();
+    {
+      std::lock_guard lock(mutex_);
+      if (!stopping_) {
+        queue_.push_back(Pending{std::move(batch), Clock::now()});
+        queued_records_.Increment(static_cast<double>(count));
+        wake_.notify_all();
+        return;
+      }
+    }
+    batch.on_complete(std::unexpected(SinkError{SinkErrc::stopping, "the Kafka sink is shutting down"}));
+  }
+
+  bool ready() const noexcept override { return ready_ && !stopping_flag_; }
+
+  void stop() override {
+    {
+      std::lock_guard lock(mutex_);
+      if (stopping_ && !sink_thread_.joinable()) return;
+      stopping_ = true;
+      stopping_flag_ = true;
+    }
+    wake_.notify_all();
+    if (sink_thread_.joinable()) sink_thread_.join();
+    for (auto& slot : slots_) {
+      if (slot->committer.joinable()) slot->committer.join();
+      if (slot->producer) rd_kafka_destroy(slot->producer);
+      slot->producer = nullptr;
+    }
+  }
+
+ private:
+  struct Pending {
+    SinkBatch batch;
+    Clock::time_point submitted_at;
+  };
+
+  rd_kafka_t* create_producer(const std::string& transactional_id) {
+    char error_text[512];
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    const auto delivery_ms = config_.delivery_timeout.count();
+    std::vector<std::pair<std::string, std::string>> settings = {
+        {"compression.type", "lz4"},
+        {"linger.ms", "10"},
+        {"batch.size", "1000000"},
+        {"queue.buffering.max.messages", "2000000"},
+        {"queue.buffering.max.kbytes", "2097152"},
+        {"message.timeout.ms", std::to_string(delivery_ms)},
+        {"transaction.timeout.ms", std::to_string(std::max<std::int64_t>(60'000, 2 * delivery_ms))},
+    };
+    for (const auto& [key, value] : config_.librdkafka) settings.emplace_back(key, value);
+    settings.insert(settings.end(), {{"bootstrap.servers", config_.bootstrap_servers},
+                                     {"enable.idempotence", "true"},
+                                     {"acks", "all"},
+                                     {"transactional.id", transactional_id}});
+    for (const auto& [key, value] : settings) {
+      if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), error_text, sizeof error_text) != RD_KAFKA_CONF_OK) {
+        rd_kafka_conf_destroy(conf);
+        throw std::invalid_argument(fmt::format("sink.kafka.librdkafka.{}: {}", key, error_text));
+      }
+    }
+    rd_kafka_conf_set_opaque(conf, this);
+    rd_kafka_conf_set_error_cb(conf, [](rd_kafka_t*, int code, const char* reason, void* opaque) {
+      auto* sink = static_cast<KafkaSink*>(opaque);
+      if (code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) sink->ready_ = false;
+      spdlog::warn("kafka: {} ({})", reason, rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(code)));
+    });
+    rd_kafka_t* producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, error_text, sizeof error_text);
+    if (!producer) throw std::runtime_error(fmt::format("sink.kafka: cannot create a producer: {}", error_text));
+    const KafkaError init(rd_kafka_init_transactions(producer, 30'000));
+    if (init) {
+      const std::string message = init.message();
+      rd_kafka_destroy(producer);
+      throw std::runtime_error(fmt::format("sink.kafka: init_transactions for '{}' against {} failed: {}",
+                                           transactional_id, config_.bootstrap_servers, message));
+    }
+    return producer;
+  }
+
+  // The sink thread: moves queued batches into the active producer's open transaction and hands
+  // the transaction to its committer when it is big or old enough.
+  void run() {
+    std::size_t active = 0;
+    std::vector<Pending> taken;
+    for (;;) {
+      {
+        std::unique_lock lock(mutex_);
+        const ProducerSlot& slot = *slots_[active];
+        const auto deadline = slot.state == ProducerSlot::State::open ? slot.opened_at + config_.transaction_max_interval
+                                                                       : Clock::now() + std::chrono::milliseconds(100);
+        wake_.wait_until(lock, deadline, [&] { return !queue_.empty() || stopping_; });
+        taken.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
+        queue_.clear();
+      }
+      for (Pending& pending : taken) {
+        ProducerSlot& slot = open_transaction(active);
+        produce_batch(slot, std::move(pending));
+        if (slot.records >= config_.transaction_max_records) active = hand_over(active);
+      }
+      taken.clear();
+      ProducerSlot& slot = *slots_[active];
+      rd_kafka_poll(slot.producer, 0);
+      bool stopping;
+      {
+        std::lock_guard lock(mutex_);
+        stopping = stopping_ && queue_.empty();
+      }
+      if (slot.state == ProducerSlot::State::open &&
+          (stopping || Clock::now() - slot.opened_at >= config_.transaction_max_interval)) {
+        active = hand_over(active);
+      }
+      if (stopping) break;
+    }
+  }
+
+  // Waits until the slot's previous transaction is committed, then begins a new one if needed.
+  ProducerSlot& open_transaction(std::size_t index) {
+    ProducerSlot& slot = *slots_[index];
+    std::unique_lock lock(mutex_);
+    slot_idle_.wait(lock, [&] { return slot.state != ProducerSlot::State::committing; });
+    if (slot.committer.joinable()) slot.committer.join();
+    if (slot.state == ProducerSlot::State::open) return slot;
+    lock.unlock();
+    begin(slot);
+    lock.lock();
+    slot.state = ProducerSlot::State::open;
+    slot.opened_at = Clock::now();
+    return slot;
+  }
+
+  void begin(ProducerSlot& slot) {
+    for (;;) {
+      const KafkaError error(rd_kafka_begin_transaction(slot.producer));
+      if (!error) return;
+      spdlog::error("kafka: begin_transaction on {}: {}", slot.transactional_id, error.message());
+      if (error.fatal()) recreate(slot);
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+
+  void produce_batch(ProducerSlot& slot, Pending pending) {
+    if (slot.batches.empty()) slot.oldest_batch_at = pending.submitted_at;
+    slot.records += pending.batch.records.size();
+    slot.batches.push_back(std::move(pending.batch));
+    produce_records(slot, slot.batches.back());
+  }
+
+  // Produces every record of the batch into the open transaction. A record the producer refuses
+  // outright poisons the transaction (it can no longer commit what the device was promised), so
+  // the transaction is marked for abort; the committer re-produces the batches after aborting.
+  void produce_records(ProducerSlot& slot, const SinkBatch& batch) {
+    for (const envelope::SealedRecord& record : batch.records) {
+      for (;;) {
+// librdkafka's RD_KAFKA_V_* macros are C casts.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wold-style-cast"
+        const rd_kafka_resp_err_t error = rd_kafka_producev(
+            slot.producer, RD_KAFKA_V_TOPIC(record.topic.c_str()), RD_KAFKA_V_KEY(record.key.data(), record.key.size()),
+            RD_KAFKA_V_VALUE(const_cast<char*>(record.value.data()), record.value.size()),
+            RD_KAFKA_V_HEADER(envelope::kRouteHeader.data(), record.route_header.data(),
+                              static_cast<ssize_t>(record.route_header.size())),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+#pragma GCC diagnostic pop
+        if (error == RD_KAFKA_RESP_ERR_NO_ERROR) break;
+        if (error == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+          rd_kafka_poll(slot.producer, 10);
+          continue;
+        }
+        spdlog::error("kafka: produce to {} failed: {}", record.topic, rd_kafka_err2str(error));
+        return;  // the commit reports the failure for the whole transaction
+      }
+    }
+  }
+
+  // Flushes the active producer (its records are now in the log, uncommitted, so the next
+  // producer's records land after them: per-partition order holds) and lets its committer
+  // finish the transaction while the next producer takes new records.
+  std::size_t hand_over(std::size_t index) {
+    ProducerSlot& slot = *slots_[index];
+    rd_kafka_flush(slot.producer, static_cast<int>(config_.delivery_timeout.count()));
+    {
+      std::lock_guard lock(mutex_);
+      slot.state = ProducerSlot::State::committing;
+    }
+    if (slot.committer.joinable()) slot.committer.join();
+    slot.committer = std::thread([this, &slot] { commit(slot); });
+    return (index + 1) % slots_.size();
+  }
+
+  // Committer thread: commits, retrying retriable errors; on abortable errors aborts and
+  // re-produces the same batches in a fresh transaction; gives up (failing the batches, with
+  // nothing visible to read_committed consumers) only past the delivery timeout.
+  void commit(ProducerSlot& slot) {
+    const auto started = Clock::now();
+    const auto give_up_at = slot.oldest_batch_at + config_.delivery_timeout;
+    std::string last_error;
+    bool committed = false;
+    while (!committed) {
+      const auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(give_up_at - Clock::now());
+      if (remaining.count() <= 0) break;
+      const KafkaError error(rd_kafka_commit_transaction(slot.producer, static_cast<int>(remaining.count())));
+      if (!error) {
+        committed = true;
+        break;
+      }
+      last_error = error.message();
+      spdlog::warn("kafka: commit on {} failed: {}", slot.transactional_id, last_error);
+      ready_ = false;
+      if (error.retriable()) continue;
+      if (error.requires_abort()) {
+        aborted_transactions_.Increment();
+        const KafkaError abort_error(rd_kafka_abort_transaction(slot.producer, static_cast<int>(remaining.count())));
+        if (abort_error && abort_error.fatal()) recreate(slot);
+      } else {
+        recreate(slot);  // fatal (e.g. fenced): a new producer fences what is left and starts clean
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      begin(slot);
+      for (const SinkBatch& batch : slot.batches) produce_records(slot, batch);
+      rd_kafka_flush(slot.producer, static_cast<int>(config_.delivery_timeout.count()));
+    }
+    if (!committed) {
+      // Nothing of this transaction may become visible: abort it before telling the devices.
+      const KafkaError abort_error(rd_kafka_abort_transaction(slot.producer, 10'000));
+      if (abort_error) recreate(slot);
+    }
+    finish(slot, committed, started, last_error);
+  }
+
+  void recreate(ProducerSlot& slot) {
+    rd_kafka_destroy(slot.producer);
+    slot.producer = nullptr;
+    while (!slot.producer) {
+      try {
+        slot.producer = create_producer(slot.transactional_id);
+      } catch (const std::exception& error) {
+        spdlog::error("kafka: {}", error.what());
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+      }
+    }
+  }
+
+  void finish(ProducerSlot& slot, bool committed, Clock::time_point started, const std::string& error) {
+    commit_seconds_.Observe(std::chrono::duration<double>(Clock::now() - started).count());
+    (committed ? committed_transactions_ : failed_transactions_).Increment();
+    if (committed) {
+      transaction_records_.Observe(static_cast<double>(slot.records));
+      ready_ = true;
+    }
+    std::vector<SinkBatch> batches = std::move(slot.batches);
+    const std::size_t records = slot.records;
+    {
+      std::lock_guard lock(mutex_);
+      slot.batches.clear();
+      slot.records = 0;
+      slot.state = ProducerSlot::State::idle;
+    }
+    slot_idle_.notify_all();
+    queued_records_.Decrement(static_cast<double>(records));
+    (committed ? committed_records_ : failed_records_).Increment(static_cast<double>(records));
+    for (SinkBatch& batch : batches) {
+      batches_.Increment();
+      if (committed) {
+        batch.on_complete({});
+      } else {
+        batch.on_complete(std::unexpected(SinkError{
+            SinkErrc::unavailable, fmt::format("not committed to Kafka within the delivery timeout: {}", error)}));
+      }
+    }
+  }
+
+  KafkaSinkConfig config_;
+  prometheus::Family<prometheus::Counter>& records_;
+  prometheus::Counter& committed_records_;
+  prometheus::Counter& failed_records_;
+  prometheus::Counter& batches_;
+  prometheus::Family<prometheus::Counter>& transactions_;
+  prometheus::Counter& committed_transactions_;
+  prometheus::Counter& aborted_transactions_;
+  prometheus::Counter& failed_transactions_;
+  prometheus::Histogram& transaction_records_;
+  prometheus::Histogram& commit_seconds_;
+  prometheus::Gauge& queued_records_;
+
+  std::mutex mutex_;
+  std::condition_variable wake_;       // the sink thread: new batches or stop
+  std::condition_variable slot_idle_;  // a committer finished
+  std::vector<Pending> queue_;
+  bool stopping_ = false;
+  std::atomic<bool> stopping_flag_{false};
+  std::atomic<bool> ready_{false};
+  std::vector<std::unique_ptr<ProducerSlot>> slots_;
+  std::thread sink_thread_;
+};
+
+}  // namespace
+
+std::unique_ptr<Sink> make_kafka_sink(KafkaSinkConfig config, prometheus::Registry& metrics) {
+  return std::make_unique<KafkaSink>(std::move(config), metrics);
+}
+
+}  // namespace telegate::sinks
