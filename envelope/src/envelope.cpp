@@ -111,6 +111,7 @@ void EnvelopeBuilder::seal(const codecs::CanonicalRecord& record, const Envelope
   state.route.message_type = record.type;
   state.route.event_time_ms = record.event_time_ms;
   state.route.msg_id = message.msg_id();
+  out.msg_id = message.msg_id();
   state.route.format = state.format;
   encode_route_header(state.route, out.route_header);
   out.value.clear();

@@ -37,17 +37,19 @@ tenants:
 class Section {
  public:
   Section(YAML::Node node, std::string path) : node_(std::move(node)), path_(std::move(path)) {
-    if (node_ && !node_.IsNull() && !node_.IsMap()) throw ConfigError(path_, "must be a mapping");
+    if (node_.IsDefined() && !node_.IsNull() && !node_.IsMap()) throw ConfigError(path_, "must be a mapping");
   }
 
   std::string key_path(std::string_view key) const {
     return path_.empty() ? std::string(key) : path_ + "." + std::string(key);
   }
 
+  // Const access throughout: yaml-cpp's non-const operator[] inserts missing keys.
   YAML::Node take(std::string_view key) {
     read_.emplace(key);
-    if (!node_ || node_.IsNull()) return YAML::Node();
-    return node_[std::string(key)];
+    const YAML::Node& node = node_;
+    if (!node.IsDefined() || !node.IsMap()) return YAML::Node(YAML::NodeType::Undefined);
+    return node[std::string(key)];
   }
 
   Section child(std::string_view key) { return Section(take(key), key_path(key)); }
@@ -124,7 +126,7 @@ class Section {
   }
 
   void finish() const {
-    if (!node_ || node_.IsNull()) return;
+    if (!node_.IsDefined() || !node_.IsMap()) return;
     for (const auto& item : node_) {
       const std::string name = item.first.Scalar();
       if (!read_.contains(name)) throw ConfigError(key_path(name), "unknown key");

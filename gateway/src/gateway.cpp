@@ -1,1 +1,79 @@
-// placeholder: being written
+#include "telegate/gateway/gateway.hpp"
+
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include "telegate/gateway/admission.hpp"
+#include "telegate/gateway/auth.hpp"
+#include "telegate/gateway/listener.hpp"
+#include "telegate/gateway/metrics.hpp"
+#include "telegate/gateway/pipeline.hpp"
+
+namespace telegate::gateway {
+
+namespace {
+
+constexpr std::chrono::seconds kDrainGrace{30};
+
+void configure_logging(const GatewayConfig& config) {
+  auto logger = spdlog::stderr_logger_mt("telegate");
+  // One line per event, machine-parseable: time, level, instance, message.
+  logger->set_pattern(R"({"ts":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%l","instance":")" + config.instance_id +
+                          R"(","msg":"%v"})",
+                      spdlog::pattern_time_type::utc);
+  logger->set_level(spdlog::level::from_str(config.log_level));
+  spdlog::set_default_logger(logger);
+}
+
+std::unique_ptr<sinks::Sink> make_sink(const GatewayConfig& config, Metrics& metrics) {
+  if (config.sink.kind == SinkKind::kafka) return sinks::make_kafka_sink(config.sink.kafka, metrics.registry());
+  return sinks::make_local_log_sink(config.sink.local_log, metrics.registry());
+}
+
+}  // namespace
+
+Gateway::Gateway(GatewayConfig config) : config_(std::move(config)) {}
+
+int Gateway::run() {
+  configure_logging(config_);
+  Metrics metrics;
+  const DeviceRegistry devices(config_);
+  if (devices.authenticate("demo-token")) {
+    spdlog::warn("the demo device (token demo-token) is provisioned: fine for a first run, not for production");
+  }
+  codecs::CodecRegistry codecs;
+  codecs::register_builtin_codecs(codecs);
+  InflightBudget budget(config_.admission.max_inflight_records, config_.admission.max_inflight_bytes);
+
+  std::unique_ptr<sinks::Sink> sink = make_sink(config_, metrics);
+  sink->start();
+  spdlog::info("sink {} started", sink->name());
+
+  const IngestPipeline pipeline(config_, codecs, *sink, budget, metrics);
+  ListenerRegistry registry;
+  register_builtin_listeners(registry);
+  auto listeners = registry.create_all(ListenerContext{config_, devices, pipeline, budget, metrics, *sink});
+  budget.on_watermark([&listeners](bool pause) {
+    for (auto& listener : listeners) pause ? listener->pause() : listener->resume();
+  });
+  for (auto& listener : listeners) listener->start();
+  spdlog::info("telegate {} ready: {} devices in {} tenants", config_.instance_id, devices.size(),
+               config_.tenants.size());
+
+  boost::asio::io_context signals_io;
+  boost::asio::signal_set signals(signals_io, SIGINT, SIGTERM);
+  int received = 0;
+  signals.async_wait([&](const boost::system::error_code&, int signal_number) { received = signal_number; });
+  signals_io.run();
+
+  spdlog::info("signal {}: draining (up to {} s)", received, kDrainGrace.count());
+  for (auto& listener : listeners) listener->stop(kDrainGrace);
+  sink->stop();
+  spdlog::info("stopped cleanly");
+  return 0;
+}
+
+}  // namespace telegate::gateway

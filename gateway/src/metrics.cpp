@@ -1,1 +1,79 @@
-// placeholder: being written
+#include "telegate/gateway/metrics.hpp"
+
+#include <prometheus/text_serializer.h>
+
+#include <string>
+
+namespace telegate::gateway {
+
+namespace {
+
+constexpr std::string_view kReasonNames[kRejectReasons] = {"validation", "decode",     "forbidden",
+                                                           "overloaded", "sink_error", "unauthenticated"};
+constexpr envelope::SourceProtocol kProtocols[] = {envelope::SourceProtocol::http, envelope::SourceProtocol::mqtt,
+                                                   envelope::SourceProtocol::coap, envelope::SourceProtocol::tcp};
+
+}  // namespace
+
+prometheus::Counter& ProtocolMetrics::requests_with_status(int status) const {
+  return requests->Add({{"protocol", protocol}, {"status", std::to_string(status)}});  // Add() returns the existing child
+}
+
+Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
+  auto& received = prometheus::BuildCounter()
+                       .Name("telegate_records_received_total")
+                       .Help("Records decoded from device payloads")
+                       .Register(*registry_);
+  auto& accepted = prometheus::BuildCounter()
+                       .Name("telegate_records_accepted_total")
+                       .Help("Records durable in the sink and acknowledged to the device")
+                       .Register(*registry_);
+  auto& rejected = prometheus::BuildCounter()
+                       .Name("telegate_records_rejected_total")
+                       .Help("Records not accepted, by reason")
+                       .Register(*registry_);
+  auto& requests = prometheus::BuildCounter()
+                       .Name("telegate_requests_total")
+                       .Help("Device requests by protocol status code")
+                       .Register(*registry_);
+  auto& request_records = prometheus::BuildHistogram()
+                              .Name("telegate_request_records")
+                              .Help("Records per device request")
+                              .Register(*registry_);
+  auto& ack_latency = prometheus::BuildHistogram()
+                          .Name("telegate_ack_latency_seconds")
+                          .Help("From request received to acknowledgement sent")
+                          .Register(*registry_);
+  for (const envelope::SourceProtocol protocol : kProtocols) {
+    const std::string name(envelope::to_string(protocol));
+    ProtocolMetrics& metrics = protocols_[static_cast<std::size_t>(protocol) - 1];
+    metrics.protocol = name;
+    metrics.received = &received.Add({{"protocol", name}});
+    metrics.accepted = &accepted.Add({{"protocol", name}});
+    for (std::size_t i = 0; i < kRejectReasons; ++i) {
+      metrics.rejected[i] = &rejected.Add({{"protocol", name}, {"reason", std::string(kReasonNames[i])}});
+    }
+    metrics.requests = &requests;
+    metrics.request_records = &request_records.Add(
+        {{"protocol", name}}, prometheus::Histogram::BucketBoundaries{1, 5, 10, 50, 100, 500, 1000, 5000});
+    metrics.ack_latency = &ack_latency.Add({{"protocol", name}},
+                                           prometheus::Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                                                                   0.25, 0.5, 1, 2.5, 5, 10});
+  }
+  inflight_records_ = &prometheus::BuildGauge()
+                           .Name("telegate_inflight_records")
+                           .Help("Records accepted from devices and not yet durable")
+                           .Register(*registry_)
+                           .Add({});
+  inflight_bytes_ = &prometheus::BuildGauge()
+                         .Name("telegate_inflight_bytes")
+                         .Help("Envelope bytes accepted from devices and not yet durable")
+                         .Register(*registry_)
+                         .Add({});
+}
+
+std::string Metrics::render() const {
+  return prometheus::TextSerializer().Serialize(registry_->Collect());
+}
+
+}  // namespace telegate::gateway

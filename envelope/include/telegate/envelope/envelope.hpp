@@ -36,6 +36,7 @@ struct EnvelopeError {
 };
 
 struct SealedRecord {
+  std::string msg_id;  // the record's idempotency key (device-supplied or generated), for the ack
   std::string topic;
   std::string key;
   std::string route_header;  // value of the `tg-route` header

@@ -1,0 +1,95 @@
+// The ingest pipeline every listener feeds: auth'd request → codec → validate → envelope →
+// admission → sink → outcome back to the listener. Listeners own the protocol; this owns the
+// data. Ack rule: a positive outcome is produced only from the sink's completion.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "telegate/codecs/codec.hpp"
+#include "telegate/envelope/envelope.hpp"
+#include "telegate/gateway/admission.hpp"
+#include "telegate/gateway/auth.hpp"
+#include "telegate/gateway/config.hpp"
+#include "telegate/gateway/metrics.hpp"
+#include "telegate/sinks/sink.hpp"
+
+namespace telegate::gateway {
+
+struct IngestRequest {
+  const DeviceIdentity& device;
+  std::string_view content_type;  // as sent; parameters and case are normalised here
+  std::string_view body;
+  envelope::SourceProtocol protocol;
+};
+
+enum class IngestStatus : std::uint8_t {
+  accepted,                // every record durable
+  partially_accepted,      // the valid records durable, the others listed in `errors`
+  all_rejected,            // no record valid; nothing written
+  malformed,               // the body could not be decoded at all
+  too_large,               // more records than decode.max_records
+  unsupported_media_type,  // the device type's codec does not read this content type
+  forbidden,               // a record names another device
+  overloaded,              // the in-flight budget is spent: retry later
+  sink_failed,             // not durable: retry later with the same msg_ids
+};
+
+struct IngestOutcome {
+  IngestStatus status = IngestStatus::accepted;
+  std::size_t accepted = 0;
+  std::vector<codecs::FieldError> errors;  // per-record problems, by request index
+  std::vector<std::string> msg_ids;        // of the accepted records, in request order
+  std::string message;                     // for request-level failures
+  std::optional<std::size_t> offset;       // byte offset of a malformed body's problem
+};
+
+using IngestCallback = std::function<void(IngestOutcome)>;
+
+class PipelineWorker;
+
+// Shared by every listener thread; immutable after construction (start-up, main thread).
+class IngestPipeline {
+ public:
+  IngestPipeline(const GatewayConfig& config, const codecs::CodecRegistry& codecs, sinks::Sink& sink,
+                 InflightBudget& budget, Metrics& metrics);
+  // One worker per listener thread: workers own codec and envelope state.
+  std::unique_ptr<PipelineWorker> make_worker() const;
+
+ private:
+  friend class PipelineWorker;
+  const GatewayConfig& config_;
+  const codecs::CodecRegistry& codecs_;
+  sinks::Sink& sink_;
+  InflightBudget& budget_;
+  Metrics& metrics_;
+};
+
+// Lifecycle: created by IngestPipeline::make_worker() for one listener thread and used only on
+// that thread. Completions run on sink threads and touch none of the worker's state.
+class PipelineWorker {
+ public:
+  explicit PipelineWorker(const IngestPipeline& pipeline);
+  ~PipelineWorker();
+
+  // Runs the request through the pipeline. Returns the outcome right away when nothing goes to
+  // the sink (refusals); otherwise returns nullopt and calls `done` exactly once, from a sink
+  // thread, when the records are durable or have failed.
+  std::optional<IngestOutcome> ingest(const IngestRequest& request, IngestCallback done);
+
+ private:
+  struct DeviceTypeState;
+  const IngestPipeline& pipeline_;
+  std::unordered_map<std::string, std::unique_ptr<DeviceTypeState>> types_;
+  codecs::DecodedBatch batch_;
+  std::string content_type_;
+};
+
+}  // namespace telegate::gateway
