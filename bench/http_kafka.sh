@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# HTTP → Kafka end to end on this machine, next to a plain librdkafka producer baseline in the
+# same run. Starts the real broker (scripts/kafka/kafka.sh), a release telegate and telegate-sim.
+#   bench/http_kafka.sh [records] [batch] [connections] [devices]
+# Prints one JSON object per measurement and a summary line for docs/benchmarks.md.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+records=${1:-1000000}
+batch=${2:-100}
+connections=${3:-8}
+devices=${4:-64}
+build=build/release
+
+cmake --preset release >/dev/null
+cmake --build --preset release -j"$(nproc)" --target telegate telegate-sim telegate-bench >/dev/null
+scripts/kafka/kafka.sh start >/dev/null
+bootstrap=$(scripts/kafka/kafka.sh bootstrap)
+
+work=$(mktemp -d)
+trap 'kill $gateway_pid 2>/dev/null || true; rm -rf "$work"' EXIT
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+run_id=$(date +%s)
+{
+  echo "instance_id: bench-$run_id"
+  echo "log_level: warn"
+  echo "http: {address: 127.0.0.1, port: $port}"
+  echo "sink:"
+  echo "  type: kafka"
+  echo "  topic_template: \"bench.$run_id.{type}\""
+  echo "  kafka: {bootstrap_servers: \"$bootstrap\"}"
+  echo "device_types: [{name: tracker, codec: json}]"
+  $build/firmware-sim/telegate-sim provision --devices "$devices"
+} >"$work/telegate.yaml"
+
+$build/gateway/telegate --config "$work/telegate.yaml" 2>"$work/telegate.log" &
+gateway_pid=$!
+for _ in $(seq 1 100); do
+  curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break
+  sleep 0.2
+done
+
+cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
+# Warm-up: topic creation, producer and connection set-up are not what we measure.
+$build/firmware-sim/telegate-sim http --url "http://127.0.0.1:$port/v1/telemetry" --devices "$devices" \
+  --connections "$connections" --batch "$batch" --records 20000 >/dev/null
+
+cpu_before=$(cpu_seconds $gateway_pid)
+sim=$($build/firmware-sim/telegate-sim http --url "http://127.0.0.1:$port/v1/telemetry" --devices "$devices" \
+  --connections "$connections" --batch "$batch" --records "$records")
+cpu_after=$(cpu_seconds $gateway_pid)
+echo "$sim"
+kill -TERM $gateway_pid; wait $gateway_pid || true
+
+baseline=$($build/bench/telegate-bench kafka-baseline --bootstrap "$bootstrap" --records "$records")
+echo "$baseline"
+
+python3 - "$sim" "$baseline" "$cpu_before" "$cpu_after" "$records" "$batch" "$connections" <<'PY'
+import json, sys
+sim, base = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+cpu = float(sys.argv[4]) - float(sys.argv[3])
+records = int(sys.argv[5])
+print(json.dumps({
+  "benchmark": "http-kafka", "records": records, "batch": int(sys.argv[6]), "connections": int(sys.argv[7]),
+  "gateway_records_per_second": sim["records_per_second"],
+  "baseline_producer_records_per_second": base["records_per_second"],
+  "ratio_to_baseline": round(sim["records_per_second"] / base["records_per_second"], 3),
+  "gateway_cpu_us_per_record": round(cpu * 1e6 / sim["accepted"], 3) if sim["accepted"] else None,
+  "ack_latency_ms": sim["ack_latency_ms"], "outcomes": sim["outcomes"]}))
+PY

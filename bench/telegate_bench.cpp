@@ -1,0 +1,229 @@
+// telegate-bench: benchmark programs (not tests). Every figure is printed next to a baseline
+// measured in the same run, because the machine is shared and noisy; docs/benchmarks.md keeps
+// the ratios, the commands and the machine.
+//
+//   telegate-bench pipeline [--records-per-request 50] [--seconds 3]
+//       in-process cost per record of JSON decode → validate → envelope → serialize, next to
+//       a simdjson On-Demand pass that only reads the same fields (the floor for any JSON codec)
+//   telegate-bench kafka-baseline --bootstrap HOST:PORT --records N [--transaction-records 50000]
+//       a plain transactional librdkafka producer sending pre-built envelopes with the Kafka
+//       sink's settings: the baseline for HTTP → Kafka (bench/http_kafka.sh)
+#include <librdkafka/rdkafka.h>
+#include <simdjson.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "telegate/codecs/codec.hpp"
+#include "telegate/codecs/validate.hpp"
+#include "telegate/envelope/envelope.hpp"
+
+using namespace telegate;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// A JSON array of `count` realistic location records (~190 bytes each).
+std::string location_batch(std::size_t count, std::int64_t base_ms) {
+  std::string body = "[";
+  std::mt19937_64 random(42);
+  std::uniform_real_distribution<double> jitter(-0.01, 0.01);
+  for (std::size_t i = 0; i < count; ++i) {
+    char record[320];
+    const int length = std::snprintf(
+        record, sizeof record,
+        R"(%s{"device_id":"truck-0042","type":"location","ts":%lld,"msg_id":"truck-0042-%08zu","lat":%.7f,"lon":%.7f,"alt":295.5,"speed":13.42,"heading":87.5,"accuracy":4.5,"battery":81})",
+        i ? "," : "", static_cast<long long>(base_ms + static_cast<std::int64_t>(i) * 1000), i, 46.0569 + jitter(random),
+        14.5058 + jitter(random));
+    body.append(record, static_cast<std::size_t>(length));
+  }
+  body += "]";
+  return body;
+}
+
+std::string flag(int argc, char** argv, std::string_view name, std::string fallback) {
+  for (int i = 2; i + 1 < argc; ++i) {
+    if (argv[i] == name) return argv[i + 1];
+  }
+  return fallback;
+}
+
+// The floor: read every field a location record has, with no validation or output.
+double simdjson_floor_ns(const std::string& body, std::size_t records, double seconds) {
+  simdjson::ondemand::parser parser;
+  const simdjson::padded_string padded(body);
+  double checksum = 0;
+  std::size_t iterations = 0;
+  const auto started = Clock::now();
+  while (std::chrono::duration<double>(Clock::now() - started).count() < seconds) {
+    simdjson::ondemand::document document = parser.iterate(padded);
+    for (auto record : document.get_array()) {
+      for (auto field : record.get_object()) {
+        auto value = field.value();
+        if (value.type() == simdjson::ondemand::json_type::number) {
+          checksum += value.get_double().value();
+        } else {
+          checksum += static_cast<double>(value.get_string().value().size());
+        }
+      }
+    }
+    ++iterations;
+  }
+  const double elapsed = std::chrono::duration<double>(Clock::now() - started).count();
+  if (checksum == 0) std::puts("");  // keeps the loop from being optimised away
+  return elapsed * 1e9 / static_cast<double>(iterations * records);
+}
+
+int pipeline(int argc, char** argv) {
+  const std::size_t per_request = std::stoul(flag(argc, argv, "--records-per-request", "50"));
+  const double seconds = std::stod(flag(argc, argv, "--seconds", "3"));
+  const std::string body = location_batch(per_request, now_ms() - 60'000);
+
+  codecs::CodecRegistry registry;
+  codecs::register_builtin_codecs(registry);
+  const auto codec = registry.create("json", codecs::DecodeLimits{});
+  const codecs::ValidationLimits limits;
+  auto topic = envelope::TopicTemplate::compile("telemetry.{tenant}.{type}");
+  envelope::EnvelopeBuilder builder(envelope::Format::protobuf, std::move(*topic));
+  const codecs::DecodeContext decode_context{"acme", "truck-0042", "http", "application/json"};
+  codecs::DecodedBatch batch;
+  std::vector<envelope::SealedRecord> sealed(per_request);
+  std::size_t value_bytes = 0;
+
+  std::size_t iterations = 0;
+  const auto started = Clock::now();
+  while (std::chrono::duration<double>(Clock::now() - started).count() < seconds) {
+    batch.clear();
+    if (!codec->decode(body, decode_context, batch)) throw std::runtime_error("benchmark body failed to decode");
+    const envelope::EnvelopeContext context{"acme", "tracker", "bench-0", "application/json",
+                                            envelope::SourceProtocol::http, now_ms()};
+    std::size_t sealed_count = 0;
+    for (const auto& record : batch.records()) {
+      if (codecs::validate(record, limits, context.ingest_time_ms)) continue;
+      builder.seal(record, context, sealed[sealed_count++]);
+    }
+    if (sealed_count != per_request) throw std::runtime_error("benchmark records failed validation");
+    value_bytes = sealed[0].value.size();
+    ++iterations;
+  }
+  const double elapsed = std::chrono::duration<double>(Clock::now() - started).count();
+  const double pipeline_ns = elapsed * 1e9 / static_cast<double>(iterations * per_request);
+  const double floor_ns = simdjson_floor_ns(body, per_request, seconds);
+  std::printf(
+      "{\"benchmark\":\"pipeline\",\"records_per_request\":%zu,\"record_json_bytes\":%zu,\"envelope_bytes\":%zu,"
+      "\"pipeline_ns_per_record\":%.1f,\"baseline_simdjson_read_ns_per_record\":%.1f,\"ratio\":%.2f}\n",
+      per_request, body.size() / per_request, value_bytes, pipeline_ns, floor_ns, pipeline_ns / floor_ns);
+  return 0;
+}
+
+void must(rd_kafka_error_t* error, const char* what) {
+  if (!error) return;
+  std::string message = std::string(what) + ": " + rd_kafka_error_string(error);
+  rd_kafka_error_destroy(error);
+  throw std::runtime_error(message);
+}
+
+int kafka_baseline(int argc, char** argv) {
+  const std::string bootstrap = flag(argc, argv, "--bootstrap", "127.0.0.1:19092");
+  const std::size_t records = std::stoul(flag(argc, argv, "--records", "1000000"));
+  const std::size_t per_transaction = std::stoul(flag(argc, argv, "--transaction-records", "50000"));
+  const std::string topic_name = flag(argc, argv, "--topic", "bench.baseline." + std::to_string(now_ms()));
+
+  // The same envelopes the gateway would produce, built before the clock starts.
+  const std::string body = location_batch(1000, now_ms() - 60'000);
+  codecs::CodecRegistry registry;
+  codecs::register_builtin_codecs(registry);
+  const auto codec = registry.create("json", codecs::DecodeLimits{});
+  codecs::DecodedBatch batch;
+  if (!codec->decode(body, codecs::DecodeContext{"acme", "truck-0042", "http", "application/json"}, batch)) {
+    throw std::runtime_error("baseline body failed to decode");
+  }
+  envelope::EnvelopeBuilder builder(envelope::Format::protobuf, *envelope::TopicTemplate::compile("x"));
+  std::vector<envelope::SealedRecord> sealed(batch.records().size());
+  for (std::size_t i = 0; i < sealed.size(); ++i) {
+    builder.seal(batch.records()[i],
+                 envelope::EnvelopeContext{"acme", "tracker", "bench-0", "application/json",
+                                           envelope::SourceProtocol::http, now_ms()},
+                 sealed[i]);
+    sealed[i].key = "sim-" + std::to_string(i % 64);
+  }
+
+  char error_text[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  const std::pair<const char*, std::string> settings[] = {
+      {"bootstrap.servers", bootstrap},  {"enable.idempotence", "true"},
+      {"acks", "all"},                   {"transactional.id", "bench-baseline-" + std::to_string(now_ms())},
+      {"compression.type", "lz4"},       {"linger.ms", "10"},
+      {"batch.size", "1000000"},         {"queue.buffering.max.messages", "1000000"},
+      {"queue.buffering.max.kbytes", "1048576"}};
+  for (const auto& [name, value] : settings) {
+    if (rd_kafka_conf_set(conf, name, value.c_str(), error_text, sizeof error_text) != RD_KAFKA_CONF_OK) {
+      throw std::runtime_error(error_text);
+    }
+  }
+  rd_kafka_t* producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, error_text, sizeof error_text);
+  if (!producer) throw std::runtime_error(error_text);
+  must(rd_kafka_init_transactions(producer, 30'000), "init_transactions");
+
+  const auto started = Clock::now();
+  std::size_t in_transaction = 0;
+  must(rd_kafka_begin_transaction(producer), "begin_transaction");
+  for (std::size_t i = 0; i < records; ++i) {
+    const envelope::SealedRecord& record = sealed[i % sealed.size()];
+    rd_kafka_resp_err_t error;
+// librdkafka's RD_KAFKA_V_* macros are C casts.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wold-style-cast"
+    while ((error = rd_kafka_producev(
+                producer, RD_KAFKA_V_TOPIC(topic_name.c_str()),
+                RD_KAFKA_V_KEY(record.key.data(), record.key.size()),
+                RD_KAFKA_V_VALUE(const_cast<char*>(record.value.data()), record.value.size()),
+                RD_KAFKA_V_HEADER(envelope::kRouteHeader.data(), record.route_header.data(),
+                                  static_cast<ssize_t>(record.route_header.size())),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+      rd_kafka_poll(producer, 1);
+    }
+#pragma GCC diagnostic pop
+    if (error) throw std::runtime_error(std::string("produce: ") + rd_kafka_err2str(error));
+    rd_kafka_poll(producer, 0);
+    if (++in_transaction == per_transaction) {
+      must(rd_kafka_commit_transaction(producer, 60'000), "commit_transaction");
+      must(rd_kafka_begin_transaction(producer), "begin_transaction");
+      in_transaction = 0;
+    }
+  }
+  must(rd_kafka_commit_transaction(producer, 60'000), "commit_transaction");
+  const double elapsed = std::chrono::duration<double>(Clock::now() - started).count();
+  rd_kafka_destroy(producer);
+  std::printf("{\"benchmark\":\"kafka-baseline\",\"records\":%zu,\"transaction_records\":%zu,\"seconds\":%.3f,"
+              "\"records_per_second\":%.0f,\"envelope_bytes\":%zu}\n",
+              records, per_transaction, elapsed, static_cast<double>(records) / elapsed, sealed[0].value.size());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string mode = argc > 1 ? argv[1] : "";
+  try {
+    if (mode == "pipeline") return pipeline(argc, argv);
+    if (mode == "kafka-baseline") return kafka_baseline(argc, argv);
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "telegate-bench %s: %s\n", mode.c_str(), error.what());
+    return 1;
+  }
+  std::fprintf(stderr, "usage: telegate-bench pipeline|kafka-baseline [options] (see bench/telegate_bench.cpp)\n");
+  return 2;
+}

@@ -1,0 +1,249 @@
+// End to end against the real broker: curl → telegate (real binary) → Kafka, read back with a
+// read_committed consumer. Proves: every accepted record exactly once with the right key, header
+// and envelope; rejected records never; nothing acknowledged lost across gateway restarts.
+#include <doctest/doctest.h>
+#include <signal.h>
+
+#include <map>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "gateway_process.hpp"
+#include "kafka_reader.hpp"
+#include "telegate/envelope/envelope.hpp"
+#include "telegate/gateway/auth.hpp"
+
+using namespace telegate;
+using telegate::testing::curl_post;
+using telegate::testing::GatewayProcess;
+using telegate::testing::TempDir;
+
+namespace {
+
+std::string unique_run_id() {
+  std::random_device random;
+  return std::to_string(random() % 1'000'000'000);
+}
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string config_for(const std::string& run_id, std::size_t max_body_bytes = 1u << 20) {
+  return "instance_id: it-" + run_id + "\n" +
+         "http: {max_body_bytes: " + std::to_string(max_body_bytes) + "}\n" +
+         "sink:\n"
+         "  type: kafka\n"
+         "  topic_template: \"it." + run_id + ".{tenant}.{type}\"\n" +
+         "  kafka:\n"
+         "    bootstrap_servers: \"" + testing::kafka_bootstrap() + "\"\n" +
+         "    transaction_max_interval_ms: 50\n"
+         "device_types:\n"
+         "  - {name: tracker, codec: json}\n"
+         "  - {name: probe, codec: json, envelope_format: json}\n"
+         "tenants:\n"
+         "  - name: acme\n"
+         "    devices:\n"
+         "      - {id: truck-1, device_type: tracker, token_sha256: " + gateway::sha256_hex("truck-1-token") + "}\n" +
+         "      - {id: probe-1, device_type: probe, token_sha256: " + gateway::sha256_hex("probe-1-token") + "}\n";
+}
+
+std::string location(const std::string& msg_id, double lat, double lon, std::int64_t ts) {
+  return R"({"device_id":"truck-1","type":"location","ts":)" + std::to_string(ts) + R"(,"msg_id":")" + msg_id +
+         R"(","lat":)" + std::to_string(lat) + R"(,"lon":)" + std::to_string(lon) + "}";
+}
+
+std::string header_value(const testing::KafkaMessage& message, std::string_view name) {
+  for (const auto& [key, value] : message.headers) {
+    if (key == name) return value;
+  }
+  return {};
+}
+
+}  // namespace
+
+TEST_CASE("records posted over HTTP in every shape land in Kafka exactly once; rejected ones never") {
+  const std::string run = unique_run_id();
+  TempDir dir;
+  GatewayProcess gateway(dir.path(), config_for(run, 64 * 1024));
+  gateway.start();
+  gateway.wait_ready();
+  const std::string url = gateway.url("/v1/telemetry");
+  const std::int64_t ts = now_ms() - 10'000;
+  std::set<std::string> accepted_ids;
+
+  // One object.
+  auto single = curl_post(url, "truck-1-token", "application/json", location("one-0", 46.05, 14.51, ts));
+  CHECK(single.status == 200);
+  CHECK(single.body.find("\"accepted\":1") != std::string::npos);
+  accepted_ids.insert("one-0");
+
+  // An array.
+  std::string array = "[";
+  for (int i = 0; i < 5; ++i) {
+    array += (i ? "," : "") + location("arr-" + std::to_string(i), 46.0 + i * 0.01, 14.5, ts + i);
+    accepted_ids.insert("arr-" + std::to_string(i));
+  }
+  array += "]";
+  CHECK(curl_post(url, "truck-1-token", "application/json", array).status == 200);
+
+  // NDJSON, with a charset parameter on the content type.
+  std::string ndjson;
+  for (int i = 0; i < 4; ++i) {
+    ndjson += location("nd-" + std::to_string(i), 45.0, 13.0 + i * 0.1, ts + i) + "\n";
+    accepted_ids.insert("nd-" + std::to_string(i));
+  }
+  CHECK(curl_post(url, "truck-1-token", "application/x-ndjson; charset=utf-8", ndjson).status == 200);
+
+  // Good and bad records mixed: the good ones commit, the bad ones are named.
+  const std::string mixed = "[" + location("mix-0", 46.0, 14.0, ts) + "," + location("bad-lat", 91.5, 14.0, ts) + "," +
+                            location("mix-2", 46.1, 14.1, ts) +
+                            R"(,{"device_id":"truck-1","type":"location","msg_id":"bad-ts","lat":1,"lon":2},)" +
+                            location("mix-4", 46.2, 14.2, ts) + "]";
+  accepted_ids.insert({"mix-0", "mix-2", "mix-4"});
+  const auto partial = curl_post(url, "truck-1-token", "application/json", mixed);
+  CHECK(partial.status == 207);
+  CHECK(partial.body.find("\"accepted\":3") != std::string::npos);
+  CHECK(partial.body.find("\"rejected\":2") != std::string::npos);
+  CHECK(partial.body.find(R"("index":1)") != std::string::npos);
+  CHECK(partial.body.find(R"("field":"lat")") != std::string::npos);
+  CHECK(partial.body.find(R"("index":3)") != std::string::npos);
+  CHECK(partial.body.find(R"("field":"ts")") != std::string::npos);
+
+  // Nothing valid: 422 and nothing committed.
+  CHECK(curl_post(url, "truck-1-token", "application/json", location("bad-all", 46.0, 181.0, ts)).status == 422);
+
+  // Request-level refusals.
+  const auto malformed = curl_post(url, "truck-1-token", "application/json", R"([{"device_id":"truck-1",)");
+  CHECK(malformed.status == 400);
+  CHECK(malformed.body.find("offset") != std::string::npos);
+  CHECK(curl_post(url, "", "application/json", location("bad-noauth", 1, 1, ts)).status == 401);
+  CHECK(curl_post(url, "wrong-token", "application/json", location("bad-token", 1, 1, ts)).status == 401);
+  CHECK(curl_post(url, "probe-1-token", "application/json", location("bad-other-device", 1, 1, ts)).status == 403);
+  CHECK(curl_post(url, "truck-1-token", "text/plain", location("bad-type", 1, 1, ts)).status == 415);
+  CHECK(curl_post(url, "truck-1-token", "application/json", std::string(100 * 1024, ' ')).status == 413);
+
+  // A sensor device whose device type renders the envelope as JSON.
+  const std::string sensor = R"({"device_id":"probe-1","type":"sensor","ts":)" + std::to_string(ts) +
+                             R"(,"msg_id":"sensor-0","readings":[{"name":"temperature","value":21.5,"unit":"Cel"}]})";
+  CHECK(curl_post(url, "probe-1-token", "application/json", sensor).status == 200);
+
+  // Read everything back. Ask for one more than expected so the reader waits out its idle
+  // period: a duplicate or a leaked rejected record would show up as an extra message.
+  const auto locations =
+      testing::read_committed(testing::kafka_bootstrap(), "it." + run + ".acme.location", accepted_ids.size() + 1);
+  CHECK(locations.size() == accepted_ids.size());
+  std::map<std::string, int> seen;
+  for (const auto& message : locations) {
+    CHECK(message.key == "truck-1");
+    const auto route = envelope::decode_route_header(header_value(message, envelope::kRouteHeader));
+    REQUIRE(route.has_value());
+    CHECK(route->tenant == "acme");
+    CHECK(route->device_type == "tracker");
+    CHECK(route->message_type == codecs::MessageType::location);
+    CHECK(route->format == envelope::Format::protobuf);
+    const auto decoded = envelope::decode_envelope(message.value, envelope::Format::protobuf);
+    REQUIRE(decoded.has_value());
+    CHECK(decoded->tenant == "acme");
+    CHECK(decoded->record.device_id == "truck-1");
+    CHECK(decoded->record.msg_id == route->msg_id);
+    CHECK(decoded->record.event_time_ms >= ts);
+    CHECK(decoded->ingest_time_ms >= decoded->record.event_time_ms);
+    CHECK(decoded->protocol == envelope::SourceProtocol::http);
+    CHECK(decoded->record.location.lat < 90.0);
+    ++seen[decoded->record.msg_id];
+  }
+  for (const auto& id : accepted_ids) CHECK_MESSAGE(seen[id] == 1, "msg_id " << id);
+  for (const auto& [id, count] : seen) CHECK_MESSAGE(!id.starts_with("bad"), "rejected record in Kafka: " << id);
+
+  const auto sensors = testing::read_committed(testing::kafka_bootstrap(), "it." + run + ".acme.sensor", 2);
+  REQUIRE(sensors.size() == 1);
+  CHECK(sensors[0].key == "probe-1");
+  const auto sensor_route = envelope::decode_route_header(header_value(sensors[0], envelope::kRouteHeader));
+  REQUIRE(sensor_route.has_value());
+  CHECK(sensor_route->format == envelope::Format::json);
+  CHECK(sensors[0].value.find(R"("temperature")") != std::string::npos);
+  const auto sensor_envelope = envelope::decode_envelope(sensors[0].value, envelope::Format::json);
+  REQUIRE(sensor_envelope.has_value());
+  REQUIRE(sensor_envelope->record.readings.size() == 1);
+  CHECK(sensor_envelope->record.readings[0].value == doctest::Approx(21.5));
+}
+
+TEST_CASE("gateway restarts lose nothing acknowledged: SIGKILL mid-load and graceful SIGTERM") {
+  const std::string run = unique_run_id();
+  TempDir dir;
+  GatewayProcess gateway(dir.path(), config_for(run));
+  gateway.start();
+  gateway.wait_ready();
+
+  constexpr int kBatches = 90;
+  constexpr int kPerBatch = 20;
+  std::atomic<int> progress{0};
+  std::set<std::string> acknowledged;
+  std::set<int> retried_after_connection_loss;
+
+  // The device: posts batches one after another, retrying each (same msg_ids) until acked.
+  std::thread device([&] {
+    const std::int64_t ts = now_ms() - 10'000;
+    for (int batch = 0; batch < kBatches; ++batch) {
+      std::string body = "[";
+      for (int i = 0; i < kPerBatch; ++i) {
+        body += (i ? "," : "") + location("r" + std::to_string(batch) + "-" + std::to_string(i), 46.0, 14.0, ts);
+      }
+      body += "]";
+      for (int attempt = 0; attempt < 600; ++attempt) {
+        const auto answer = curl_post(gateway.url("/v1/telemetry"), "truck-1-token", "application/json", body);
+        if (answer.status == 200) {
+          for (int i = 0; i < kPerBatch; ++i) acknowledged.insert("r" + std::to_string(batch) + "-" + std::to_string(i));
+          break;
+        }
+        if (answer.status == 0) retried_after_connection_loss.insert(batch);
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+      progress = batch + 1;
+    }
+  });
+
+  auto wait_for_progress = [&](int batches) {
+    while (progress < batches) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  };
+  wait_for_progress(30);
+  gateway.signal(SIGKILL);
+  CHECK(gateway.wait() == 128 + SIGKILL);
+  gateway.start();
+  gateway.wait_ready();
+
+  wait_for_progress(60);
+  gateway.signal(SIGTERM);
+  CHECK(gateway.wait() == 0);  // a graceful stop drains and exits cleanly
+  gateway.start();
+  gateway.wait_ready();
+  device.join();
+
+  REQUIRE(acknowledged.size() == kBatches * kPerBatch);
+  const auto messages = testing::read_committed(testing::kafka_bootstrap(), "it." + run + ".acme.location",
+                                                kBatches * kPerBatch + kPerBatch + 1);
+  std::map<std::string, int> seen;
+  for (const auto& message : messages) {
+    const auto decoded = envelope::decode_envelope(message.value, envelope::Format::protobuf);
+    REQUIRE(decoded.has_value());
+    ++seen[decoded->record.msg_id];
+  }
+  std::size_t missing = 0;
+  std::set<int> duplicated_batches;
+  for (const auto& id : acknowledged) {
+    if (seen[id] == 0) ++missing;
+    if (seen[id] > 1) duplicated_batches.insert(std::stoi(id.substr(1, id.find('-') - 1)));
+  }
+  CHECK(missing == 0);
+  // A SIGKILL between commit and response can leave one committed-but-unanswered batch that
+  // the device then retries; de-duplication by msg_id across restarts is a later feature. A
+  // graceful stop answers everything it committed, so it may cause no duplicate at all.
+  CHECK(duplicated_batches.size() <= 1);
+  for (int batch : duplicated_batches) CHECK(retried_after_connection_loss.contains(batch));
+  MESSAGE("acknowledged " << acknowledged.size() << ", found " << messages.size() << ", duplicated batches "
+                          << duplicated_batches.size());
+}

@@ -1,0 +1,76 @@
+// Runs the real `telegate` binary as a child process for integration tests, and drives it with
+// real third-party clients (curl).
+//
+// Lifecycle: one GatewayProcess per test scenario, owned by the test thread. The destructor
+// SIGKILLs a child that is still running, so a failing test never leaves a gateway behind.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace telegate::testing {
+
+// A TCP port on 127.0.0.1 that was free a moment ago.
+std::uint16_t free_port();
+
+// Bootstrap address of the test broker (TELEGATE_KAFKA_BOOTSTRAP, default 127.0.0.1:19092).
+std::string kafka_bootstrap();
+
+// A fresh, empty directory under the system temp dir; removed by the destructor.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const noexcept { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+class GatewayProcess {
+ public:
+  // `config_yaml` is written to a file in `work_dir`; http.port is set to a free port.
+  GatewayProcess(std::filesystem::path work_dir, std::string config_yaml);
+  ~GatewayProcess();
+  GatewayProcess(const GatewayProcess&) = delete;
+  GatewayProcess& operator=(const GatewayProcess&) = delete;
+
+  void start();
+  // Polls GET /readyz until 200; throws with the gateway's log tail if it doesn't come up.
+  void wait_ready(std::chrono::seconds timeout = std::chrono::seconds(30));
+  void signal(int signal_number);
+  // Waits for the child to exit; returns its exit status (128+N when killed by signal N).
+  int wait();
+  bool running() const noexcept { return pid_ > 0; }
+
+  std::uint16_t port() const noexcept { return port_; }
+  std::string url(const std::string& path) const;
+  std::string log_tail() const;
+
+ private:
+  std::filesystem::path work_dir_;
+  std::filesystem::path config_path_;
+  std::filesystem::path log_path_;
+  std::uint16_t port_;
+  pid_t pid_ = -1;
+};
+
+struct HttpResult {
+  int status = 0;  // 0 when curl could not connect
+  std::string body;
+  std::string headers;
+};
+
+// POSTs `body` with the real curl binary.
+HttpResult curl_post(const std::string& url, const std::string& bearer_token, const std::string& content_type,
+                     const std::string& body);
+HttpResult curl_get(const std::string& url);
+
+}  // namespace telegate::testing
