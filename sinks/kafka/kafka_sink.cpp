@@ -40,6 +40,18 @@ struct KafkaError {
   rd_kafka_error_t* error_;
 };
 
+// Fenced: a newer incarnation with our transactional.id took over. This instance is a zombie
+// and must not write again — re-creating the producer would fence the legitimate owner.
+bool is_fenced(rd_kafka_t* producer, const KafkaError& error) {
+  const auto fenced = [](rd_kafka_resp_err_t code) {
+    return code == RD_KAFKA_RESP_ERR__FENCED || code == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
+           code == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH;
+  };
+  if (fenced(error.code())) return true;
+  char reason[256];
+  return error.fatal() && fenced(rd_kafka_fatal_error(producer, reason, sizeof reason));
+}
+
 constexpr std::string_view kProtectedSettings[] = {"enable.idempotence", "acks", "transactional.id",
                                                    "bootstrap.servers"};
 
@@ -228,9 +240,13 @@ class KafkaSink final : public Sink {
         queue_.clear();
       }
       for (Pending& pending : taken) {
-        ProducerSlot& slot = open_transaction(active);
-        produce_batch(slot, std::move(pending));
-        if (slot.records >= config_.transaction_max_records) active = hand_over(active);
+        ProducerSlot* slot = fenced_ ? nullptr : open_transaction(active);
+        if (!slot) {
+          fail_fenced(std::move(pending.batch));
+          continue;
+        }
+        produce_batch(*slot, std::move(pending));
+        if (slot->records >= config_.transaction_max_records) active = hand_over(active);
       }
       taken.clear();
       ProducerSlot& slot = *slots_[active];
@@ -249,28 +265,51 @@ class KafkaSink final : public Sink {
   }
 
   // Waits until the slot's previous transaction is committed, then begins a new one if needed.
-  ProducerSlot& open_transaction(std::size_t index) {
+  // nullptr when this instance has been fenced.
+  ProducerSlot* open_transaction(std::size_t index) {
     ProducerSlot& slot = *slots_[index];
     std::unique_lock lock(mutex_);
     slot_idle_.wait(lock, [&] { return slot.state != ProducerSlot::State::committing; });
     if (slot.committer.joinable()) slot.committer.join();
-    if (slot.state == ProducerSlot::State::open) return slot;
+    if (slot.state == ProducerSlot::State::open) return &slot;
     lock.unlock();
-    begin(slot);
+    if (!begin(slot)) return nullptr;
     lock.lock();
     slot.state = ProducerSlot::State::open;
     slot.opened_at = Clock::now();
-    return slot;
+    return &slot;
   }
 
-  void begin(ProducerSlot& slot) {
+  // false when fenced.
+  bool begin(ProducerSlot& slot) {
     for (;;) {
       const KafkaError error(rd_kafka_begin_transaction(slot.producer));
-      if (!error) return;
+      if (!error) return true;
       spdlog::error("kafka: begin_transaction on {}: {}", slot.transactional_id, error.message());
+      if (is_fenced(slot.producer, error)) {
+        mark_fenced(slot);
+        return false;
+      }
       if (error.fatal()) recreate(slot);
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
+  }
+
+  void mark_fenced(const ProducerSlot& slot) {
+    if (!fenced_.exchange(true)) {
+      spdlog::critical("kafka: transactional.id {} was taken over by another instance; this instance no longer "
+                       "writes to Kafka and reports itself not ready",
+                       slot.transactional_id);
+    }
+    ready_ = false;
+  }
+
+  void fail_fenced(SinkBatch batch) {
+    queued_records_.Decrement(static_cast<double>(batch.records.size()));
+    failed_records_.Increment(static_cast<double>(batch.records.size()));
+    batches_.Increment();
+    batch.on_complete(std::unexpected(
+        SinkError{SinkErrc::fenced, "another instance took over this gateway's Kafka transactional id"}));
   }
 
   void produce_batch(ProducerSlot& slot, Pending pending) {
@@ -341,6 +380,10 @@ class KafkaSink final : public Sink {
       last_error = error.message();
       spdlog::warn("kafka: commit on {} failed: {}", slot.transactional_id, last_error);
       ready_ = false;
+      if (is_fenced(slot.producer, error)) {
+        mark_fenced(slot);
+        break;
+      }
       if (error.retriable()) continue;
       if (error.requires_abort()) {
         aborted_transactions_.Increment();
@@ -350,11 +393,11 @@ class KafkaSink final : public Sink {
         recreate(slot);  // fatal (e.g. fenced): a new producer fences what is left and starts clean
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
-      begin(slot);
+      if (!begin(slot)) break;
       for (const SinkBatch& batch : slot.batches) produce_records(slot, batch);
       rd_kafka_flush(slot.producer, static_cast<int>(config_.delivery_timeout.count()));
     }
-    if (!committed) {
+    if (!committed && !fenced_) {
       // Nothing of this transaction may become visible: abort it before telling the devices.
       const KafkaError abort_error(rd_kafka_abort_transaction(slot.producer, 10'000));
       if (abort_error) recreate(slot);
@@ -398,8 +441,10 @@ class KafkaSink final : public Sink {
       if (committed) {
         batch.on_complete({});
       } else {
-        batch.on_complete(std::unexpected(SinkError{
-            SinkErrc::unavailable, fmt::format("not committed to Kafka within the delivery timeout: {}", error)}));
+        batch.on_complete(std::unexpected(
+            fenced_ ? SinkError{SinkErrc::fenced, "another instance took over this gateway's Kafka transactional id"}
+                    : SinkError{SinkErrc::unavailable,
+                                fmt::format("not committed to Kafka within the delivery timeout: {}", error)}));
       }
     }
   }
@@ -424,6 +469,7 @@ class KafkaSink final : public Sink {
   bool stopping_ = false;
   std::atomic<bool> stopping_flag_{false};
   std::atomic<bool> ready_{false};
+  std::atomic<bool> fenced_{false};
   std::vector<std::unique_ptr<ProducerSlot>> slots_;
   std::thread sink_thread_;
 };

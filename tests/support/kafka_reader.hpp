@@ -1,0 +1,31 @@
+// Reads topics back from the real broker the way a downstream consumer would: isolation level
+// read_committed, so only committed transactions are visible.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace telegate::testing {
+
+struct KafkaMessage {
+  std::string topic;
+  std::int32_t partition = 0;
+  std::int64_t offset = 0;
+  std::string key;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string value;
+};
+
+// Every committed message of `topic` from the beginning, stopping once `expected` messages have
+// arrived, or when nothing new arrived for `idle` (asking for one more than you expect makes
+// the reader wait out `idle`, so that duplicates would show). Throws if the topic never appears
+// within `timeout`.
+std::vector<KafkaMessage> read_committed(const std::string& bootstrap, const std::string& topic, std::size_t expected,
+                                         std::chrono::milliseconds idle = std::chrono::seconds(4),
+                                         std::chrono::milliseconds timeout = std::chrono::seconds(60));
+
+}  // namespace telegate::testing
