@@ -33,9 +33,45 @@ function(telegate_test)
   set_tests_properties(${ARG_NAME} PROPERTIES LABELS "${ARG_LABELS}")
 endfunction()
 
-# Adds a codec: its sources in codecs/<NAME>/ join telegate_codecs.
+# A fuzz target over LLVMFuzzerTestOneInput. In the `fuzz` preset (clang, TELEGATE_FUZZ) it is a
+# libFuzzer executable listed in <build>/fuzz-targets.txt for scripts/fuzz; in ordinary builds
+# the same source is linked with tests/fuzz/replay_main.cpp into a unit test that replays CORPUS,
+# so every build at least runs the fuzz entry point over the seeds.
+#
+#   telegate_fuzz_target(NAME <name> SOURCES <cpp…> DEPS <targets…> CORPUS <dir> [DEFINITIONS <defs…>])
+function(telegate_fuzz_target)
+  cmake_parse_arguments(ARG "" "NAME;CORPUS" "SOURCES;DEPS;DEFINITIONS" ${ARGN})
+  if(TELEGATE_FUZZ)
+    set(target fuzz_${ARG_NAME})
+    add_executable(${target} ${ARG_SOURCES})
+    target_link_options(${target} PRIVATE -fsanitize=fuzzer)
+    file(APPEND ${CMAKE_BINARY_DIR}/fuzz-targets.txt "${CMAKE_CURRENT_BINARY_DIR}/${target} ${ARG_CORPUS}\n")
+  elseif(TELEGATE_BUILD_TESTS)
+    set(target fuzz_replay_${ARG_NAME})
+    add_executable(${target} ${ARG_SOURCES} ${PROJECT_SOURCE_DIR}/tests/fuzz/replay_main.cpp)
+    add_test(NAME ${target} COMMAND ${target} ${ARG_CORPUS})
+    set_tests_properties(${target} PROPERTIES LABELS unit)
+  else()
+    return()
+  endif()
+  target_link_libraries(${target} PRIVATE ${ARG_DEPS})
+  target_compile_definitions(${target} PRIVATE ${ARG_DEFINITIONS})
+  telegate_warnings(${target})
+endfunction()
+
+# Adds a codec in one line: its sources in codecs/<NAME>/ join telegate_codecs, and it gets a
+# fuzz target and a conformance test (docs/component-spec.md, "Codecs") over codecs/<NAME>/samples.
 function(telegate_codec)
   cmake_parse_arguments(ARG "" "NAME" "" ${ARGN})
   file(GLOB sources CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/${ARG_NAME}/*.cpp)
   target_sources(telegate_codecs PRIVATE ${sources})
+  set(samples ${CMAKE_CURRENT_SOURCE_DIR}/${ARG_NAME}/samples)
+  telegate_fuzz_target(NAME codec_${ARG_NAME} SOURCES ${PROJECT_SOURCE_DIR}/tests/fuzz/codec_fuzz.cpp
+    DEPS telegate::codecs CORPUS ${samples} DEFINITIONS TELEGATE_FUZZ_CODEC="${ARG_NAME}")
+  if(TELEGATE_BUILD_TESTS)
+    telegate_test(NAME conformance_codec_${ARG_NAME} SOURCES ${PROJECT_SOURCE_DIR}/tests/conformance/codec_conformance.cpp
+      DEPS telegate::codecs LABELS unit)
+    target_compile_definitions(conformance_codec_${ARG_NAME} PRIVATE
+      TELEGATE_CONFORMANCE_CODEC="${ARG_NAME}" TELEGATE_CODEC_SAMPLES="${samples}")
+  endif()
 endfunction()

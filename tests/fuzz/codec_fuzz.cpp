@@ -1,0 +1,26 @@
+// Fuzz target for one codec (TELEGATE_FUZZ_CODEC names it): any bytes, every content type the
+// codec reads. The codec contract says decode() never crashes, throws or asserts on input.
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "telegate/codecs/codec.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  static const auto codec = [] {
+    telegate::codecs::CodecRegistry registry;
+    telegate::codecs::register_builtin_codecs(registry);
+    return registry.create(TELEGATE_FUZZ_CODEC, telegate::codecs::DecodeLimits{});
+  }();
+  static telegate::codecs::DecodedBatch batch;
+  const std::string_view body(reinterpret_cast<const char*>(data), size);
+  for (const std::string_view content_type : codec->content_types()) {
+    batch.clear();
+    const auto result = codec->decode(body, {"fuzz", "fuzz-device", "fuzz", content_type}, batch);
+    for (const auto& error : batch.errors()) {
+      if (error.index > batch.total()) __builtin_trap();  // an error must name a record of this body
+    }
+    (void)result;
+  }
+  return 0;
+}
