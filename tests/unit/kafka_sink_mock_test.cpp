@@ -1,1 +1,178 @@
-// placeholder: being written
+// The Kafka sink against librdkafka's in-process mock cluster, for what needs fault injection.
+// (The mock cluster writes no transaction markers: read_committed visibility is tested against
+// the real broker in tests/integration/kafka_sink_test.cpp.)
+#include <doctest/doctest.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <prometheus/registry.h>
+
+#include <atomic>
+#include <chrono>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+#include "telegate/sinks/kafka_sink.hpp"
+
+using namespace telegate;
+
+namespace {
+
+// Kafka protocol API keys (the mock's error injection takes them; librdkafka keeps its names private).
+constexpr std::int16_t kAddPartitionsToTxn = 24;
+constexpr std::int16_t kEndTxn = 26;
+
+// A mock cluster lives inside a librdkafka handle; this one exists only to own it.
+class MockCluster {
+ public:
+  MockCluster() {
+    char error[256];
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "log_level", "0", error, sizeof error);
+    handle_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, error, sizeof error);
+    cluster_ = rd_kafka_mock_cluster_new(handle_, 1);
+    rd_kafka_mock_topic_create(cluster_, "mock.topic", 2, 1);
+  }
+  ~MockCluster() {
+    rd_kafka_mock_cluster_destroy(cluster_);
+    rd_kafka_destroy(handle_);
+  }
+  std::string bootstrap() const { return rd_kafka_mock_cluster_bootstraps(cluster_); }
+  rd_kafka_mock_cluster_t* get() const { return cluster_; }
+
+ private:
+  rd_kafka_t* handle_;
+  rd_kafka_mock_cluster_t* cluster_;
+};
+
+sinks::KafkaSinkConfig config_for(const MockCluster& cluster) {
+  sinks::KafkaSinkConfig config;
+  config.bootstrap_servers = cluster.bootstrap();
+  config.transactional_id_prefix = "mock-" + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count());
+  config.transaction_max_records = 100;
+  config.transaction_max_interval = std::chrono::milliseconds(20);
+  config.delivery_timeout = std::chrono::milliseconds(5000);
+  config.librdkafka = {{"log_level", "0"}};
+  return config;
+}
+
+struct Counts {
+  std::atomic<int> ok{0};
+  std::atomic<int> failed{0};
+  std::atomic<int> calls{0};
+};
+
+sinks::SinkBatch batch(int records, Counts& counts) {
+  sinks::SinkBatch out;
+  for (int i = 0; i < records; ++i) {
+    auto& record = out.records.emplace_back();
+    record.topic = "mock.topic";
+    record.key = "device-" + std::to_string(i % 5);
+    record.route_header = "v=1";
+    record.value = "value-" + std::to_string(i);
+  }
+  out.on_complete = [&counts](std::expected<void, sinks::SinkError> result) {
+    ++counts.calls;
+    (result ? counts.ok : counts.failed)++;
+  };
+  return out;
+}
+
+double metric(prometheus::Registry& registry, const std::string& name, const std::string& result) {
+  for (const auto& family : registry.Collect()) {
+    if (family.name != name) continue;
+    for (const auto& sample : family.metric) {
+      for (const auto& label : sample.label) {
+        if (label.name == "result" && label.value == result) return sample.counter.value;
+      }
+    }
+  }
+  return -1;
+}
+
+}  // namespace
+
+TEST_CASE("batches complete exactly once and stop() drains what was submitted") {
+  MockCluster cluster;
+  prometheus::Registry registry;
+  Counts counts;
+  auto sink = sinks::make_kafka_sink(config_for(cluster), registry);
+  sink->start();
+  CHECK(sink->ready());
+  for (int i = 0; i < 50; ++i) sink->submit(batch(30, counts));
+  sink->stop();
+  CHECK(counts.ok == 50);
+  CHECK(counts.failed == 0);
+  CHECK(counts.calls == 50);
+  CHECK(metric(registry, "telegate_sink_records_total", "committed") == 1500);
+  CHECK(metric(registry, "telegate_kafka_transactions_total", "committed") >= 2);  // 100 records per transaction
+
+  Counts late;
+  sink->submit(batch(1, late));
+  CHECK(late.failed == 1);
+}
+
+TEST_CASE("exactly-once settings cannot be overridden") {
+  MockCluster cluster;
+  prometheus::Registry registry;
+  for (const std::string key : {"enable.idempotence", "acks", "transactional.id"}) {
+    auto config = config_for(cluster);
+    config.librdkafka[key] = "0";
+    auto sink = sinks::make_kafka_sink(config, registry);
+    CHECK_THROWS_WITH_AS(sink->start(), doctest::Contains(key.c_str()), std::invalid_argument);
+  }
+}
+
+TEST_CASE("a retriable commit error is retried to success") {
+  MockCluster cluster;
+  prometheus::Registry registry;
+  Counts counts;
+  auto sink = sinks::make_kafka_sink(config_for(cluster), registry);
+  sink->start();
+  rd_kafka_mock_push_request_errors(cluster.get(), kEndTxn, 2, RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS,
+                                    RD_KAFKA_RESP_ERR_NOT_COORDINATOR);
+  for (int i = 0; i < 5; ++i) sink->submit(batch(10, counts));
+  sink->stop();
+  CHECK(counts.ok == 5);
+  CHECK(counts.failed == 0);
+}
+
+TEST_CASE("an abortable transaction is aborted and its batches re-produced, not dropped") {
+  MockCluster cluster;
+  prometheus::Registry registry;
+  Counts counts;
+  auto sink = sinks::make_kafka_sink(config_for(cluster), registry);
+  sink->start();
+  rd_kafka_mock_push_request_errors(cluster.get(), kAddPartitionsToTxn, 1,
+                                    RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+  for (int i = 0; i < 5; ++i) sink->submit(batch(10, counts));
+  sink->stop();
+  CHECK(counts.ok == 5);
+  CHECK(counts.failed == 0);
+  CHECK(metric(registry, "telegate_kafka_transactions_total", "aborted") >= 1);
+}
+
+TEST_CASE("with the broker down, batches fail after the delivery timeout instead of vanishing") {
+  MockCluster cluster;
+  prometheus::Registry registry;
+  auto config = config_for(cluster);
+  config.delivery_timeout = std::chrono::milliseconds(1500);
+  auto sink = sinks::make_kafka_sink(config, registry);
+  sink->start();
+  rd_kafka_mock_broker_set_down(cluster.get(), 1);
+  Counts counts;
+  const auto started = std::chrono::steady_clock::now();
+  sink->submit(batch(10, counts));
+  while (counts.calls == 0 && std::chrono::steady_clock::now() - started < std::chrono::seconds(30)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  CHECK(counts.failed == 1);
+  CHECK(counts.ok == 0);
+  CHECK_FALSE(sink->ready());
+
+  rd_kafka_mock_broker_set_up(cluster.get(), 1);
+  Counts after;
+  sink->submit(batch(10, after));
+  sink->stop();
+  CHECK(after.ok == 1);
+}
