@@ -109,16 +109,12 @@ std::optional<std::int64_t> parse_rfc3339_ms(std::string_view text) noexcept {
 }
 
 JsonCodec::JsonCodec(DecodeLimits limits) : limits_(limits) {
-  // simdjson enforces the depth limit itself (DEPTH_ERROR) and grows the capacity on demand,
-  // keeping this depth; a failed allocation here surfaces as an error on the first decode().
-  if (parser_.allocate(std::size_t{1} << 16, limits_.max_depth) != simdjson::SUCCESS) throw std::bad_alloc();
+  // No nesting limit is needed: On-Demand skips values it does not read iteratively, without
+  // recursion, so deep nesting costs time proportional to its size and never stack.
+  if (parser_.allocate(std::size_t{1} << 16) != simdjson::SUCCESS) throw std::bad_alloc();
 }
 
 CodecError JsonCodec::malformed(error_code error, std::optional<std::size_t> offset) const {
-  if (error == simdjson::DEPTH_ERROR) {
-    return CodecError{CodecErrc::too_deep, fmt::format("JSON nesting deeper than {} levels", limits_.max_depth),
-                      offset};
-  }
   std::string message = fmt::format("malformed JSON: {}", simdjson::error_message(error));
   if (offset) message += fmt::format(" (at byte offset {})", *offset);
   return CodecError{CodecErrc::malformed_body, std::move(message), offset};

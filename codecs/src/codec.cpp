@@ -9,7 +9,6 @@ std::string_view to_string(CodecErrc code) noexcept {
     case CodecErrc::malformed_body: return "malformed_body";
     case CodecErrc::unsupported_content_type: return "unsupported_content_type";
     case CodecErrc::too_many_records: return "too_many_records";
-    case CodecErrc::too_deep: return "too_deep";
     case CodecErrc::empty_body: return "empty_body";
   }
   return "unknown";

@@ -223,7 +223,6 @@ void read_admission(Section section, AdmissionConfig& admission) {
 
 void read_decode(Section section, codecs::DecodeLimits& decode) {
   section.integer<std::size_t>("max_records", decode.max_records, 1, 1'000'000);
-  section.integer<std::size_t>("max_depth", decode.max_depth, 2, 256);
   section.integer<std::size_t>("max_readings", decode.max_readings, 1, 10'000);
   section.integer<std::size_t>("max_string_bytes", decode.max_string_bytes, 16, 65'536);
   section.finish();

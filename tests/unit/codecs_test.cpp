@@ -1,1 +1,215 @@
-// placeholder: being written
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "json/json_codec.hpp"
+#include "telegate/codecs/codec.hpp"
+
+using namespace telegate::codecs;
+
+namespace {
+
+struct Decoded {
+  std::expected<void, CodecError> result;
+  DecodedBatch batch;
+};
+
+Decoded decode(const std::string& body, const std::string& content_type = "application/json",
+               DecodeLimits limits = {}) {
+  JsonCodec codec(limits);
+  Decoded out;
+  out.result = codec.decode(body, DecodeContext{"acme", "truck-1", "http", content_type}, out.batch);
+  return out;
+}
+
+const std::string kLocation =
+    R"({"device_id":"truck-1","type":"location","ts":1795514400000,"msg_id":"m-1","lat":46.0569,"lon":14.5058,)"
+    R"("alt":295.5,"speed":13.4,"heading":87.5,"accuracy":4.5,"battery":81})";
+
+}  // namespace
+
+TEST_CASE("a location record: every field lands in the canonical record") {
+  auto decoded = decode(kLocation);
+  REQUIRE(decoded.result.has_value());
+  REQUIRE(decoded.batch.records().size() == 1);
+  const CanonicalRecord& record = decoded.batch.records()[0];
+  CHECK(record.index == 0);
+  CHECK(record.device_id == "truck-1");
+  CHECK(record.type == MessageType::location);
+  CHECK(record.event_time_ms == 1795514400000);
+  CHECK(record.msg_id == "m-1");
+  CHECK(record.location.lat == 46.0569);
+  CHECK(record.location.lon == 14.5058);
+  CHECK(record.location.alt == 295.5);
+  CHECK(record.location.speed == 13.4);
+  CHECK(record.location.heading == 87.5);
+  CHECK(record.location.accuracy == 4.5);
+  CHECK(record.location.battery == 81);
+}
+
+TEST_CASE("sensor readings: an array, or a single name/value/unit") {
+  auto decoded = decode(R"([{"device_id":"p","type":"sensor","ts":1,"readings":[{"name":"t","value":21.5,"unit":"Cel"},)"
+                        R"({"name":"rh","value":40}]},{"device_id":"p","type":"sensor","ts":2,"name":"fuel","value":0.5,"unit":"/"}])");
+  REQUIRE(decoded.result.has_value());
+  REQUIRE(decoded.batch.records().size() == 2);
+  const auto& first = decoded.batch.records()[0].readings;
+  REQUIRE(first.size() == 2);
+  CHECK(first[0].name == "t");
+  CHECK(first[0].value == 21.5);
+  CHECK(first[0].unit == "Cel");
+  CHECK(first[1].unit.empty());
+  const auto& second = decoded.batch.records()[1].readings;
+  REQUIRE(second.size() == 1);
+  CHECK(second[0].name == "fuel");
+  CHECK(decoded.batch.records()[1].index == 1);
+}
+
+TEST_CASE("RFC 3339 timestamps") {
+  CHECK(parse_rfc3339_ms("2026-11-24T10:00:00Z") == 1795514400000);
+  CHECK(parse_rfc3339_ms("2026-11-24t10:00:00z") == 1795514400000);
+  CHECK(parse_rfc3339_ms("2026-11-24 10:00:00Z") == 1795514400000);
+  CHECK(parse_rfc3339_ms("2026-11-24T10:00:00.25Z") == 1795514400250);
+  CHECK(parse_rfc3339_ms("2026-11-24T10:00:00.123456789Z") == 1795514400123);
+  CHECK(parse_rfc3339_ms("2026-11-24T12:00:00+02:00") == 1795514400000);
+  CHECK(parse_rfc3339_ms("2026-11-24T04:30:00-05:30") == 1795514400000);
+  CHECK(parse_rfc3339_ms("1970-01-01T00:00:00Z") == 0);
+  CHECK(parse_rfc3339_ms("1969-12-31T23:59:59Z") == -1000);
+  CHECK(parse_rfc3339_ms("2024-02-29T00:00:00Z") == 1709164800000);
+  CHECK(parse_rfc3339_ms("2000-02-29T00:00:00Z") == 951782400000);
+  CHECK_FALSE(parse_rfc3339_ms("2023-02-29T00:00:00Z"));
+  CHECK_FALSE(parse_rfc3339_ms("1900-02-29T00:00:00Z"));
+  CHECK_FALSE(parse_rfc3339_ms("2026-13-01T00:00:00Z"));
+  CHECK_FALSE(parse_rfc3339_ms("2026-04-31T00:00:00Z"));
+  CHECK_FALSE(parse_rfc3339_ms("2026-11-24T24:00:00Z"));
+  CHECK_FALSE(parse_rfc3339_ms("2026-11-24T10:60:00Z"));
+  CHECK_FALSE(parse_rfc3339_ms("2026-11-24T10:00:00"));  // no offset
+  CHECK_FALSE(parse_rfc3339_ms("2026-11-24T10:00:00.Z"));
+  CHECK_FALSE(parse_rfc3339_ms("2026-11-24T10:00:00+2:00"));
+  CHECK_FALSE(parse_rfc3339_ms("2026-11-24T10:00:00Zjunk"));
+  CHECK_FALSE(parse_rfc3339_ms("yesterday"));
+  CHECK_FALSE(parse_rfc3339_ms(""));
+}
+
+TEST_CASE("ts as RFC 3339 text or epoch milliseconds; anything else is named") {
+  auto text = decode(R"({"device_id":"d","type":"location","ts":"2026-11-24T10:00:00Z","lat":1,"lon":2})");
+  REQUIRE(text.batch.records().size() == 1);
+  CHECK(text.batch.records()[0].event_time_ms == 1795514400000);
+
+  auto bad = decode(R"([{"device_id":"d","type":"location","ts":1.5,"lat":1,"lon":2},)"
+                    R"({"device_id":"d","type":"location","ts":"soon","lat":1,"lon":2},)"
+                    R"({"device_id":"d","type":"location","ts":true,"lat":1,"lon":2}])");
+  REQUIRE(bad.result.has_value());
+  CHECK(bad.batch.records().empty());
+  REQUIRE(bad.batch.errors().size() == 3);
+  for (std::size_t i = 0; i < 3; ++i) {
+    CHECK(bad.batch.errors()[i].index == i);
+    CHECK(bad.batch.errors()[i].field == "ts");
+  }
+  CHECK(bad.batch.errors()[1].reason.find("RFC 3339") != std::string::npos);
+}
+
+TEST_CASE("bad records are named by index and field; their neighbours survive") {
+  auto decoded = decode(R"([)" + kLocation + R"(,{"device_id":7,"type":"location","ts":1,"lat":1,"lon":2},)" +
+                        R"({"device_id":"d","type":"boat","ts":1,"lat":1,"lon":2},)" +
+                        R"({"device_id":"d","type":"location","ts":1,"lat":"north","lon":2},)" +
+                        R"({"device_id":"d","type":"location","ts":1,"lon":2},)" +
+                        R"({"type":"location","ts":1,"lat":1,"lon":2},)" +
+                        R"({"device_id":"d","type":"sensor","ts":1},)" + R"(42,)" + kLocation + "]");
+  REQUIRE(decoded.result.has_value());
+  REQUIRE(decoded.batch.records().size() == 2);
+  CHECK(decoded.batch.records()[0].index == 0);
+  CHECK(decoded.batch.records()[1].index == 8);
+  const auto errors = decoded.batch.errors();
+  REQUIRE(errors.size() == 7);
+  const std::pair<std::size_t, std::string> expected[] = {{1, "device_id"}, {2, "type"},     {3, "lat"}, {4, "lat"},
+                                                          {5, "device_id"}, {6, "readings"}, {7, ""}};
+  for (std::size_t i = 0; i < errors.size(); ++i) {
+    CAPTURE(i);
+    CHECK(errors[i].index == expected[i].first);
+    CHECK(errors[i].field == expected[i].second);
+    CHECK_FALSE(errors[i].reason.empty());
+  }
+}
+
+TEST_CASE("unknown fields are skipped, nested or not") {
+  auto decoded = decode(R"({"device_id":"d","extra":{"deep":[1,{"x":null}]},"type":"location","ts":1,"lat":1,"lon":2,"z":"y"})");
+  REQUIRE(decoded.result.has_value());
+  CHECK(decoded.batch.records().size() == 1);
+  CHECK(decoded.batch.errors().empty());
+}
+
+TEST_CASE("NDJSON: one record per line, blank lines and CRLF allowed") {
+  const std::string body = kLocation + "\r\n\r\n" + kLocation + "\n\n" + kLocation;
+  auto decoded = decode(body, "application/x-ndjson");
+  REQUIRE(decoded.result.has_value());
+  CHECK(decoded.batch.records().size() == 3);
+  CHECK(decoded.batch.records()[2].index == 2);
+
+  auto broken = decode(kLocation + "\n{\"device_id\":", "application/x-ndjson");
+  REQUIRE_FALSE(broken.result.has_value());
+  CHECK(broken.result.error().code == CodecErrc::malformed_body);
+}
+
+TEST_CASE("a body that is not JSON is malformed, with the parser's reason") {
+  for (const std::string& body : {std::string(R"([{"device_id":"d",)"), kLocation + " trailing", std::string("nope"),
+                                 std::string(R"({"device_id":"d" "type":1})"), std::string("\"text\"")}) {
+    CAPTURE(body);
+    auto decoded = decode(body);
+    REQUIRE_FALSE(decoded.result.has_value());
+    CHECK(decoded.result.error().code == CodecErrc::malformed_body);
+    CHECK_FALSE(decoded.result.error().message.empty());
+  }
+  auto trailing = decode(kLocation + " trailing");
+  REQUIRE(trailing.result.error().offset.has_value());
+  CHECK(*trailing.result.error().offset == kLocation.size() + 1);
+}
+
+TEST_CASE("limits: records per body, string sizes; deep unknown values are skipped") {
+  DecodeLimits limits;
+  limits.max_records = 2;
+  auto too_many = decode("[" + kLocation + "," + kLocation + "," + kLocation + "]", "application/json", limits);
+  REQUIRE_FALSE(too_many.result.has_value());
+  CHECK(too_many.result.error().code == CodecErrc::too_many_records);
+
+  limits = DecodeLimits{};
+  limits.max_string_bytes = 16;
+  auto long_id = decode(R"({"device_id":"this-id-is-far-too-long","type":"location","ts":1,"lat":1,"lon":2})",
+                        "application/json", limits);
+  REQUIRE(long_id.result.has_value());
+  REQUIRE(long_id.batch.errors().size() == 1);
+  CHECK(long_id.batch.errors()[0].field == "device_id");
+
+  const std::string deep = std::string(5000, '[') + std::string(5000, ']');
+  auto skipped = decode(R"({"device_id":"d","x":)" + deep + R"(,"type":"location","ts":1,"lat":1,"lon":2})");
+  REQUIRE(skipped.result.has_value());
+  CHECK(skipped.batch.records().size() == 1);
+}
+
+TEST_CASE("empty bodies and foreign content types are refused") {
+  auto empty = decode("  \n ");
+  REQUIRE_FALSE(empty.result.has_value());
+  CHECK(empty.result.error().code == CodecErrc::empty_body);
+  auto foreign = decode(kLocation, "text/plain");
+  REQUIRE_FALSE(foreign.result.has_value());
+  CHECK(foreign.result.error().code == CodecErrc::unsupported_content_type);
+}
+
+TEST_CASE("one codec instance reused: no state leaks from a bigger or broken body") {
+  JsonCodec codec(DecodeLimits{});
+  DecodedBatch batch;
+  const DecodeContext context{"acme", "truck-1", "http", "application/json"};
+  std::string big = "[";
+  for (int i = 0; i < 500; ++i) big += (i ? "," : "") + kLocation;
+  big += "]";
+  REQUIRE(codec.decode(big, context, batch).has_value());
+  CHECK(batch.records().size() == 500);
+  batch.clear();
+  CHECK_FALSE(codec.decode(R"([{"device_id":)", context, batch).has_value());
+  batch.clear();
+  REQUIRE(codec.decode(R"({"device_id":"d","type":"location","ts":5,"lat":1,"lon":2})", context, batch).has_value());
+  REQUIRE(batch.records().size() == 1);
+  const CanonicalRecord& record = batch.records()[0];
+  CHECK(record.msg_id.empty());  // not the previous body's
+  CHECK_FALSE(record.location.alt.has_value());
+  CHECK(record.event_time_ms == 5);
+}

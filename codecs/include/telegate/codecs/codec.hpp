@@ -30,7 +30,6 @@ enum class CodecErrc : std::uint8_t {
   malformed_body = 1,        // not parseable as the codec's format at all
   unsupported_content_type,  // the codec does not read this content type
   too_many_records,          // more records than DecodeLimits::max_records
-  too_deep,                  // nesting beyond DecodeLimits::max_depth
   empty_body,
 };
 
@@ -59,7 +58,6 @@ struct DecodeContext {
 
 struct DecodeLimits {
   std::size_t max_records = 10'000;
-  std::size_t max_depth = 16;
   std::size_t max_readings = 64;
   std::size_t max_string_bytes = 256;
 };
