@@ -8,6 +8,8 @@
 //   telegate-bench kafka-baseline --bootstrap HOST:PORT --records N [--transaction-records 50000]
 //       a plain transactional librdkafka producer sending pre-built envelopes with the Kafka
 //       sink's settings: the baseline for HTTP → Kafka (bench/http_kafka.sh)
+//   telegate-bench kafka-headers --bootstrap HOST:PORT [--records 500000]
+//       the same producer with no header, the one tg-route header, and four separate headers
 #include <librdkafka/rdkafka.h>
 #include <simdjson.h>
 
@@ -135,13 +137,10 @@ void must(rd_kafka_error_t* error, const char* what) {
   throw std::runtime_error(message);
 }
 
-int kafka_baseline(int argc, char** argv) {
-  const std::string bootstrap = flag(argc, argv, "--bootstrap", "127.0.0.1:19092");
-  const std::size_t records = std::stoul(flag(argc, argv, "--records", "1000000"));
-  const std::size_t per_transaction = std::stoul(flag(argc, argv, "--transaction-records", "50000"));
-  const std::string topic_name = flag(argc, argv, "--topic", "bench.baseline." + std::to_string(now_ms()));
+enum class HeaderMode { none, compact, separate };
 
-  // The same envelopes the gateway would produce, built before the clock starts.
+// Pre-built envelopes, sealed before any clock starts.
+std::vector<envelope::SealedRecord> prebuilt_envelopes() {
   const std::string body = location_batch(1000, now_ms() - 60'000);
   codecs::CodecRegistry registry;
   codecs::register_builtin_codecs(registry);
@@ -159,15 +158,20 @@ int kafka_baseline(int argc, char** argv) {
                  sealed[i]);
     sealed[i].key = "sim-" + std::to_string(i % 64);
   }
+  return sealed;
+}
 
+// One transactional producer with the Kafka sink's settings; returns records/s.
+double produce_run(const std::string& bootstrap, const std::string& topic, const std::vector<envelope::SealedRecord>& sealed,
+                   std::size_t records, std::size_t per_transaction, HeaderMode headers) {
   char error_text[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   const std::pair<const char*, std::string> settings[] = {
       {"bootstrap.servers", bootstrap},  {"enable.idempotence", "true"},
-      {"acks", "all"},                   {"transactional.id", "bench-baseline-" + std::to_string(now_ms())},
+      {"acks", "all"},                   {"transactional.id", "bench-" + topic},
       {"compression.type", "lz4"},       {"linger.ms", "10"},
-      {"batch.size", "1000000"},         {"queue.buffering.max.messages", "1000000"},
-      {"queue.buffering.max.kbytes", "1048576"}};
+      {"batch.size", "1000000"},         {"queue.buffering.max.messages", "2000000"},
+      {"queue.buffering.max.kbytes", "2097152"}};
   for (const auto& [name, value] : settings) {
     if (rd_kafka_conf_set(conf, name, value.c_str(), error_text, sizeof error_text) != RD_KAFKA_CONF_OK) {
       throw std::runtime_error(error_text);
@@ -177,22 +181,35 @@ int kafka_baseline(int argc, char** argv) {
   if (!producer) throw std::runtime_error(error_text);
   must(rd_kafka_init_transactions(producer, 30'000), "init_transactions");
 
+  // The routing fields as four separate headers, for comparison with the one compact header.
+  const auto route = envelope::decode_route_header(sealed[0].route_header);
+  const std::string event_time = std::to_string(route->event_time_ms);
   const auto started = Clock::now();
   std::size_t in_transaction = 0;
   must(rd_kafka_begin_transaction(producer), "begin_transaction");
   for (std::size_t i = 0; i < records; ++i) {
     const envelope::SealedRecord& record = sealed[i % sealed.size()];
+    rd_kafka_headers_t* list = nullptr;
+    if (headers == HeaderMode::compact) {
+      list = rd_kafka_headers_new(1);
+      rd_kafka_header_add(list, envelope::kRouteHeader.data(), -1, record.route_header.data(),
+                          static_cast<ssize_t>(record.route_header.size()));
+    } else if (headers == HeaderMode::separate) {
+      list = rd_kafka_headers_new(4);
+      rd_kafka_header_add(list, "tenant", -1, route->tenant.data(), static_cast<ssize_t>(route->tenant.size()));
+      rd_kafka_header_add(list, "device_type", -1, route->device_type.data(), static_cast<ssize_t>(route->device_type.size()));
+      rd_kafka_header_add(list, "event_time", -1, event_time.data(), static_cast<ssize_t>(event_time.size()));
+      rd_kafka_header_add(list, "msg_id", -1, record.msg_id.data(), static_cast<ssize_t>(record.msg_id.size()));
+    }
     rd_kafka_resp_err_t error;
 // librdkafka's RD_KAFKA_V_* macros are C casts.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wold-style-cast"
-    while ((error = rd_kafka_producev(
-                producer, RD_KAFKA_V_TOPIC(topic_name.c_str()),
-                RD_KAFKA_V_KEY(record.key.data(), record.key.size()),
-                RD_KAFKA_V_VALUE(const_cast<char*>(record.value.data()), record.value.size()),
-                RD_KAFKA_V_HEADER(envelope::kRouteHeader.data(), record.route_header.data(),
-                                  static_cast<ssize_t>(record.route_header.size())),
-                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+    while ((error = rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(topic.c_str()),
+                                      RD_KAFKA_V_KEY(record.key.data(), record.key.size()),
+                                      RD_KAFKA_V_VALUE(const_cast<char*>(record.value.data()), record.value.size()),
+                                      RD_KAFKA_V_HEADERS(list), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                      RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
       rd_kafka_poll(producer, 1);
     }
 #pragma GCC diagnostic pop
@@ -207,9 +224,37 @@ int kafka_baseline(int argc, char** argv) {
   must(rd_kafka_commit_transaction(producer, 60'000), "commit_transaction");
   const double elapsed = std::chrono::duration<double>(Clock::now() - started).count();
   rd_kafka_destroy(producer);
-  std::printf("{\"benchmark\":\"kafka-baseline\",\"records\":%zu,\"transaction_records\":%zu,\"seconds\":%.3f,"
+  return static_cast<double>(records) / elapsed;
+}
+
+int kafka_baseline(int argc, char** argv) {
+  const std::string bootstrap = flag(argc, argv, "--bootstrap", "127.0.0.1:19092");
+  const std::size_t records = std::stoul(flag(argc, argv, "--records", "1000000"));
+  const std::size_t per_transaction = std::stoul(flag(argc, argv, "--transaction-records", "50000"));
+  const auto sealed = prebuilt_envelopes();
+  const double rate = produce_run(bootstrap, "bench.baseline." + std::to_string(now_ms()), sealed, records,
+                                  per_transaction, HeaderMode::compact);
+  std::printf("{\"benchmark\":\"kafka-baseline\",\"records\":%zu,\"transaction_records\":%zu,"
               "\"records_per_second\":%.0f,\"envelope_bytes\":%zu}\n",
-              records, per_transaction, elapsed, static_cast<double>(records) / elapsed, sealed[0].value.size());
+              records, per_transaction, rate, sealed[0].value.size());
+  return 0;
+}
+
+// What Kafka headers cost: the same envelopes with no header, the one compact tg-route header,
+// and the routing fields as four separate headers; each rate relative to no header.
+int kafka_headers(int argc, char** argv) {
+  const std::string bootstrap = flag(argc, argv, "--bootstrap", "127.0.0.1:19092");
+  const std::size_t records = std::stoul(flag(argc, argv, "--records", "500000"));
+  const std::size_t per_transaction = std::stoul(flag(argc, argv, "--transaction-records", "50000"));
+  const auto sealed = prebuilt_envelopes();
+  const std::string run = std::to_string(now_ms());
+  const double none = produce_run(bootstrap, "bench.h0." + run, sealed, records, per_transaction, HeaderMode::none);
+  const double compact = produce_run(bootstrap, "bench.h1." + run, sealed, records, per_transaction, HeaderMode::compact);
+  const double separate = produce_run(bootstrap, "bench.h4." + run, sealed, records, per_transaction, HeaderMode::separate);
+  std::printf("{\"benchmark\":\"kafka-headers\",\"records\":%zu,\"no_header_per_second\":%.0f,"
+              "\"one_compact_header_per_second\":%.0f,\"four_headers_per_second\":%.0f,"
+              "\"compact_ratio\":%.2f,\"four_ratio\":%.2f}\n",
+              records, none, compact, separate, compact / none, separate / none);
   return 0;
 }
 
@@ -220,6 +265,7 @@ int main(int argc, char** argv) {
   try {
     if (mode == "pipeline") return pipeline(argc, argv);
     if (mode == "kafka-baseline") return kafka_baseline(argc, argv);
+    if (mode == "kafka-headers") return kafka_headers(argc, argv);
   } catch (const std::exception& error) {
     std::fprintf(stderr, "telegate-bench %s: %s\n", mode.c_str(), error.what());
     return 1;
