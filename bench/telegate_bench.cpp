@@ -47,7 +47,7 @@ std::string location_batch(std::size_t count, std::int64_t base_ms) {
     const int length = std::snprintf(
         record, sizeof record,
         R"(%s{"device_id":"truck-0042","type":"location","ts":%lld,"msg_id":"truck-0042-%08zu","lat":%.7f,"lon":%.7f,"alt":295.5,"speed":13.42,"heading":87.5,"accuracy":4.5,"battery":81})",
-        i ? "," : "", static_cast<long long>(base_ms + static_cast<std::int64_t>(i) * 1000), i, 46.0569 + jitter(random),
+        i ? "," : "", static_cast<long long>(base_ms + static_cast<std::int64_t>(i) * 100), i, 46.0569 + jitter(random),
         14.5058 + jitter(random));
     body.append(record, static_cast<std::size_t>(length));
   }

@@ -60,7 +60,8 @@ struct Track {
     const double seconds = static_cast<double>(now_ms - last_ms) / 1000.0;
     last_ms = now_ms;
     std::normal_distribution<double> turn(0.0, 3.0), accelerate(0.0, 0.5);
-    heading_deg = std::fmod(heading_deg + turn(random) + 360.0, 360.0);
+    // Rounded as it is printed (%.1f), so 359.96 cannot go out as "360.0", which is invalid.
+    heading_deg = std::fmod(std::round((heading_deg + turn(random) + 360.0) * 10.0) / 10.0, 360.0);
     speed_mps = std::clamp(speed_mps + accelerate(random), 0.0, 33.0);
     const double metres = speed_mps * seconds;
     const double radians = heading_deg * M_PI / 180.0;
