@@ -96,7 +96,9 @@ struct HttpListener::Worker {
   asio::io_context io{1};
   std::optional<tcp::acceptor> acceptor;
   std::unique_ptr<PipelineWorker> pipeline;
-  std::vector<std::weak_ptr<HttpSession>> parked;  // sessions waiting for resume()
+  // Sessions waiting for resume(). Owned here: a parked session has no pending operation to
+  // keep it alive, and dropping it would reset the device's connection.
+  std::vector<std::shared_ptr<HttpSession>> parked;
   std::thread thread;
 };
 
@@ -110,7 +112,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   void read_request() {
     if (listener_.paused_) {
-      worker_.parked.push_back(weak_from_this());
+      worker_.parked.push_back(shared_from_this());
       return;
     }
     parser_.emplace();
@@ -359,9 +361,7 @@ void HttpListener::resume() {
     asio::post(worker->io, [&worker] {
       auto parked = std::move(worker->parked);
       worker->parked.clear();
-      for (auto& weak : parked) {
-        if (auto session = weak.lock()) session->read_request();
-      }
+      for (auto& session : parked) session->read_request();
     });
   }
 }

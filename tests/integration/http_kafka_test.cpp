@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 #include <signal.h>
 
+#include <future>
 #include <map>
 #include <random>
 #include <set>
@@ -32,15 +33,16 @@ std::int64_t now_ms() {
       .count();
 }
 
-std::string config_for(const std::string& run_id, std::size_t max_body_bytes = 1u << 20) {
-  return "instance_id: it-" + run_id + "\n" +
+std::string config_for(const std::string& run_id, std::size_t max_body_bytes = 1u << 20,
+                       const std::string& extra = "") {
+  return "instance_id: it-" + run_id + "\n" + extra +
          "http: {max_body_bytes: " + std::to_string(max_body_bytes) + "}\n" +
          "sink:\n"
          "  type: kafka\n"
          "  topic_template: \"it." + run_id + ".{tenant}.{type}\"\n" +
          "  kafka:\n"
          "    bootstrap_servers: \"" + testing::kafka_bootstrap() + "\"\n" +
-         "    transaction_max_interval_ms: 50\n"
+         "    transaction_max_interval_ms: " + (extra.empty() ? std::string("50") : std::string("1000")) + "\n" +
          "device_types:\n"
          "  - {name: tracker, codec: json}\n"
          "  - {name: probe, codec: json, envelope_format: json}\n"
@@ -246,4 +248,58 @@ TEST_CASE("gateway restarts lose nothing acknowledged: SIGKILL mid-load and grac
   for (int batch : duplicated_batches) CHECK(retried_after_connection_loss.contains(batch));
   MESSAGE("acknowledged " << acknowledged.size() << ", found " << messages.size() << ", duplicated batches "
                           << duplicated_batches.size());
+}
+
+TEST_CASE("operational endpoints, unknown paths and methods, and push-back when the budget is spent") {
+  const std::string run = unique_run_id();
+  TempDir dir;
+  // A budget of 10 records and a slow commit interval: the first request holds the budget while
+  // its transaction waits to commit, and requests that arrive meanwhile must be pushed back.
+  GatewayProcess gateway(dir.path(),
+                         config_for(run, 1u << 20, "admission: {max_inflight_records: 10, retry_after_s: 2}\n"));
+  gateway.start();
+  gateway.wait_ready();
+
+  CHECK(testing::curl_get(gateway.url("/healthz")).status == 200);
+  const auto ready = testing::curl_get(gateway.url("/readyz"));
+  CHECK(ready.status == 200);
+  CHECK(testing::curl_get(gateway.url("/nope")).status == 404);
+  const auto wrong_method = testing::curl_get(gateway.url("/v1/telemetry"));
+  CHECK(wrong_method.status == 405);
+  CHECK(wrong_method.headers.find("Allow: POST") != std::string::npos);
+
+  const std::int64_t ts = now_ms() - 1000;
+  std::string ten = "[";
+  for (int i = 0; i < 10; ++i) ten += (i ? "," : "") + location("bp-" + std::to_string(i), 46.0, 14.0, ts);
+  ten += "]";
+  std::vector<std::future<testing::HttpResult>> posts;
+  for (int i = 0; i < 4; ++i) {
+    posts.push_back(std::async(std::launch::async, [&] {
+      return curl_post(gateway.url("/v1/telemetry"), "truck-1-token", "application/json", ten);
+    }));
+  }
+  int accepted = 0, pushed_back = 0;
+  for (auto& post : posts) {
+    const auto answer = post.get();
+    INFO("status " << answer.status << ": " << answer.body);
+    CHECK((answer.status == 200 || answer.status == 503));
+    if (answer.status == 200) ++accepted;
+    if (answer.status == 503) {
+      ++pushed_back;
+      CHECK(answer.headers.find("Retry-After: 2") != std::string::npos);
+      CHECK(answer.body.find("overloaded") != std::string::npos);
+    }
+  }
+  CHECK(accepted >= 1);
+  CHECK(pushed_back >= 1);
+  CHECK(accepted + pushed_back == 4);
+
+  const auto metrics = testing::curl_get(gateway.url("/metrics"));
+  CHECK(metrics.status == 200);
+  CHECK(metrics.body.find(R"(telegate_records_accepted_total{protocol="http"} )" + std::to_string(accepted * 10)) !=
+        std::string::npos);
+  CHECK(metrics.body.find(R"(telegate_requests_total{protocol="http",status="503"} )" + std::to_string(pushed_back)) !=
+        std::string::npos);
+  CHECK(metrics.body.find("telegate_kafka_transactions_total") != std::string::npos);
+  CHECK(metrics.body.find("telegate_ack_latency_seconds_bucket") != std::string::npos);
 }
