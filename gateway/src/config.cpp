@@ -204,6 +204,23 @@ std::optional<std::string> parse_log_level(std::string_view text) {
   return std::string(text);
 }
 
+// Reads `name`, which appears in topic names, and checks it is unique among `seen`.
+std::string read_unique_name(Section& item, std::set<std::string, std::less<>>& seen, std::string_view what) {
+  std::string name;
+  item.string("name", name);
+  if (!is_topic_safe(name)) {
+    throw ConfigError(item.key_path("name"), "must be 1-64 characters of [A-Za-z0-9._-], got '" + name + "'");
+  }
+  if (!seen.insert(name).second) throw ConfigError(item.key_path("name"), "duplicate " + std::string(what) + " '" + name + "'");
+  return name;
+}
+
+void check_topic_template(const Section& section, std::string_view key, const std::string& text) {
+  if (auto compiled = envelope::TopicTemplate::compile(text); !compiled) {
+    throw ConfigError(section.key_path(key), compiled.error().message);
+  }
+}
+
 void read_http(Section section, HttpListenerConfig& http) {
   section.string("address", http.address);
   section.integer<std::uint16_t>("port", http.port, 0, 65535);
@@ -242,9 +259,7 @@ void read_validation(Section section, codecs::ValidationLimits& validation) {
 void read_sink(Section section, SinkConfig& sink) {
   section.enumeration("type", sink.kind, parse_sink_kind, "local_log, kafka");
   section.string("topic_template", sink.topic_template);
-  if (auto compiled = envelope::TopicTemplate::compile(sink.topic_template); !compiled) {
-    throw ConfigError(section.key_path("topic_template"), compiled.error().message);
-  }
+  check_topic_template(section, "topic_template", sink.topic_template);
 
   Section local_log = section.child("local_log");
   std::string directory = sink.local_log.directory.string();
@@ -276,11 +291,7 @@ void read_device_types(Section& root, GatewayConfig& config) {
   std::set<std::string, std::less<>> seen;
   for (Section item : root.list("device_types")) {
     DeviceTypeConfig type;
-    item.string("name", type.name);
-    if (!is_topic_safe(type.name)) {
-      throw ConfigError(item.key_path("name"), "must be 1-64 characters of [A-Za-z0-9._-], got '" + type.name + "'");
-    }
-    if (!seen.insert(type.name).second) throw ConfigError(item.key_path("name"), "duplicate device type '" + type.name + "'");
+    type.name = read_unique_name(item, seen, "device type");
     item.string("codec", type.codec);
     const auto known = codecs.names();
     if (std::find(known.begin(), known.end(), type.codec) == known.end()) {
@@ -290,11 +301,7 @@ void read_device_types(Section& root, GatewayConfig& config) {
     }
     item.enumeration("envelope_format", type.envelope_format, envelope::parse_format, "protobuf, json");
     item.string("topic_template", type.topic_template);
-    if (!type.topic_template.empty()) {
-      if (auto compiled = envelope::TopicTemplate::compile(type.topic_template); !compiled) {
-        throw ConfigError(item.key_path("topic_template"), compiled.error().message);
-      }
-    }
+    if (!type.topic_template.empty()) check_topic_template(item, "topic_template", type.topic_template);
     item.finish();
     config.device_types.push_back(std::move(type));
   }
@@ -305,11 +312,7 @@ void read_tenants(Section& root, GatewayConfig& config) {
   std::set<std::string, std::less<>> token_digests;
   for (Section item : root.list("tenants")) {
     TenantConfig tenant;
-    item.string("name", tenant.name);
-    if (!is_topic_safe(tenant.name)) {
-      throw ConfigError(item.key_path("name"), "must be 1-64 characters of [A-Za-z0-9._-], got '" + tenant.name + "'");
-    }
-    if (!tenant_names.insert(tenant.name).second) throw ConfigError(item.key_path("name"), "duplicate tenant '" + tenant.name + "'");
+    tenant.name = read_unique_name(item, tenant_names, "tenant");
     std::set<std::string, std::less<>> device_ids;
     for (Section device_item : item.list("devices")) {
       DeviceConfig device;

@@ -79,17 +79,7 @@ class KafkaSink final : public Sink {
  public:
   KafkaSink(KafkaSinkConfig config, prometheus::Registry& registry)
       : config_(std::move(config)),
-        records_(prometheus::BuildCounter()
-                     .Name("telegate_sink_records_total")
-                     .Help("Records handed to a sink, by outcome")
-                     .Register(registry)),
-        committed_records_(records_.Add({{"sink", "kafka"}, {"result", "committed"}})),
-        failed_records_(records_.Add({{"sink", "kafka"}, {"result", "failed"}})),
-        batches_(prometheus::BuildCounter()
-                     .Name("telegate_sink_batches_total")
-                     .Help("Batches handed to a sink")
-                     .Register(registry)
-                     .Add({{"sink", "kafka"}})),
+        counters_(registry, "kafka", "committed"),
         transactions_(prometheus::BuildCounter()
                           .Name("telegate_kafka_transactions_total")
                           .Help("Kafka transactions by outcome")
@@ -306,8 +296,8 @@ class KafkaSink final : public Sink {
 
   void fail_fenced(SinkBatch batch) {
     queued_records_.Decrement(static_cast<double>(batch.records.size()));
-    failed_records_.Increment(static_cast<double>(batch.records.size()));
-    batches_.Increment();
+    counters_.failed.Increment(static_cast<double>(batch.records.size()));
+    counters_.batches.Increment();
     batch.on_complete(std::unexpected(
         SinkError{SinkErrc::fenced, "another instance took over this gateway's Kafka transactional id"}));
   }
@@ -435,9 +425,9 @@ class KafkaSink final : public Sink {
     }
     slot_idle_.notify_all();
     queued_records_.Decrement(static_cast<double>(records));
-    (committed ? committed_records_ : failed_records_).Increment(static_cast<double>(records));
+    (committed ? counters_.durable : counters_.failed).Increment(static_cast<double>(records));
     for (SinkBatch& batch : batches) {
-      batches_.Increment();
+      counters_.batches.Increment();
       if (committed) {
         batch.on_complete({});
       } else {
@@ -450,10 +440,7 @@ class KafkaSink final : public Sink {
   }
 
   KafkaSinkConfig config_;
-  prometheus::Family<prometheus::Counter>& records_;
-  prometheus::Counter& committed_records_;
-  prometheus::Counter& failed_records_;
-  prometheus::Counter& batches_;
+  SinkCounters counters_;
   prometheus::Family<prometheus::Counter>& transactions_;
   prometheus::Counter& committed_transactions_;
   prometheus::Counter& aborted_transactions_;

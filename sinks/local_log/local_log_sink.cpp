@@ -49,17 +49,7 @@ class LocalLogSink final : public Sink {
  public:
   LocalLogSink(LocalLogConfig config, prometheus::Registry& registry)
       : config_(std::move(config)),
-        records_(prometheus::BuildCounter()
-                     .Name("telegate_sink_records_total")
-                     .Help("Records handed to a sink, by outcome")
-                     .Register(registry)),
-        written_(records_.Add({{"sink", "local_log"}, {"result", "written"}})),
-        failed_(records_.Add({{"sink", "local_log"}, {"result", "failed"}})),
-        batches_(prometheus::BuildCounter()
-                     .Name("telegate_sink_batches_total")
-                     .Help("Batches handed to a sink")
-                     .Register(registry)
-                     .Add({{"sink", "local_log"}})),
+        counters_(registry, "local_log", "written"),
         bytes_(prometheus::BuildCounter()
                    .Name("telegate_local_log_bytes_total")
                    .Help("Bytes appended to the local log")
@@ -217,8 +207,8 @@ class LocalLogSink final : public Sink {
       next_offset_ += records;
     }
     for (SinkBatch& batch : batches) {
-      batches_.Increment();
-      (ok ? written_ : failed_).Increment(static_cast<double>(batch.records.size()));
+      counters_.batches.Increment();
+      (ok ? counters_.durable : counters_.failed).Increment(static_cast<double>(batch.records.size()));
       if (ok) {
         batch.on_complete({});
       } else {
@@ -259,10 +249,7 @@ class LocalLogSink final : public Sink {
   }
 
   LocalLogConfig config_;
-  prometheus::Family<prometheus::Counter>& records_;
-  prometheus::Counter& written_;
-  prometheus::Counter& failed_;
-  prometheus::Counter& batches_;
+  SinkCounters counters_;
   prometheus::Counter& bytes_;
   prometheus::Histogram& fsync_seconds_;
 

@@ -1,5 +1,8 @@
 #include "telegate/sinks/sink.hpp"
 
+#include <prometheus/counter.h>
+#include <prometheus/registry.h>
+
 namespace telegate::sinks {
 
 std::string_view to_string(SinkErrc code) noexcept {
@@ -13,5 +16,25 @@ std::string_view to_string(SinkErrc code) noexcept {
   }
   return "unknown";
 }
+
+namespace {
+
+prometheus::Family<prometheus::Counter>& records_family(prometheus::Registry& registry) {
+  return prometheus::BuildCounter()
+      .Name("telegate_sink_records_total")
+      .Help("Records handed to a sink, by outcome")
+      .Register(registry);
+}
+
+}  // namespace
+
+SinkCounters::SinkCounters(prometheus::Registry& registry, std::string_view sink, std::string_view durable_result)
+    : durable(records_family(registry).Add({{"sink", std::string(sink)}, {"result", std::string(durable_result)}})),
+      failed(records_family(registry).Add({{"sink", std::string(sink)}, {"result", "failed"}})),
+      batches(prometheus::BuildCounter()
+                  .Name("telegate_sink_batches_total")
+                  .Help("Batches handed to a sink")
+                  .Register(registry)
+                  .Add({{"sink", std::string(sink)}})) {}
 
 }  // namespace telegate::sinks

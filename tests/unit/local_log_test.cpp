@@ -49,6 +49,19 @@ sinks::LocalLogConfig config_for(const fs::path& dir, sinks::FsyncPolicy fsync =
   return config;
 }
 
+// Starts a sink on `dir`, writes records [first, first + count) as one batch, stops it, and
+// returns the (single) segment file.
+fs::path write_and_stop(const fs::path& dir, int first, int count) {
+  prometheus::Registry registry;
+  std::atomic<int> ok{0}, failed{0};
+  auto sink = sinks::make_local_log_sink(config_for(dir), registry);
+  sink->start();
+  sink->submit(batch(first, count, ok, failed));
+  sink->stop();
+  REQUIRE(ok == 1);
+  return *fs::directory_iterator(dir);
+}
+
 }  // namespace
 
 TEST_CASE("what is written reads back identically, in order, each batch completed once") {
@@ -99,28 +112,15 @@ TEST_CASE("a restarted log continues its offsets, and segments roll at segment_b
 
 TEST_CASE("a torn tail is cut off on start; intact records survive and new ones follow") {
   ScratchDir dir;
-  prometheus::Registry registry;
-  std::atomic<int> ok{0}, failed{0};
-  {
-    auto sink = sinks::make_local_log_sink(config_for(dir.path), registry);
-    sink->start();
-    sink->submit(batch(0, 5, ok, failed));
-    sink->stop();
-  }
-  const fs::path segment = *fs::directory_iterator(dir.path);
+  const fs::path segment = write_and_stop(dir.path, 0, 5);
   const auto intact_size = fs::file_size(segment);
   {
     std::ofstream torn(segment, std::ios::binary | std::ios::app);
     torn.write("\x30\x00\x00\x00\x12\x34", 6);  // a crash mid-frame: header, no body
   }
   CHECK(read_all(dir.path).size() == 5);  // readers treat the torn tail as the end
-  {
-    auto sink = sinks::make_local_log_sink(config_for(dir.path), registry);
-    sink->start();
-    CHECK(fs::file_size(segment) == intact_size);
-    sink->submit(batch(5, 3, ok, failed));
-    sink->stop();
-  }
+  write_and_stop(dir.path, 5, 3);  // start-up cuts the tail before appending
+  CHECK(fs::file_size(segment) > intact_size);
   const auto entries = read_all(dir.path);
   REQUIRE(entries.size() == 8);
   CHECK(entries[7].offset == 7);
@@ -129,13 +129,7 @@ TEST_CASE("a torn tail is cut off on start; intact records survive and new ones 
 
 TEST_CASE("corruption inside the log is an error that names the file and position") {
   ScratchDir dir;
-  prometheus::Registry registry;
-  std::atomic<int> ok{0}, failed{0};
-  auto sink = sinks::make_local_log_sink(config_for(dir.path), registry);
-  sink->start();
-  sink->submit(batch(0, 5, ok, failed));
-  sink->stop();
-  const fs::path segment = *fs::directory_iterator(dir.path);
+  const fs::path segment = write_and_stop(dir.path, 0, 5);
   {
     std::fstream file(segment, std::ios::binary | std::ios::in | std::ios::out);
     file.seekp(20);

@@ -24,6 +24,7 @@
 #include "telegate/envelope/envelope.hpp"
 
 namespace prometheus {
+class Counter;
 class Registry;
 }
 
@@ -50,6 +51,15 @@ using Completion = std::function<void(std::expected<void, SinkError>)>;
 struct SinkBatch {
   std::vector<envelope::SealedRecord> records;
   Completion on_complete;
+};
+
+// The metrics docs/component-spec.md requires of every sink, labelled {sink=<name>}:
+// telegate_sink_records_total{result=<durable>|failed} and telegate_sink_batches_total.
+struct SinkCounters {
+  SinkCounters(prometheus::Registry& registry, std::string_view sink, std::string_view durable_result);
+  prometheus::Counter& durable;
+  prometheus::Counter& failed;
+  prometheus::Counter& batches;
 };
 
 // Lifecycle: constructed and start()ed on the main thread at start-up (start() may throw with
