@@ -1,5 +1,6 @@
 #include "telegate/gateway/gateway.hpp"
 
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -18,12 +19,28 @@ namespace {
 
 constexpr std::chrono::seconds kDrainGrace{30};
 
+// %j: the message as a JSON string, so that every log line is a valid JSON object whatever
+// the message holds (quotes from broker errors, device ids, …).
+class JsonMessageFlag final : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& message, const std::tm&, spdlog::memory_buf_t& out) override {
+    scratch_.clear();
+    envelope::append_json_string(scratch_, std::string_view(message.payload.data(), message.payload.size()));
+    out.append(scratch_.data(), scratch_.data() + scratch_.size());
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<JsonMessageFlag>(); }
+
+ private:
+  std::string scratch_;
+};
+
 void configure_logging(const GatewayConfig& config) {
   auto logger = spdlog::stderr_logger_mt("telegate");
-  // One line per event, machine-parseable: time, level, instance, message.
-  logger->set_pattern(R"({"ts":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%l","instance":")" + config.instance_id +
-                          R"(","msg":"%v"})",
-                      spdlog::pattern_time_type::utc);
+  // One JSON object per line: time, level, instance, message.
+  auto formatter = std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
+  formatter->add_flag<JsonMessageFlag>('j').set_pattern(R"({"ts":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%l","instance":")" +
+                                                        config.instance_id + R"(","msg":%j})");
+  logger->set_formatter(std::move(formatter));
   logger->set_level(spdlog::level::from_str(config.log_level));
   spdlog::set_default_logger(logger);
 }

@@ -251,6 +251,20 @@ class KafkaSink final : public Sink {
         active = hand_over(active);
       }
       if (stopping) break;
+      probe_while_unready(slot.producer);
+    }
+  }
+
+  // An unready gateway gets no traffic (its readiness probe fails), so a successful commit
+  // cannot be what makes it ready again: while unready, ask the cluster for metadata now and
+  // then, and turn ready when it answers.
+  void probe_while_unready(rd_kafka_t* producer) {
+    if (ready_ || fenced_ || Clock::now() - last_probe_ < std::chrono::seconds(1)) return;
+    last_probe_ = Clock::now();
+    const rd_kafka_metadata_t* metadata = nullptr;
+    if (rd_kafka_metadata(producer, 0, nullptr, &metadata, 500) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      rd_kafka_metadata_destroy(metadata);
+      ready_ = true;
     }
   }
 
@@ -459,6 +473,7 @@ class KafkaSink final : public Sink {
   std::atomic<bool> fenced_{false};
   std::vector<std::unique_ptr<ProducerSlot>> slots_;
   std::thread sink_thread_;
+  Clock::time_point last_probe_;  // sink thread only
 };
 
 }  // namespace

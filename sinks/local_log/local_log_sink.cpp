@@ -205,6 +205,7 @@ class LocalLogSink final : public Sink {
       spdlog::error("local log: {}; failing {} batches", problem, batches.size());
     } else {
       next_offset_ += records;
+      healthy_ = true;  // the disk took writes again (e.g. space was freed)
     }
     for (SinkBatch& batch : batches) {
       counters_.batches.Increment();
