@@ -42,17 +42,6 @@ constexpr std::int64_t days_from_civil(int year, int month, int day) {
   return static_cast<std::int64_t>(era) * 146097 + day_of_era - 719468;
 }
 
-bool is_structural(error_code error) {
-  switch (error) {
-    case simdjson::INCORRECT_TYPE:
-    case simdjson::NUMBER_ERROR:
-    case simdjson::NUMBER_OUT_OF_RANGE:
-      return false;
-    default:
-      return true;
-  }
-}
-
 std::string_view type_name(ondemand::json_type type) {
   switch (type) {
     case ondemand::json_type::array: return "an array";
@@ -114,12 +103,6 @@ JsonCodec::JsonCodec(DecodeLimits limits) : limits_(limits) {
   if (parser_.allocate(std::size_t{1} << 16) != simdjson::SUCCESS) throw std::bad_alloc();
 }
 
-CodecError JsonCodec::malformed(error_code error, std::optional<std::size_t> offset) const {
-  std::string message = fmt::format("malformed JSON: {}", simdjson::error_message(error));
-  if (offset) message += fmt::format(" (at byte offset {})", *offset);
-  return CodecError{CodecErrc::malformed_body, std::move(message), offset};
-}
-
 std::expected<void, CodecError> JsonCodec::decode(std::string_view body, const DecodeContext& context,
                                                   DecodedBatch& out) {
   const bool ndjson = context.content_type == "application/x-ndjson";
@@ -133,11 +116,7 @@ std::expected<void, CodecError> JsonCodec::decode(std::string_view body, const D
   if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) {
     return std::unexpected(CodecError{CodecErrc::empty_body, "the body holds no JSON", std::nullopt});
   }
-  // simdjson reads up to SIMDJSON_PADDING bytes past the end; copy into a buffer that has them.
-  // The copy costs a few ns per record and keeps the listener free of simdjson's constraints.
-  if (padded_.size() < body.size() + simdjson::SIMDJSON_PADDING) padded_.resize(body.size() + simdjson::SIMDJSON_PADDING);
-  std::memcpy(padded_.data(), body.data(), body.size());
-  std::memset(padded_.data() + body.size(), 0, simdjson::SIMDJSON_PADDING);
+  padded_.assign(body);
   return ndjson ? decode_lines(body.size(), out) : decode_document(body.size(), out);
 }
 
@@ -145,24 +124,24 @@ std::expected<void, CodecError> JsonCodec::decode_document(std::size_t length, D
   auto offset_of = [&](ondemand::document& document) -> std::optional<std::size_t> {
     const char* at = nullptr;
     if (document.current_location().get(at) != simdjson::SUCCESS) return length;
-    return static_cast<std::size_t>(at - padded_.data());
+    return padded_.offset_of(at);
   };
   ondemand::document document;
-  if (const auto error = parser_.iterate(padded_.data(), length, padded_.size()).get(document); error) {
-    return std::unexpected(malformed(error, 0));
+  if (const auto error = parser_.iterate(padded_.data(), length, padded_.capacity()).get(document); error) {
+    return std::unexpected(malformed_json(error, 0));
   }
   ondemand::json_type type;
-  if (const auto error = document.type().get(type); error) return std::unexpected(malformed(error, offset_of(document)));
+  if (const auto error = document.type().get(type); error) return std::unexpected(malformed_json(error, offset_of(document)));
 
   if (type == ondemand::json_type::array) {
     ondemand::array records;
     if (const auto error = document.get_array().get(records); error) {
-      return std::unexpected(malformed(error, offset_of(document)));
+      return std::unexpected(malformed_json(error, offset_of(document)));
     }
     std::size_t index = 0;
     for (auto element : records) {
       ondemand::value value;
-      if (const auto error = element.get(value); error) return std::unexpected(malformed(error, offset_of(document)));
+      if (const auto error = element.get(value); error) return std::unexpected(malformed_json(error, offset_of(document)));
       if (index == limits_.max_records) {
         return std::unexpected(CodecError{CodecErrc::too_many_records,
                                           fmt::format("more than {} records in one body", limits_.max_records),
@@ -176,7 +155,7 @@ std::expected<void, CodecError> JsonCodec::decode_document(std::size_t length, D
   } else if (type == ondemand::json_type::object) {
     ondemand::value value;
     if (const auto error = document.get_value().get(value); error) {
-      return std::unexpected(malformed(error, offset_of(document)));
+      return std::unexpected(malformed_json(error, offset_of(document)));
     }
     if (auto added = add_record(value, 0, out); !added) {
       added.error().offset = offset_of(document);
@@ -191,7 +170,7 @@ std::expected<void, CodecError> JsonCodec::decode_document(std::size_t length, D
   // current_location() only succeeds while unread structural content remains.
   if (const char* trailing = nullptr; document.current_location().get(trailing) == simdjson::SUCCESS) {
     return std::unexpected(CodecError{CodecErrc::malformed_body, "trailing content after the JSON value",
-                                      static_cast<std::size_t>(trailing - padded_.data())});
+                                      padded_.offset_of(trailing)});
   }
   return {};
 }
@@ -200,19 +179,19 @@ std::expected<void, CodecError> JsonCodec::decode_lines(std::size_t length, Deco
   ondemand::document_stream stream;
   const std::size_t batch_size = std::max<std::size_t>(length, simdjson::dom::MINIMAL_BATCH_SIZE);
   if (const auto error = parser_.iterate_many(padded_.data(), length, batch_size).get(stream); error) {
-    return std::unexpected(malformed(error, 0));
+    return std::unexpected(malformed_json(error, 0));
   }
   std::size_t index = 0;
   for (auto it = stream.begin(); it != stream.end(); ++it) {
     const std::size_t offset = it.current_index();
     ondemand::document_reference document;
-    if (const auto error = (*it).get(document); error) return std::unexpected(malformed(error, offset));
+    if (const auto error = (*it).get(document); error) return std::unexpected(malformed_json(error, offset));
     if (index == limits_.max_records) {
       return std::unexpected(CodecError{CodecErrc::too_many_records,
                                         fmt::format("more than {} records in one body", limits_.max_records), offset});
     }
     ondemand::value value;
-    if (const auto error = document.get_value().get(value); error) return std::unexpected(malformed(error, offset));
+    if (const auto error = document.get_value().get(value); error) return std::unexpected(malformed_json(error, offset));
     if (auto added = add_record(value, index++, out); !added) {
       added.error().offset = offset;
       return added;
@@ -230,7 +209,7 @@ std::expected<void, CodecError> JsonCodec::add_record(ondemand::value value, std
   RecordResult read = read_record(value, record);
   if (!read) {
     out.drop_last();
-    return std::unexpected(malformed(read.error(), std::nullopt));
+    return std::unexpected(malformed_json(read.error(), std::nullopt));
   }
   if (*read) {
     out.drop_last();

@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 
+#include "src/simdjson_support.hpp"
 #include "telegate/codecs/codec.hpp"
 
 namespace telegate::codecs {
@@ -46,11 +47,10 @@ class JsonCodec final : public Codec {
   RecordResult read_record(simdjson::ondemand::value value, CanonicalRecord& record);
   RecordResult read_readings(simdjson::ondemand::value value, CanonicalRecord& record);
   std::expected<void, CodecError> add_record(simdjson::ondemand::value value, std::size_t index, DecodedBatch& out);
-  CodecError malformed(simdjson::error_code error, std::optional<std::size_t> offset) const;
 
   DecodeLimits limits_;
   simdjson::ondemand::parser parser_;
-  std::string padded_;  // body copy with SIMDJSON_PADDING spare bytes
+  PaddedBody padded_;
 };
 
 }  // namespace telegate::codecs

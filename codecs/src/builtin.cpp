@@ -1,12 +1,14 @@
 // The built-in codecs: one line each. A new codec is a folder under codecs/, a
 // telegate_codec(NAME …) line in codecs/CMakeLists.txt and a line here.
 #include "json/json_codec.hpp"
+#include "senml/senml_codec.hpp"
 #include "telegate/codecs/codec.hpp"
 
 namespace telegate::codecs {
 
 void register_builtin_codecs(CodecRegistry& registry) {
   registry.add("json", [](const DecodeLimits& limits) { return std::make_unique<JsonCodec>(limits); });
+  registry.add("senml", [](const DecodeLimits& limits) { return std::make_unique<SenmlJsonCodec>(limits); });
 }
 
 }  // namespace telegate::codecs

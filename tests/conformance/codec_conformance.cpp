@@ -66,9 +66,13 @@ struct Result {
 Result decode(Codec& codec, const std::string& body, const std::string& content_type) {
   DecodedBatch batch;
   const auto result = codec.decode(body, DecodeContext{"tenant", "device", "test", content_type}, batch);
+  // Indices are positions of records in the payload: in order and never repeated.
+  std::size_t next = 0;
   for (const FieldError& error : batch.errors()) {
-    CHECK_MESSAGE(error.index < batch.total() + 1, "error index " << error.index << " out of range");
+    CHECK_MESSAGE(error.index >= next, "error index " << error.index << " out of order");
+    CHECK_MESSAGE(error.index < body.size(), "error index " << error.index << " past the payload");
     CHECK_MESSAGE(!error.reason.empty(), "a per-record error must say why");
+    next = error.index + 1;
   }
   if (!result) CHECK_MESSAGE(!result.error().message.empty(), "a codec error must name the problem");
   return {result.has_value(), batch.records().size(), batch.errors().size()};
