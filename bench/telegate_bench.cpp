@@ -5,6 +5,8 @@
 //   telegate-bench pipeline [--records-per-request 50] [--seconds 3]
 //       in-process cost per record of JSON decode → validate → envelope → serialize, next to
 //       a simdjson On-Demand pass that only reads the same fields (the floor for any JSON codec)
+//   telegate-bench codecs [--records 50]
+//       decode ns per record of every codec next to the telegate JSON codec
 //   telegate-bench kafka-baseline --bootstrap HOST:PORT --records N [--transaction-records 50000]
 //       a plain transactional librdkafka producer sending pre-built envelopes with the Kafka
 //       sink's settings: the baseline for HTTP → Kafka (bench/http_kafka.sh)
@@ -127,6 +129,47 @@ int pipeline(int argc, char** argv) {
       "{\"benchmark\":\"pipeline\",\"records_per_request\":%zu,\"record_json_bytes\":%zu,\"envelope_bytes\":%zu,"
       "\"pipeline_ns_per_record\":%.1f,\"baseline_simdjson_read_ns_per_record\":%.1f,\"ratio\":%.2f}\n",
       per_request, body.size() / per_request, value_bytes, pipeline_ns, floor_ns, pipeline_ns / floor_ns);
+  return 0;
+}
+
+// ns per decoded record for one codec over one body, repeated for `seconds`.
+double decode_ns(const std::string& codec_name, const std::string& content_type, const std::string& body,
+                 std::size_t expected_records, double seconds) {
+  codecs::CodecRegistry registry;
+  codecs::register_builtin_codecs(registry);
+  const auto codec = registry.create(codec_name, codecs::DecodeLimits{});
+  codecs::DecodedBatch batch;
+  std::size_t iterations = 0;
+  const auto started = Clock::now();
+  while (std::chrono::duration<double>(Clock::now() - started).count() < seconds) {
+    batch.clear();
+    if (!codec->decode(body, {"acme", "truck-0042", "http", content_type}, batch) ||
+        batch.records().size() != expected_records) {
+      throw std::runtime_error(codec_name + " benchmark body did not decode as expected");
+    }
+    ++iterations;
+  }
+  const double elapsed = std::chrono::duration<double>(Clock::now() - started).count();
+  return elapsed * 1e9 / static_cast<double>(iterations * expected_records);
+}
+
+// Each codec's decode cost per record next to the telegate JSON codec's, same run, same
+// number of records (SenML: one reading per record, distinct times so none are grouped).
+int codec_costs(int argc, char** argv) {
+  const std::size_t records = std::stoul(flag(argc, argv, "--records", "50"));
+  const double seconds = std::stod(flag(argc, argv, "--seconds", "2"));
+  const std::int64_t base_ms = now_ms() - 60'000;
+  std::string senml = "[{\"bn\":\"urn:dev:ow:10e2073a01080063:\",\"bu\":\"Cel\",\"bt\":" +
+                      std::to_string(base_ms / 1000) + "}";
+  for (std::size_t i = 0; i < records; ++i) {
+    senml += ",{\"n\":\"temperature\",\"t\":" + std::to_string(i) + ",\"v\":" + std::to_string(20.0 + 0.1 * static_cast<double>(i)) + "}";
+  }
+  senml += "]";
+  const double json = decode_ns("json", "application/json", location_batch(records, base_ms), records, seconds);
+  const double senml_ns = decode_ns("senml", "application/senml+json", senml, records, seconds);
+  std::printf("{\"benchmark\":\"codecs\",\"records\":%zu,\"json_ns_per_record\":%.1f,"
+              "\"senml_ns_per_record\":%.1f,\"senml_to_json\":%.2f}\n",
+              records, json, senml_ns, senml_ns / json);
   return 0;
 }
 
@@ -264,12 +307,13 @@ int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "";
   try {
     if (mode == "pipeline") return pipeline(argc, argv);
+    if (mode == "codecs") return codec_costs(argc, argv);
     if (mode == "kafka-baseline") return kafka_baseline(argc, argv);
     if (mode == "kafka-headers") return kafka_headers(argc, argv);
   } catch (const std::exception& error) {
     std::fprintf(stderr, "telegate-bench %s: %s\n", mode.c_str(), error.what());
     return 1;
   }
-  std::fprintf(stderr, "usage: telegate-bench pipeline|kafka-baseline [options] (see bench/telegate_bench.cpp)\n");
+  std::fprintf(stderr, "usage: telegate-bench pipeline|codecs|kafka-baseline|kafka-headers [options] (see bench/telegate_bench.cpp)\n");
   return 2;
 }
