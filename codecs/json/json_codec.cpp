@@ -265,14 +265,8 @@ JsonCodec::RecordResult JsonCodec::read_record(ondemand::value value, CanonicalR
     return simdjson::SUCCESS;
   };
 
-  for (auto field_result : object) {
-    ondemand::field field;
-    if (const auto error = std::move(field_result).get(field); error) return std::unexpected(error);
-    std::string_view key;
-    if (const auto error = field.unescaped_key().get(key); error) return std::unexpected(error);
-    ondemand::value field_value = field.value();
+  const error_code structural = for_each_field(object, [&](std::string_view key, ondemand::value field_value) {
     error_code error = simdjson::SUCCESS;
-
     if (key == "device_id") {
       has_device = true;
       error = read_string(field_value, key, record.device_id);
@@ -344,12 +338,13 @@ JsonCodec::RecordResult JsonCodec::read_record(ondemand::value value, CanonicalR
       error = read_string(field_value, key, single.unit);
     } else if (key == "readings") {
       RecordResult readings = read_readings(field_value, record);
-      if (!readings) return readings;
+      if (!readings) return readings.error();
       if (*readings && !problem) problem = std::move(*readings);
     }
     // Unknown fields are skipped: devices may send more than telegate maps (forward compatible).
-    if (error) return std::unexpected(error);
-  }
+    return error;
+  });
+  if (structural) return std::unexpected(structural);
 
   if (problem) return problem;
   if (!has_device) return RecordProblem{"device_id", "is required"};
@@ -391,15 +386,11 @@ JsonCodec::RecordResult JsonCodec::read_readings(ondemand::value value, Canonica
     }
     SensorReading& reading = record.readings.emplace_back();
     bool has_name = false, has_value = false;
-    for (auto field_result : reading_object) {
-      ondemand::field field;
-      if (const auto error = std::move(field_result).get(field); error) return std::unexpected(error);
-      std::string_view key;
-      if (const auto error = field.unescaped_key().get(key); error) return std::unexpected(error);
+    const error_code structural = for_each_field(reading_object, [&](std::string_view key, ondemand::value field_value) {
       error_code error = simdjson::SUCCESS;
       if (key == "name" || key == "unit") {
         std::string_view text;
-        error = field.value().get_string().get(text);
+        error = field_value.get_string().get(text);
         if (error && !is_structural(error)) {
           if (!problem) problem = RecordProblem{fmt::format("readings[{}].{}", index, key), "must be a string"};
           error = simdjson::SUCCESS;
@@ -413,7 +404,7 @@ JsonCodec::RecordResult JsonCodec::read_readings(ondemand::value value, Canonica
           has_name = has_name || key == "name";
         }
       } else if (key == "value") {
-        error = field.value().get_double().get(reading.value);
+        error = field_value.get_double().get(reading.value);
         if (error && !is_structural(error)) {
           if (!problem) problem = RecordProblem{fmt::format("readings[{}].value", index), "must be a number"};
           error = simdjson::SUCCESS;
@@ -421,8 +412,9 @@ JsonCodec::RecordResult JsonCodec::read_readings(ondemand::value value, Canonica
           has_value = true;
         }
       }
-      if (error) return std::unexpected(error);
-    }
+      return error;
+    });
+    if (structural) return std::unexpected(structural);
     if (!problem && !has_name) problem = RecordProblem{fmt::format("readings[{}].name", index), "is required"};
     if (!problem && !has_value) problem = RecordProblem{fmt::format("readings[{}].value", index), "is required"};
     ++index;

@@ -61,13 +61,7 @@ std::expected<std::optional<Problem>, error_code> read_fields(ondemand::object o
   auto note = [&](std::string_view field, std::string reason) {
     if (!problem) problem = Problem{std::string(field), std::move(reason)};
   };
-  for (auto field_result : object) {
-    ondemand::field field;
-    if (const auto error = std::move(field_result).get(field); error) return std::unexpected(error);
-    std::string_view key;
-    if (const auto error = field.unescaped_key().get(key); error) return std::unexpected(error);
-    ondemand::value value = field.value();
-
+  const error_code structural = for_each_field(object, [&](std::string_view key, ondemand::value value) {
     auto read_number = [&](std::optional<double>& out) -> error_code {
       double number = 0;
       const error_code error = value.get_double().get(number);
@@ -138,8 +132,9 @@ std::expected<std::optional<Problem>, error_code> read_fields(ondemand::object o
       }
       // Other unknown fields are extensions that may be ignored (RFC 8428 §4.4).
     }
-    if (error) return std::unexpected(error);
-  }
+    return error;
+  });
+  if (structural) return std::unexpected(structural);
   return problem;
 }
 

@@ -33,6 +33,20 @@ inline CodecError malformed_json(simdjson::error_code error, std::optional<std::
   return CodecError{CodecErrc::malformed_body, std::move(message), offset};
 }
 
+// Calls visit(key, value) for every field of `object`, in order. Stops at the first error,
+// from simdjson (the JSON is unreadable) or from `visit`, and returns it.
+template <class Visit>
+simdjson::error_code for_each_field(simdjson::ondemand::object object, Visit&& visit) {
+  for (auto field_result : object) {
+    simdjson::ondemand::field field;
+    if (const auto error = std::move(field_result).get(field); error) return error;
+    std::string_view key;
+    if (const auto error = field.unescaped_key().get(key); error) return error;
+    if (const auto error = visit(key, field.value()); error) return error;
+  }
+  return simdjson::SUCCESS;
+}
+
 // A reusable copy of a request body with the SIMDJSON_PADDING spare bytes simdjson reads past
 // the end. Copying (a few ns per record) keeps listeners free of simdjson's constraints.
 // Owned by one codec instance, like the parser it feeds.
