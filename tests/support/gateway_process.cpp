@@ -101,7 +101,7 @@ GatewayProcess::GatewayProcess(std::filesystem::path work_dir, std::string confi
       config_path_(work_dir_ / "telegate.yaml"),
       log_path_(work_dir_ / "telegate.log"),
       port_(free_port()) {
-  std::ofstream(config_path_) << config_yaml;
+  if (!config_yaml.empty()) std::ofstream(config_path_) << config_yaml;
 }
 
 GatewayProcess::~GatewayProcess() {
@@ -117,10 +117,11 @@ void GatewayProcess::start() {
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 1, log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
   posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  posix_spawn_file_actions_addchdir_np(&actions, work_dir_.c_str());
   const std::string port_override = "http.port=" + std::to_string(port_);
   const std::string address_override = "http.address=127.0.0.1";
-  std::vector<std::string> argv = {TELEGATE_BINARY, "--config", config_path_.string(), "--set", port_override,
-                                   "--set", address_override};
+  std::vector<std::string> argv = {TELEGATE_BINARY, "--set", port_override, "--set", address_override};
+  if (std::filesystem::exists(config_path_)) argv.insert(argv.end(), {"--config", config_path_.string()});
   std::vector<char*> args;
   for (auto& arg : argv) args.push_back(arg.data());
   args.push_back(nullptr);
@@ -180,5 +181,16 @@ HttpResult curl_post(const std::string& url, const std::string& bearer_token, co
 }
 
 HttpResult curl_get(const std::string& url) { return curl({url}); }
+
+CommandResult run_telegate(const std::vector<std::string>& args) {
+  TempDir scratch;
+  std::vector<std::string> argv = {TELEGATE_BINARY};
+  argv.insert(argv.end(), args.begin(), args.end());
+  CommandResult result;
+  result.exit_code = run(argv, scratch.path() / "out", scratch.path() / "err");
+  result.out = read_file(scratch.path() / "out");
+  result.err = read_file(scratch.path() / "err");
+  return result;
+}
 
 }  // namespace telegate::testing

@@ -36,7 +36,8 @@ class TempDir {
 
 class GatewayProcess {
  public:
-  // `config_yaml` is written to a file in `work_dir`; http.port is set to a free port.
+  // `config_yaml` is written to a file in `work_dir`; http.port is set to a free port. An empty
+  // `config_yaml` runs the embedded default (no --config). The gateway runs in `work_dir`.
   GatewayProcess(std::filesystem::path work_dir, std::string config_yaml);
   ~GatewayProcess();
   GatewayProcess(const GatewayProcess&) = delete;
@@ -72,5 +73,14 @@ struct HttpResult {
 HttpResult curl_post(const std::string& url, const std::string& bearer_token, const std::string& content_type,
                      const std::string& body);
 HttpResult curl_get(const std::string& url);
+
+struct CommandResult {
+  int exit_code = 0;
+  std::string out;
+  std::string err;
+};
+
+// Runs the telegate binary with `args` to completion (for subcommands and start-up errors).
+CommandResult run_telegate(const std::vector<std::string>& args);
 
 }  // namespace telegate::testing
