@@ -7,8 +7,8 @@
 namespace telegate::codecs {
 
 void register_builtin_codecs(CodecRegistry& registry) {
-  registry.add("json", [](const DecodeLimits& limits) { return std::make_unique<JsonCodec>(limits); });
-  registry.add("senml", [](const DecodeLimits& limits) { return std::make_unique<SenmlJsonCodec>(limits); });
+  registry.add("json", without_options<JsonCodec>());
+  registry.add("senml", without_options<SenmlJsonCodec>());
 }
 
 }  // namespace telegate::codecs

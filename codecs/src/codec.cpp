@@ -35,20 +35,34 @@ void DecodedBatch::clear() noexcept {
   errors_.clear();
 }
 
-void CodecRegistry::add(std::string name, CodecFactory factory) {
-  if (!factories_.emplace(name, std::move(factory)).second) {
+void CodecRegistry::add(std::string name, CodecCompiler compiler) {
+  if (!compilers_.emplace(name, std::move(compiler)).second) {
     throw std::invalid_argument("codec '" + name + "' registered twice");
   }
 }
 
+bool CodecRegistry::contains(std::string_view name) const { return compilers_.contains(name); }
+
+std::shared_ptr<const CodecPlan> CodecRegistry::compile(std::string_view name, OptionReader& options,
+                                                        const DecodeLimits& limits) const {
+  const auto found = compilers_.find(name);
+  if (found == compilers_.end()) {
+    std::string known;
+    for (const auto& [known_name, compiler] : compilers_) known += (known.empty() ? "" : ", ") + known_name;
+    throw OptionError("codec", "unknown codec '" + std::string(name) + "' (known: " + known + ")");
+  }
+  return found->second(options, limits);
+}
+
 std::unique_ptr<Codec> CodecRegistry::create(std::string_view name, const DecodeLimits& limits) const {
-  const auto found = factories_.find(name);
-  return found == factories_.end() ? nullptr : found->second(limits);
+  if (!contains(name)) return nullptr;
+  OptionReader no_options(YAML::Node(), "codec_options");
+  return compile(name, no_options, limits)->instantiate();
 }
 
 std::vector<std::string> CodecRegistry::names() const {
   std::vector<std::string> names;
-  for (const auto& [name, factory] : factories_) names.push_back(name);
+  for (const auto& [name, compiler] : compilers_) names.push_back(name);
   return names;
 }
 

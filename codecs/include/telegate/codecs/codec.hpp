@@ -5,8 +5,8 @@
 //    returns a CodecError naming the problem (and the byte offset where known);
 //  - a record that parses but is unusable is reported through DecodedBatch::reject() with
 //    its index, the field and the reason, and decoding continues with the next record;
-//  - a codec instance is owned by one worker thread (parsers keep reusable state); build one
-//    per thread through CodecRegistry::create().
+//  - a codec instance is owned by one worker thread (parsers keep reusable state); each
+//    thread instantiates its own from the shared, immutable CodecPlan.
 #pragma once
 
 #include <cstddef>
@@ -21,6 +21,7 @@
 #include <string_view>
 #include <vector>
 
+#include "telegate/codecs/options.hpp"
 #include "telegate/codecs/record.hpp"
 
 namespace telegate::codecs {
@@ -96,19 +97,50 @@ class Codec {
                                                  DecodedBatch& out) = 0;
 };
 
-using CodecFactory = std::function<std::unique_ptr<Codec>(const DecodeLimits&)>;
+// A codec's options compiled once, when a device type is defined: immutable and shared by every
+// worker thread, which each instantiate() their own Codec (codecs keep per-thread parse state).
+// Work that depends only on the options (JSON pointers, unit factors, descriptor lookups) is
+// done here, so that decode() does no string look-ups per record.
+class CodecPlan {
+ public:
+  virtual ~CodecPlan() = default;
+  virtual std::unique_ptr<Codec> instantiate() const = 0;
+};
+
+// Reads the codec's options (the device type's `codec_options`; an empty reader when absent)
+// and returns its plan. Throws OptionError naming the offending key. Control plane only.
+using CodecCompiler = std::function<std::shared_ptr<const CodecPlan>(OptionReader& options, const DecodeLimits&)>;
+
+// The compiler for a codec that has no options: any option is refused as an unknown key.
+template <class ConcreteCodec>
+CodecCompiler without_options() {
+  struct Plan final : CodecPlan {
+    explicit Plan(const DecodeLimits& decode_limits) : limits(decode_limits) {}
+    std::unique_ptr<Codec> instantiate() const override { return std::make_unique<ConcreteCodec>(limits); }
+    DecodeLimits limits;
+  };
+  return [](OptionReader& options, const DecodeLimits& limits) -> std::shared_ptr<const CodecPlan> {
+    options.finish();
+    return std::make_shared<Plan>(limits);
+  };
+}
 
 // Codecs by name. Filled explicitly at start-up by register_builtin_codecs() (no static
 // self-registration, which a linker may drop from a static library); read-only afterwards,
-// so workers may call create() concurrently.
+// so any thread may compile() concurrently.
 class CodecRegistry {
  public:
-  void add(std::string name, CodecFactory factory);  // throws std::invalid_argument on a duplicate name
-  std::unique_ptr<Codec> create(std::string_view name, const DecodeLimits& limits) const;  // nullptr if unknown
+  void add(std::string name, CodecCompiler compiler);  // throws std::invalid_argument on a duplicate name
+  bool contains(std::string_view name) const;
+  // Throws OptionError (key `options.path()`'s parent "codec") for an unknown name.
+  std::shared_ptr<const CodecPlan> compile(std::string_view name, OptionReader& options,
+                                           const DecodeLimits& limits) const;
+  // Convenience for codecs used without options (tests, benchmarks): nullptr if unknown.
+  std::unique_ptr<Codec> create(std::string_view name, const DecodeLimits& limits) const;
   std::vector<std::string> names() const;
 
  private:
-  std::map<std::string, CodecFactory, std::less<>> factories_;
+  std::map<std::string, CodecCompiler, std::less<>> compilers_;
 };
 
 // One line per built-in codec lives in codecs/src/builtin.cpp.

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "telegate/codecs/codec.hpp"
+#include "telegate/codecs/options.hpp"
 #include "telegate/codecs/validate.hpp"
 #include "telegate/envelope/envelope.hpp"
 #include "telegate/sinks/kafka_sink.hpp"
@@ -22,14 +23,7 @@
 
 namespace telegate::gateway {
 
-class ConfigError : public std::runtime_error {
- public:
-  ConfigError(const std::string& key, const std::string& problem);
-  const std::string& key() const noexcept { return key_; }
-
- private:
-  std::string key_;
-};
+using ConfigError = codecs::OptionError;
 
 struct HttpListenerConfig {
   std::string address = "0.0.0.0";
