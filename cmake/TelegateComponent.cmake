@@ -61,17 +61,24 @@ endfunction()
 
 # Adds a codec in one line: its sources in codecs/<NAME>/ join telegate_codecs, and it gets a
 # fuzz target and a conformance test (docs/component-spec.md, "Codecs") over codecs/<NAME>/samples.
+# A codec that needs options to decode anything reads them, in both, from
+# codecs/<NAME>/test-options.yaml (the `codec_options` of a device type).
 function(telegate_codec)
   cmake_parse_arguments(ARG "" "NAME" "" ${ARGN})
   file(GLOB sources CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/${ARG_NAME}/*.cpp)
   target_sources(telegate_codecs PRIVATE ${sources})
   set(samples ${CMAKE_CURRENT_SOURCE_DIR}/${ARG_NAME}/samples)
+  set(options ${CMAKE_CURRENT_SOURCE_DIR}/${ARG_NAME}/test-options.yaml)
+  if(NOT EXISTS ${options})
+    set(options "")
+  endif()
   telegate_fuzz_target(NAME codec_${ARG_NAME} SOURCES ${PROJECT_SOURCE_DIR}/tests/fuzz/codec_fuzz.cpp
-    DEPS telegate::codecs CORPUS ${samples} DEFINITIONS TELEGATE_FUZZ_CODEC="${ARG_NAME}")
+    ${PROJECT_SOURCE_DIR}/tests/fuzz/codec_under_test.cpp DEPS telegate::codecs CORPUS ${samples}
+    DEFINITIONS TELEGATE_CODEC_UNDER_TEST="${ARG_NAME}" TELEGATE_CODEC_OPTIONS="${options}")
   if(TELEGATE_BUILD_TESTS)
     telegate_test(NAME conformance_codec_${ARG_NAME} SOURCES ${PROJECT_SOURCE_DIR}/tests/conformance/codec_conformance.cpp
-      DEPS telegate::codecs LABELS unit)
-    target_compile_definitions(conformance_codec_${ARG_NAME} PRIVATE
-      TELEGATE_CONFORMANCE_CODEC="${ARG_NAME}" TELEGATE_CODEC_SAMPLES="${samples}")
+      ${PROJECT_SOURCE_DIR}/tests/fuzz/codec_under_test.cpp DEPS telegate::codecs LABELS unit)
+    target_compile_definitions(conformance_codec_${ARG_NAME} PRIVATE TELEGATE_CODEC_UNDER_TEST="${ARG_NAME}"
+      TELEGATE_CODEC_OPTIONS="${options}" TELEGATE_CODEC_SAMPLES="${samples}")
   endif()
 endfunction()

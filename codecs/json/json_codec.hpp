@@ -16,10 +16,6 @@
 
 namespace telegate::codecs {
 
-// "2026-11-24T10:00:00.250+01:00" → Unix epoch milliseconds; nullopt when the text is not a
-// valid RFC 3339 date-time (a calendar date that does not exist is invalid too).
-std::optional<std::int64_t> parse_rfc3339_ms(std::string_view text) noexcept;
-
 // Lifecycle: created per worker thread by the registry; owns the simdjson parser and a padded
 // copy of the current body, both reused across decode() calls.
 class JsonCodec final : public Codec {

@@ -1,5 +1,5 @@
 // The codec contract (docs/component-spec.md, "Codecs"), checked for one codec at a time:
-// TELEGATE_CONFORMANCE_CODEC names it, TELEGATE_CODEC_SAMPLES holds its samples.
+// TELEGATE_CODEC_UNDER_TEST names it, TELEGATE_CODEC_SAMPLES holds its samples.
 //   *.valid.<ext>    decode with records and no per-record error
 //   *.invalid.<ext>  a CodecError or at least one per-record error, never a crash
 // <ext> picks the content type whose subtype (without "x-") is <ext>: json, ndjson, cbor, …
@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "../fuzz/codec_under_test.hpp"
 #include "telegate/codecs/codec.hpp"
 
 using namespace telegate::codecs;
@@ -26,13 +27,7 @@ struct Sample {
   bool valid;
 };
 
-std::unique_ptr<Codec> make_codec() {
-  CodecRegistry registry;
-  register_builtin_codecs(registry);
-  auto codec = registry.create(TELEGATE_CONFORMANCE_CODEC, DecodeLimits{});
-  REQUIRE_MESSAGE(codec != nullptr, "codec " TELEGATE_CONFORMANCE_CODEC " is not registered");
-  return codec;
-}
+std::unique_ptr<Codec> make_codec() { return make_codec_under_test(); }
 
 std::optional<std::string> content_type_for(const Codec& codec, const std::string& extension) {
   for (const std::string_view type : codec.content_types()) {

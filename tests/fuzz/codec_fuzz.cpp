@@ -1,17 +1,13 @@
-// Fuzz target for one codec (TELEGATE_FUZZ_CODEC names it): any bytes, every content type the
+// Fuzz target for one codec (TELEGATE_CODEC_UNDER_TEST names it): any bytes, every content type the
 // codec reads. The codec contract says decode() never crashes, throws or asserts on input.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
 
-#include "telegate/codecs/codec.hpp"
+#include "codec_under_test.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  static const auto codec = [] {
-    telegate::codecs::CodecRegistry registry;
-    telegate::codecs::register_builtin_codecs(registry);
-    return registry.create(TELEGATE_FUZZ_CODEC, telegate::codecs::DecodeLimits{});
-  }();
+  static const auto codec = telegate::codecs::make_codec_under_test();
   static telegate::codecs::DecodedBatch batch;
   const std::string_view body(reinterpret_cast<const char*>(data), size);
   for (const std::string_view content_type : codec->content_types()) {

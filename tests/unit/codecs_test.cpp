@@ -4,6 +4,7 @@
 
 #include "json/json_codec.hpp"
 #include "telegate/codecs/codec.hpp"
+#include "telegate/codecs/units.hpp"
 
 using namespace telegate::codecs;
 
@@ -212,4 +213,30 @@ TEST_CASE("one codec instance reused: no state leaks from a bigger or broken bod
   CHECK(record.msg_id.empty());  // not the previous body's
   CHECK_FALSE(record.location.alt.has_value());
   CHECK(record.event_time_ms == 5);
+}
+
+TEST_CASE("speed and epoch units convert to m/s and Unix milliseconds") {
+  CHECK(metres_per_second_per(*parse_speed_unit("kmh")) * 36.0 == doctest::Approx(10.0));
+  CHECK(metres_per_second_per(*parse_speed_unit("knots")) * 3600.0 == doctest::Approx(1852.0));
+  CHECK(metres_per_second_per(*parse_speed_unit("mph")) * 3600.0 == doctest::Approx(1609.344));
+  CHECK(metres_per_second_per(*parse_speed_unit("m/s")) == 1.0);
+  CHECK_FALSE(parse_speed_unit("furlongs"));
+
+  CHECK(epoch_to_ms(1795514400, EpochUnit::seconds) == 1795514400000);
+  CHECK(epoch_to_ms(1795514400.25, EpochUnit::seconds) == 1795514400250);
+  CHECK(epoch_to_ms(1795514400123456, EpochUnit::microseconds) == 1795514400123);
+  CHECK(epoch_to_ms(1795514400, EpochUnit::automatic) == 1795514400000);
+  CHECK(epoch_to_ms(1795514400000, EpochUnit::automatic) == 1795514400000);
+  CHECK(epoch_to_ms(1795514400000000, EpochUnit::automatic) == 1795514400000);
+  CHECK_FALSE(epoch_to_ms(1e300, EpochUnit::milliseconds));
+  CHECK_FALSE(epoch_to_ms(std::nan(""), EpochUnit::seconds));
+}
+
+TEST_CASE("unit options name the key and the allowed values") {
+  YAML::Node node = YAML::Load("{speed_unit: furlongs}");
+  OptionReader options(node, "codec_options");
+  CHECK_THROWS_WITH(read_speed_unit(options, "speed_unit", SpeedUnit::mps),
+                    "codec_options.speed_unit: must be one of mps, kmh, knots, mph, got 'furlongs'");
+  OptionReader empty(YAML::Node(), "codec_options");
+  CHECK(read_epoch_unit(empty, "time_unit", EpochUnit::seconds) == EpochUnit::seconds);
 }
