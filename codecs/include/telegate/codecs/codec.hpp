@@ -86,6 +86,13 @@ class DecodedBatch {
   std::vector<FieldError> errors_;
 };
 
+// The positive reply a device's own app expects (OwnTracks wants a JSON array, Overland
+// {"result":"ok"}); listeners send it instead of telegate's own ack body.
+struct NativeReply {
+  std::string_view content_type;
+  std::string_view body;
+};
+
 class Codec {
  public:
   virtual ~Codec() = default;
@@ -93,8 +100,11 @@ class Codec {
   // Content types (lower case, no parameters) this codec reads.
   virtual std::span<const std::string_view> content_types() const noexcept = 0;
   // Appends the decoded records and per-record errors to `out` (which the caller cleared).
+  // A body may legitimately hold no record (an OwnTracks status message): no records and no
+  // errors is an accepted, empty request.
   virtual std::expected<void, CodecError> decode(std::string_view body, const DecodeContext& context,
                                                  DecodedBatch& out) = 0;
+  virtual std::optional<NativeReply> native_reply() const noexcept { return std::nullopt; }
 };
 
 // A codec's options compiled once, when a device type is defined: immutable and shared by every
