@@ -1,9 +1,13 @@
 #include "http/http_listener.hpp"
 
+#include "src/admin_api.hpp"
+
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <spdlog/spdlog.h>
+
+#include <openssl/evp.h>
 
 #include <charconv>
 #include <optional>
@@ -78,16 +82,32 @@ std::string outcome_body(const IngestOutcome& outcome) {
 
 std::string_view view(beast::string_view text) { return {text.data(), text.size()}; }
 
-std::string_view bearer_token(std::string_view authorization) {
-  constexpr std::string_view kScheme = "bearer ";
-  if (authorization.size() <= kScheme.size()) return {};
-  for (std::size_t i = 0; i < kScheme.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(authorization[i])) != kScheme[i]) return {};
+// The credentials after `scheme` ("bearer " or "basic ", matched case-insensitively), trimmed.
+std::string_view credentials(std::string_view authorization, std::string_view scheme) {
+  if (authorization.size() <= scheme.size()) return {};
+  for (std::size_t i = 0; i < scheme.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(authorization[i])) != scheme[i]) return {};
   }
-  authorization.remove_prefix(kScheme.size());
+  authorization.remove_prefix(scheme.size());
   while (!authorization.empty() && authorization.front() == ' ') authorization.remove_prefix(1);
   while (!authorization.empty() && authorization.back() == ' ') authorization.remove_suffix(1);
   return authorization;
+}
+
+// The password of HTTP Basic credentials (the device token; the user name is informative only,
+// since apps such as OwnTracks put their own user name there).
+std::string basic_password(std::string_view authorization) {
+  const std::string_view encoded = credentials(authorization, "basic ");
+  if (encoded.empty() || encoded.size() > 4096 || encoded.size() % 4 != 0) return {};
+  std::string decoded(encoded.size() / 4 * 3, '\0');
+  const int length = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(decoded.data()),
+                                     reinterpret_cast<const unsigned char*>(encoded.data()), static_cast<int>(encoded.size()));
+  if (length < 0) return {};
+  std::size_t size = static_cast<std::size_t>(length);
+  for (std::size_t i = encoded.size(); i > 0 && encoded[i - 1] == '='; --i) --size;  // EVP counts padding
+  decoded.resize(size);
+  const std::size_t colon = decoded.find(':');
+  return colon == std::string::npos ? std::string() : decoded.substr(colon + 1);
 }
 
 }  // namespace
@@ -96,6 +116,8 @@ struct HttpListener::Worker {
   asio::io_context io{1};
   std::optional<tcp::acceptor> acceptor;
   std::unique_ptr<PipelineWorker> pipeline;
+  // Admin requests may block on the catalog store, so they run here, off the I/O thread.
+  std::unique_ptr<asio::thread_pool> admin;
   // Sessions waiting for resume(). Owned here: a parked session has no pending operation to
   // keep it alive, and dropping it would reset the device's connection.
   std::vector<std::shared_ptr<HttpSession>> parked;
@@ -173,12 +195,13 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
 
   void handle() {
+    catalog_ = listener_.context_.catalog.current();
     const std::string_view target = view(request_.target());
     const std::string_view path = target.substr(0, target.find('?'));
     const http::verb method = request_.method();
     if (path == "/v1/telemetry") {
       if (method != http::verb::post) return method_not_allowed("POST");
-      return telemetry();
+      return telemetry(nullptr, {});
     }
     if (path == "/healthz" || path == "/readyz" || path == "/metrics") {
       if (method != http::verb::get && method != http::verb::head) return method_not_allowed("GET, HEAD");
@@ -190,7 +213,46 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       }
       return respond(http::status::ok, listener_.context_.metrics.render(), false, "text/plain; version=0.0.4");
     }
+    if (path.starts_with("/admin/")) return admin();
+    // A device type's own route: <path> (bearer, basic) or <path>/<token> (path_token).
+    if (const DeviceTypeVersion* type = catalog_->by_http_path(path)) {
+      if (type->definition.http->auth == HttpAuth::path_token) {
+        return respond(http::status::unauthorized, error_body("unauthenticated", "put the device token in the URL: " +
+                                                                                   std::string(path) + "/<token>"));
+      }
+      return device_type_route(*type, {});
+    }
+    const std::size_t last_slash = path.rfind('/');
+    if (last_slash != std::string_view::npos && last_slash > 0) {
+      const DeviceTypeVersion* type = catalog_->by_http_path(path.substr(0, last_slash));
+      if (type && type->definition.http->auth == HttpAuth::path_token) {
+        return device_type_route(*type, path.substr(last_slash + 1));
+      }
+    }
     respond(http::status::not_found, error_body("not_found", "no such path: " + std::string(path.substr(0, 128))));
+  }
+
+  void device_type_route(const DeviceTypeVersion& type, std::string_view path_token) {
+    const http::verb method = request_.method();
+    if (method != http::verb::post && method != http::verb::get) return method_not_allowed("GET, POST");
+    telemetry(&type, path_token);
+  }
+
+  void admin() {
+    // Copies: the request buffer is reused for the next request while the admin pool works.
+    auto request = std::make_shared<std::array<std::string, 5>>(std::array<std::string, 5>{
+        std::string(view(request_.method_string())), std::string(view(request_.target())),
+        std::string(view(request_[http::field::authorization])), std::string(view(request_[http::field::content_type])),
+        std::move(request_.body())});
+    asio::post(*worker_.admin, [self = shared_from_this(), request] {
+      const auto& [method, target, authorization, content_type, body] = *request;
+      AdminReply reply = handle_admin_request(self->listener_.context_.catalog, self->listener_.context_.config.admin,
+                                              AdminRequest{method, target, authorization, content_type, body});
+      asio::post(self->stream_.get_executor(), [self, reply = std::move(reply)]() mutable {
+        if (reply.status == 401) self->response_extra_ = {http::field::www_authenticate, "Bearer realm=\"telegate-admin\""};
+        self->respond(static_cast<http::status>(reply.status), std::move(reply.body));
+      });
+    });
   }
 
   void method_not_allowed(std::string_view allow) {
@@ -198,27 +260,57 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     respond(http::status::method_not_allowed, error_body("method_not_allowed", "use " + std::string(allow)));
   }
 
-  void telemetry() {
+  // POST /v1/telemetry (type == nullptr: bearer token, body as sent) or a device type's own
+  // route, where a GET's query string — or a POST's, when its body is empty, as Traccar Client
+  // sends it — is the payload, as a form.
+  void telemetry(const DeviceTypeVersion* type, std::string_view path_token) {
     const ProtocolMetrics& metrics = listener_.context_.metrics.protocol(envelope::SourceProtocol::http);
     if (listener_.stopping_) {
       response_extra_ = {http::field::retry_after, "1"};
       return respond(http::status::service_unavailable, error_body("stopping", "the gateway is shutting down"), true);
     }
     const std::string_view authorization = view(request_[http::field::authorization]);
-    const DeviceIdentity* device = listener_.context_.devices.authenticate(bearer_token(authorization));
+    const HttpAuth auth = type ? type->definition.http->auth : HttpAuth::bearer;
+    std::string basic_token;
+    std::string_view token;
+    if (auth == HttpAuth::path_token) {
+      token = path_token;
+    } else if (auth == HttpAuth::basic) {
+      basic_token = basic_password(authorization);
+      token = basic_token;
+    } else {
+      token = credentials(authorization, "bearer ");
+    }
+    const DeviceIdentity* device = catalog_->devices().authenticate(token);
     if (!device) {
       metrics.reject(RejectReason::unauthenticated, 1);
-      response_extra_ = {http::field::www_authenticate, "Bearer realm=\"telegate\""};
+      if (auth != HttpAuth::path_token) {
+        response_extra_ = {http::field::www_authenticate,
+                           auth == HttpAuth::basic ? "Basic realm=\"telegate\"" : "Bearer realm=\"telegate\""};
+      }
       return respond(http::status::unauthorized,
-                     error_body("unauthenticated", authorization.empty() ? "an Authorization: Bearer <device token> "
-                                                                           "header is required"
-                                                                         : "the bearer token matches no device"));
+                     error_body("unauthenticated", token.empty() ? "device credentials are required" +
+                                                                       std::string(auth == HttpAuth::bearer ? " (Authorization: Bearer <device token>)" : "")
+                                                                 : "the credentials match no device"));
+    }
+    if (type && device->device_type != type->definition.name) {
+      metrics.reject(RejectReason::forbidden, 1);
+      return respond(http::status::forbidden,
+                     error_body("forbidden", "device '" + device->device_id + "' is of type " + device->device_type +
+                                                 ", not " + type->definition.name + " served at this path"));
+    }
+    std::string_view content_type = view(request_[http::field::content_type]);
+    std::string_view body = request_.body();
+    const std::string_view target = view(request_.target());
+    const std::size_t question = target.find('?');
+    if (type && body.empty() && question != std::string_view::npos) {
+      body = target.substr(question + 1);
+      content_type = "application/x-www-form-urlencoded";
     }
     ++listener_.in_flight_;
     in_flight_ = true;
-    const std::string_view content_type = view(request_[http::field::content_type]);
     auto immediate = worker_.pipeline->ingest(
-        IngestRequest{*device, content_type, request_.body(), envelope::SourceProtocol::http},
+        IngestRequest{*catalog_, *device, content_type, body, envelope::SourceProtocol::http},
         [self = shared_from_this()](IngestOutcome outcome) {
           asio::post(self->stream_.get_executor(),
                      [self, outcome = std::move(outcome)]() mutable { self->answer(std::move(outcome)); });
@@ -227,6 +319,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
 
   void answer(IngestOutcome outcome) {
+    catalog_.reset();
+    if (outcome.status == IngestStatus::accepted && outcome.native_reply) {
+      return respond(http::status::ok, std::string(outcome.native_reply->body), false, outcome.native_reply->content_type);
+    }
     const StatusMapping mapping = map_status(outcome.status);
     const bool per_record = outcome.status == IngestStatus::accepted ||
                             outcome.status == IngestStatus::partially_accepted ||
@@ -285,6 +381,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   http::request<http::string_body> request_;
   http::response<http::string_body> response_;
   std::pair<http::field, std::string> response_extra_{http::field::unknown, {}};
+  std::shared_ptr<const Catalog> catalog_;  // the snapshot the current request authenticated against
   bool in_flight_ = false;
 };
 
@@ -301,6 +398,7 @@ void HttpListener::start() {
   for (std::size_t i = 0; i < config.threads; ++i) {
     auto worker = std::make_unique<Worker>();
     worker->pipeline = context_.pipeline.make_worker();
+    worker->admin = std::make_unique<asio::thread_pool>(1);
     tcp::acceptor& acceptor = worker->acceptor.emplace(worker->io);
     const tcp::endpoint endpoint(address, port_);
     boost::system::error_code error;
@@ -347,6 +445,7 @@ void HttpListener::stop(std::chrono::milliseconds grace) {
   const auto deadline = Clock::now() + grace;
   while (in_flight_ > 0 && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   if (in_flight_ > 0) spdlog::warn("http: {} requests still unanswered after the grace period", in_flight_.load());
+  for (auto& worker : workers_) worker->admin->join();
   for (auto& worker : workers_) worker->io.stop();
   for (auto& worker : workers_) {
     if (worker->thread.joinable()) worker->thread.join();

@@ -46,10 +46,12 @@ std::string sha256_hex(std::string_view data) {
 
 DeviceRegistry::DeviceRegistry(const GatewayConfig& config) {
   for (const TenantConfig& tenant : config.tenants) {
-    for (const DeviceConfig& device : tenant.devices) {
-      by_digest_.emplace(hex_to_bytes(device.token_sha256), DeviceIdentity{tenant.name, device.id, device.device_type});
-    }
+    for (const DeviceConfig& device : tenant.devices) add(tenant.name, device);
   }
+}
+
+void DeviceRegistry::add(const std::string& tenant, const DeviceConfig& device) {
+  by_digest_.insert_or_assign(hex_to_bytes(device.token_sha256), DeviceIdentity{tenant, device.id, device.device_type});
 }
 
 // The map is keyed by the token's SHA-256, so lookup timing depends only on the digest, which

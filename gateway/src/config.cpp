@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <limits>
 #include <optional>
@@ -21,6 +23,8 @@ namespace {
 constexpr const char* kEmbeddedDefault = R"(
 sink:
   type: local_log
+admin:
+  token_sha256: 91c16f0d6cc1bec3c3603972182a07c66ff4fa71618a975e963d6dbe42b6dd37
 device_types:
   - name: tracker
     codec: json
@@ -33,6 +37,58 @@ tenants:
 )";
 
 using Section = codecs::OptionReader;
+
+// yaml-cpp marks quoted scalars with the "!" tag; plain ones that read as numbers, booleans or
+// null stay bare in JSON so that a definition keeps its types through the store.
+bool is_plain_json_literal(const YAML::Node& node) {
+  if (node.Tag() == "!") return false;
+  const std::string& text = node.Scalar();
+  if (text == "true" || text == "false" || text == "null") return true;
+  if (text.empty()) return false;
+  char* end = nullptr;
+  const double value = std::strtod(text.c_str(), &end);
+  return end == text.c_str() + text.size() && std::isfinite(value) && text.find_first_of("xXiInN") == std::string::npos &&
+         text.front() != '+' && text.front() != '.' && text.back() != '.';
+}
+
+void append_yaml_as_json(std::string& out, const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Map: {
+      out += '{';
+      bool first = true;
+      for (const auto& item : node) {
+        if (!first) out += ',';
+        first = false;
+        envelope::append_json_string(out, item.first.Scalar());
+        out += ':';
+        append_yaml_as_json(out, item.second);
+      }
+      out += '}';
+      return;
+    }
+    case YAML::NodeType::Sequence: {
+      out += '[';
+      for (std::size_t i = 0; i < node.size(); ++i) {
+        if (i) out += ',';
+        append_yaml_as_json(out, node[i]);
+      }
+      out += ']';
+      return;
+    }
+    case YAML::NodeType::Scalar:
+      if (is_plain_json_literal(node)) {
+        out += node.Scalar();
+      } else {
+        envelope::append_json_string(out, node.Scalar());
+      }
+      return;
+    case YAML::NodeType::Null:
+    case YAML::NodeType::Undefined:
+      out += "null";
+      return;
+  }
+}
+
 
 bool is_topic_safe(std::string_view text) {
   return !text.empty() && text.size() <= 64 && std::all_of(text.begin(), text.end(), [](char c) {
@@ -152,24 +208,81 @@ void read_sink(Section section, SinkConfig& sink) {
   section.finish();
 }
 
+std::optional<CatalogStoreKind> parse_catalog_store(std::string_view text) {
+  if (text == "auto") return CatalogStoreKind::automatic;
+  if (text == "file") return CatalogStoreKind::file;
+  if (text == "kafka") return CatalogStoreKind::kafka;
+  return std::nullopt;
+}
+
+DeviceTypeSample read_sample(Section item) {
+  DeviceTypeSample sample;
+  item.string("name", sample.name);
+  item.string("content_type", sample.content_type);
+  item.string("body", sample.body);
+  if (sample.content_type.empty()) throw ConfigError(item.key_path("content_type"), "is required");
+  if (sample.body.empty()) throw ConfigError(item.key_path("body"), "is required (the payload as a string)");
+  if (const YAML::Node expect = item.take("expect"); expect && !expect.IsNull()) {
+    if (!expect.IsSequence()) throw ConfigError(item.key_path("expect"), "must be a list of expected records");
+    for (std::size_t i = 0; i < expect.size(); ++i) {
+      const std::string key = item.key_path("expect") + "[" + std::to_string(i) + "]";
+      if (!expect[i].IsMap()) throw ConfigError(key, "must be a mapping of canonical field to value");
+      std::map<std::string, std::string>& fields = sample.expect.emplace_back();
+      for (const auto& field : expect[i]) {
+        const std::string name = field.first.Scalar();
+        if (field.second.IsScalar()) {
+          fields[name] = field.second.Scalar();
+        } else if (field.second.IsMap() && name == "readings") {
+          for (const auto& reading : field.second) fields["readings." + reading.first.Scalar()] = reading.second.Scalar();
+        } else {
+          throw ConfigError(key + "." + name, "must be a value");
+        }
+      }
+    }
+  }
+  item.integer<std::size_t>("expect_rejected", sample.expect_rejected, 0, 1'000'000);
+  item.finish();
+  return sample;
+}
+
+void read_admin(Section section, AdminConfig& admin) {
+  section.string("token_sha256", admin.token_sha256);
+  if (!admin.token_sha256.empty() && !is_sha256_hex(admin.token_sha256)) {
+    throw ConfigError(section.key_path("token_sha256"),
+                      "must be 64 lower-case hex digits (telegate hash-token <token> prints it)");
+  }
+  section.finish();
+}
+
+void read_catalog(Section section, GatewayConfig& config) {
+  CatalogConfig& catalog = config.catalog;
+  section.enumeration("store", catalog.store, parse_catalog_store, "auto, file, kafka");
+  std::string file = catalog.file.string();
+  section.string("file", file);
+  catalog.file = file;
+  section.string("kafka_topic", catalog.kafka_topic);
+  if (!is_topic_safe(catalog.kafka_topic)) {
+    throw ConfigError(section.key_path("kafka_topic"), "must be 1-64 characters of [A-Za-z0-9._-]");
+  }
+  section.integer<std::int16_t>("kafka_replication_factor", catalog.kafka_replication_factor, 1, 16);
+  section.finish();
+  if (catalog.store == CatalogStoreKind::automatic) {
+    catalog.store = config.sink.kind == SinkKind::kafka ? CatalogStoreKind::kafka : CatalogStoreKind::file;
+  }
+  if (catalog.store == CatalogStoreKind::kafka && config.sink.kafka.bootstrap_servers.empty()) {
+    throw ConfigError(section.key_path("store"), "kafka needs sink.kafka.bootstrap_servers");
+  }
+}
+
 void read_device_types(Section& root, GatewayConfig& config) {
   codecs::CodecRegistry codecs;
   codecs::register_builtin_codecs(codecs);
   std::set<std::string, std::less<>> seen;
   for (Section item : root.list("device_types")) {
-    DeviceTypeConfig type;
-    type.name = read_unique_name(item, seen, "device type");
-    item.string("codec", type.codec);
-    const auto known = codecs.names();
-    if (std::find(known.begin(), known.end(), type.codec) == known.end()) {
-      std::string list;
-      for (const auto& name : known) list += (list.empty() ? "" : ", ") + name;
-      throw ConfigError(item.key_path("codec"), "unknown codec '" + type.codec + "' (known: " + list + ")");
+    DeviceTypeDefinition type = read_device_type(item, codecs, config.decode);
+    if (!seen.insert(type.name).second) {
+      throw ConfigError(item.key_path("name"), "duplicate device type '" + type.name + "'");
     }
-    item.enumeration("envelope_format", type.envelope_format, envelope::parse_format, "protobuf, json");
-    item.string("topic_template", type.topic_template);
-    if (!type.topic_template.empty()) check_topic_template(item, "topic_template", type.topic_template);
-    item.finish();
     config.device_types.push_back(std::move(type));
   }
 }
@@ -182,25 +295,14 @@ void read_tenants(Section& root, GatewayConfig& config) {
     tenant.name = read_unique_name(item, tenant_names, "tenant");
     std::set<std::string, std::less<>> device_ids;
     for (Section device_item : item.list("devices")) {
-      DeviceConfig device;
-      device_item.string("id", device.id);
-      device_item.string("device_type", device.device_type);
-      device_item.string("token_sha256", device.token_sha256);
-      device_item.finish();
-      if (!is_printable_id(device.id)) {
-        throw ConfigError(device_item.key_path("id"), "must be 1-128 printable ASCII characters without spaces");
-      }
+      DeviceConfig device = read_device(device_item);
       if (!device_ids.insert(device.id).second) {
         throw ConfigError(device_item.key_path("id"), "duplicate device '" + device.id + "' in tenant '" + tenant.name + "'");
       }
       const bool type_known = std::any_of(config.device_types.begin(), config.device_types.end(),
-                                          [&](const DeviceTypeConfig& type) { return type.name == device.device_type; });
+                                          [&](const DeviceTypeDefinition& type) { return type.name == device.device_type; });
       if (!type_known) {
         throw ConfigError(device_item.key_path("device_type"), "unknown device type '" + device.device_type + "'");
-      }
-      if (!is_sha256_hex(device.token_sha256)) {
-        throw ConfigError(device_item.key_path("token_sha256"),
-                          "must be 64 lower-case hex digits (telegate hash-token <token> prints it)");
       }
       if (!token_digests.insert(device.token_sha256).second) {
         throw ConfigError(device_item.key_path("token_sha256"), "the same token is already given to another device");
@@ -241,6 +343,91 @@ void apply_override(YAML::Node& root, const std::string& path, const std::string
 
 }  // namespace
 
+std::optional<HttpAuth> parse_http_auth(std::string_view text) noexcept {
+  if (text == "bearer") return HttpAuth::bearer;
+  if (text == "basic") return HttpAuth::basic;
+  if (text == "path_token") return HttpAuth::path_token;
+  return std::nullopt;
+}
+
+DeviceTypeDefinition read_device_type(codecs::OptionReader& item, const codecs::CodecRegistry& codecs,
+                                      const codecs::DecodeLimits& limits) {
+  DeviceTypeDefinition type;
+  std::set<std::string, std::less<>> unused;
+  type.name = read_unique_name(item, unused, "device type");
+  item.string("description", type.description);
+  if (const YAML::Node tenants = item.take("tenants"); tenants && !tenants.IsNull()) {
+    if (!tenants.IsSequence()) throw ConfigError(item.key_path("tenants"), "must be a list of tenant names");
+    for (std::size_t i = 0; i < tenants.size(); ++i) {
+      const std::string key = item.key_path("tenants") + "[" + std::to_string(i) + "]";
+      if (!tenants[i].IsScalar() || !is_topic_safe(tenants[i].Scalar())) throw ConfigError(key, "must be a tenant name");
+      type.tenants.push_back(tenants[i].Scalar());
+    }
+  }
+  item.string("codec", type.codec);
+  if (!codecs.contains(type.codec)) {
+    std::string known;
+    for (const auto& name : codecs.names()) known += (known.empty() ? "" : ", ") + name;
+    throw ConfigError(item.key_path("codec"), "unknown codec '" + type.codec + "' (known: " + known + ")");
+  }
+  type.codec_options = YAML::Clone(item.take("codec_options"));
+  Section options(type.codec_options, item.key_path("codec_options"));
+  (void)codecs.compile(type.codec, options, limits);  // throws naming the option
+  item.enumeration("envelope_format", type.envelope_format, envelope::parse_format, "protobuf, json");
+  item.string("topic_template", type.topic_template);
+  if (!type.topic_template.empty()) check_topic_template(item, "topic_template", type.topic_template);
+  if (item.has("http")) {
+    Section http = item.child("http");
+    HttpRoute& route = type.http.emplace();
+    http.string("path", route.path);
+    if (route.path.size() < 2 || route.path.front() != '/' || route.path.back() == '/' ||
+        route.path.find_first_of("?# ") != std::string::npos || route.path.starts_with("/admin") ||
+        route.path == "/v1/telemetry" || route.path == "/metrics" || route.path == "/healthz" || route.path == "/readyz") {
+      throw ConfigError(http.key_path("path"), "must be a path such as /osmand, not ending in / and not one of "
+                                               "telegate's own (/v1/telemetry, /admin…, /metrics, /healthz, /readyz)");
+    }
+    http.enumeration("auth", route.auth, parse_http_auth, "bearer, basic, path_token");
+    http.finish();
+  }
+  if (const YAML::Node types = item.take("message_types"); types) {
+    if (!types.IsSequence()) throw ConfigError(item.key_path("message_types"), "must be a list");
+    for (std::size_t i = 0; i < types.size(); ++i) {
+      const auto parsed = types[i].IsScalar() ? codecs::parse_message_type(types[i].Scalar()) : std::nullopt;
+      if (!parsed) {
+        throw ConfigError(item.key_path("message_types") + "[" + std::to_string(i) + "]", "must be location or sensor");
+      }
+      type.message_types.push_back(*parsed);
+    }
+  }
+  if (item.has("validation")) read_validation(item.child("validation"), type.validation.emplace());
+  for (Section sample : item.list("samples")) type.samples.push_back(read_sample(sample));
+  item.finish();
+  append_yaml_as_json(type.source_json, item.node());
+  return type;
+}
+
+DeviceConfig read_device(codecs::OptionReader& item) {
+  DeviceConfig device;
+  item.string("id", device.id);
+  item.string("device_type", device.device_type);
+  item.string("token_sha256", device.token_sha256);
+  item.finish();
+  if (!is_printable_id(device.id)) {
+    throw ConfigError(item.key_path("id"), "must be 1-128 printable ASCII characters without spaces");
+  }
+  if (!is_sha256_hex(device.token_sha256)) {
+    throw ConfigError(item.key_path("token_sha256"),
+                      "must be 64 lower-case hex digits (telegate hash-token <token> prints it)");
+  }
+  return device;
+}
+
+std::string yaml_to_json(const YAML::Node& node) {
+  std::string out;
+  append_yaml_as_json(out, node);
+  return out;
+}
+
 GatewayConfig parse_config(const std::string& yaml_text,
                            const std::vector<std::pair<std::string, std::string>>& overrides) {
   YAML::Node root;
@@ -265,6 +452,8 @@ GatewayConfig parse_config(const std::string& yaml_text,
   read_decode(top.child("decode"), config.decode);
   read_validation(top.child("validation"), config.validation);
   read_sink(top.child("sink"), config.sink);
+  read_admin(top.child("admin"), config.admin);
+  read_catalog(top.child("catalog"), config);
   read_device_types(top, config);
   read_tenants(top, config);
   top.finish();

@@ -9,6 +9,7 @@
 
 #include "telegate/gateway/admission.hpp"
 #include "telegate/gateway/auth.hpp"
+#include "telegate/gateway/catalog.hpp"
 #include "telegate/gateway/listener.hpp"
 #include "telegate/gateway/metrics.hpp"
 #include "telegate/gateway/pipeline.hpp"
@@ -57,28 +58,31 @@ Gateway::Gateway(GatewayConfig config) : config_(std::move(config)) {}
 int Gateway::run() {
   configure_logging(config_);
   Metrics metrics;
-  const DeviceRegistry devices(config_);
-  if (devices.authenticate("demo-token")) {
-    spdlog::warn("the demo device (token demo-token) is provisioned: fine for a first run, not for production");
-  }
   codecs::CodecRegistry codecs;
   codecs::register_builtin_codecs(codecs);
+  CatalogManager catalog(config_, codecs, make_catalog_store(config_));
+  if (catalog.current()->devices().authenticate("demo-token")) {
+    spdlog::warn("the demo device (token demo-token) is provisioned: fine for a first run, not for production");
+  }
+  if (config_.admin.token_sha256 == sha256_hex("demo-admin-token")) {
+    spdlog::warn("the admin API accepts the demo token demo-admin-token: fine for a first run, not for production");
+  }
   InflightBudget budget(config_.admission.max_inflight_records, config_.admission.max_inflight_bytes);
 
   std::unique_ptr<sinks::Sink> sink = make_sink(config_, metrics);
   sink->start();
   spdlog::info("sink {} started", sink->name());
 
-  const IngestPipeline pipeline(config_, codecs, *sink, budget, metrics);
+  const IngestPipeline pipeline(config_, *sink, budget, metrics);
   ListenerRegistry registry;
   register_builtin_listeners(registry);
-  auto listeners = registry.create_all(ListenerContext{config_, devices, pipeline, budget, metrics, *sink});
+  auto listeners = registry.create_all(ListenerContext{config_, catalog, pipeline, budget, metrics, *sink});
   budget.on_watermark([&listeners](bool pause) {
     for (auto& listener : listeners) pause ? listener->pause() : listener->resume();
   });
   for (auto& listener : listeners) listener->start();
-  spdlog::info("telegate {} ready: {} devices in {} tenants", config_.instance_id, devices.size(),
-               config_.tenants.size());
+  spdlog::info("telegate {} ready: {} device types, {} devices", config_.instance_id,
+               catalog.current()->device_type_count(), catalog.current()->devices().size());
 
   boost::asio::io_context signals_io;
   boost::asio::signal_set signals(signals_io, SIGINT, SIGTERM);

@@ -1,5 +1,7 @@
 #include "telegate/gateway/pipeline.hpp"
 
+#include "telegate/gateway/catalog.hpp"
+
 #include <algorithm>
 #include <stdexcept>
 
@@ -32,102 +34,114 @@ IngestOutcome refusal(IngestStatus status, std::string message) {
 
 }  // namespace
 
-struct PipelineWorker::DeviceTypeState {
-  std::unique_ptr<codecs::Codec> codec;
-  envelope::EnvelopeBuilder builder;
-};
+DeviceTypeStages::DeviceTypeStages(std::shared_ptr<const DeviceTypeVersion> type)
+    : type_(std::move(type)), codec_(type_->codec->instantiate()), builder_(type_->definition.envelope_format, type_->topic) {}
 
-IngestPipeline::IngestPipeline(const GatewayConfig& config, const codecs::CodecRegistry& codecs, sinks::Sink& sink,
-                               InflightBudget& budget, Metrics& metrics)
-    : config_(config), codecs_(codecs), sink_(sink), budget_(budget), metrics_(metrics) {}
+DeviceTypeStages::~DeviceTypeStages() = default;
+
+std::optional<IngestOutcome> DeviceTypeStages::run(const Input& input, codecs::DecodedBatch& batch,
+                                                   IngestOutcome& outcome, std::vector<envelope::SealedRecord>& sealed) {
+  // codec
+  normalise_media_type(input.content_type, content_type_);
+  const auto& readable = codec_->content_types();
+  if (std::find(readable.begin(), readable.end(), content_type_) == readable.end()) {
+    std::string accepted;
+    for (const auto& name : readable) accepted += (accepted.empty() ? "" : ", ") + std::string(name);
+    return refusal(IngestStatus::unsupported_media_type,
+                   "content type '" + content_type_ + "' is not read by codec " + std::string(codec_->name()) +
+                       " (accepted: " + accepted + ")");
+  }
+  batch.clear();
+  const codecs::DecodeContext context{input.device.tenant, input.device.device_id, envelope::to_string(input.protocol),
+                                      content_type_};
+  if (auto decoded = codec_->decode(input.body, context, batch); !decoded) {
+    IngestOutcome failed = refusal(decoded.error().code == codecs::CodecErrc::too_many_records ? IngestStatus::too_large
+                                                                                                : IngestStatus::malformed,
+                                   decoded.error().message);
+    failed.offset = decoded.error().offset;
+    return failed;
+  }
+
+  // auth: a device writes only as itself, whatever its payload says
+  if (input.enforce_device) {
+    for (const codecs::CanonicalRecord& record : batch.records()) {
+      if (record.device_id != input.device.device_id) {
+        return refusal(IngestStatus::forbidden, "record " + std::to_string(record.index) + " names device '" +
+                                                    record.device_id.substr(0, 64) + "', but the credentials are for '" +
+                                                    input.device.device_id + "'");
+      }
+    }
+  }
+
+  // validate → envelope
+  outcome.errors.assign(batch.errors().begin(), batch.errors().end());
+  sealed.reserve(batch.records().size());
+  const envelope::EnvelopeContext envelope_context{input.device.tenant, type_->definition.name, input.gateway_id,
+                                                   content_type_, input.protocol, unix_ms()};
+  const auto& allowed_types = type_->definition.message_types;
+  for (const codecs::CanonicalRecord& record : batch.records()) {
+    const std::int64_t now_ms = input.judge_time ? envelope_context.ingest_time_ms : record.event_time_ms;
+    if (auto problem = codecs::validate(record, type_->validation, now_ms)) {
+      outcome.errors.push_back(std::move(*problem));
+      continue;
+    }
+    if (!allowed_types.empty() && std::find(allowed_types.begin(), allowed_types.end(), record.type) == allowed_types.end()) {
+      outcome.errors.push_back({record.index, "type",
+                                "device type " + type_->definition.name + " does not produce " +
+                                    std::string(codecs::to_string(record.type)) + " records"});
+      continue;
+    }
+    builder_.seal(record, envelope_context, sealed.emplace_back());
+  }
+  std::sort(outcome.errors.begin(), outcome.errors.end(),
+            [](const codecs::FieldError& a, const codecs::FieldError& b) { return a.index < b.index; });
+  outcome.native_reply = codec_->native_reply();
+  return std::nullopt;
+}
+
+IngestPipeline::IngestPipeline(const GatewayConfig& config, sinks::Sink& sink, InflightBudget& budget, Metrics& metrics)
+    : config_(config), sink_(sink), budget_(budget), metrics_(metrics) {}
 
 std::unique_ptr<PipelineWorker> IngestPipeline::make_worker() const { return std::make_unique<PipelineWorker>(*this); }
 
-PipelineWorker::PipelineWorker(const IngestPipeline& pipeline) : pipeline_(pipeline) {
-  const GatewayConfig& config = pipeline.config_;
-  for (const DeviceTypeConfig& type : config.device_types) {
-    auto codec = pipeline.codecs_.create(type.codec, config.decode);
-    if (!codec) throw std::invalid_argument("device type " + type.name + ": unknown codec " + type.codec);
-    auto topic = envelope::TopicTemplate::compile(type.topic_template.empty() ? config.sink.topic_template
-                                                                              : type.topic_template);
-    if (!topic) throw std::invalid_argument("device type " + type.name + ": " + topic.error().message);
-    types_.emplace(type.name, std::make_unique<DeviceTypeState>(
-                                  DeviceTypeState{std::move(codec), envelope::EnvelopeBuilder(type.envelope_format,
-                                                                                              std::move(*topic))}));
-  }
-}
+PipelineWorker::PipelineWorker(const IngestPipeline& pipeline) : pipeline_(pipeline) {}
 
 PipelineWorker::~PipelineWorker() = default;
 
 std::optional<IngestOutcome> PipelineWorker::ingest(const IngestRequest& request, IngestCallback done) {
   const auto started = Clock::now();
   const ProtocolMetrics& metrics = pipeline_.metrics_.protocol(request.protocol);
-  const auto found = types_.find(request.device.device_type);
-  if (found == types_.end()) {
-    return refusal(IngestStatus::unsupported_media_type, "device type '" + request.device.device_type + "' is unknown");
-  }
-  DeviceTypeState& type = *found->second;
-
-  // codec
-  normalise_media_type(request.content_type, content_type_);
-  const auto& readable = type.codec->content_types();
-  if (std::find(readable.begin(), readable.end(), content_type_) == readable.end()) {
-    std::string accepted;
-    for (const auto& name : readable) accepted += (accepted.empty() ? "" : ", ") + std::string(name);
+  const DeviceTypeVersion* type = request.catalog.device_type(request.device.device_type);
+  if (type == nullptr) {
     return refusal(IngestStatus::unsupported_media_type,
-                   "content type '" + content_type_ + "' is not read by codec " + std::string(type.codec->name()) +
-                       " (accepted: " + accepted + ")");
+                   "device type '" + request.device.device_type + "' is not defined (deleted?)");
   }
-  batch_.clear();
-  const codecs::DecodeContext context{request.device.tenant, request.device.device_id,
-                                      envelope::to_string(request.protocol), content_type_};
-  if (auto decoded = type.codec->decode(request.body, context, batch_); !decoded) {
-    metrics.reject(RejectReason::decode, 1);
-    IngestOutcome outcome = refusal(decoded.error().code == codecs::CodecErrc::too_many_records
-                                        ? IngestStatus::too_large
-                                        : IngestStatus::malformed,
-                                    decoded.error().message);
-    outcome.offset = decoded.error().offset;
-    return outcome;
+  std::unique_ptr<DeviceTypeStages>& stages = types_[request.device.device_type];
+  if (!stages || &stages->type() != type) {
+    stages = std::make_unique<DeviceTypeStages>(request.catalog.device_type_shared(request.device.device_type));
+  }
+
+  IngestOutcome outcome;
+  sinks::SinkBatch sink_batch;
+  const DeviceTypeStages::Input input{request.device, request.content_type, request.body, request.protocol,
+                                      pipeline_.config_.instance_id};
+  if (auto refused = stages->run(input, batch_, outcome, sink_batch.records)) {
+    metrics.reject(refused->status == IngestStatus::forbidden ? RejectReason::forbidden : RejectReason::decode,
+                   std::max<std::size_t>(batch_.total(), 1));
+    return refused;
   }
   metrics.received->Increment(static_cast<double>(batch_.total()));
   metrics.request_records->Observe(static_cast<double>(batch_.total()));
-
-  // auth: a device writes only as itself, whatever its payload says
-  for (const codecs::CanonicalRecord& record : batch_.records()) {
-    if (record.device_id != request.device.device_id) {
-      metrics.reject(RejectReason::forbidden, batch_.total());
-      return refusal(IngestStatus::forbidden, "record " + std::to_string(record.index) + " names device '" +
-                                                  record.device_id.substr(0, 64) + "', but the credentials are for '" +
-                                                  request.device.device_id + "'");
-    }
-  }
-
-  // validate → envelope
-  IngestOutcome outcome;
-  outcome.errors.assign(batch_.errors().begin(), batch_.errors().end());
-  sinks::SinkBatch sink_batch;
-  sink_batch.records.reserve(batch_.records().size());
-  const envelope::EnvelopeContext envelope_context{request.device.tenant, request.device.device_type,
-                                                   pipeline_.config_.instance_id, content_type_, request.protocol,
-                                                   unix_ms()};
-  std::size_t bytes = 0;
-  for (const codecs::CanonicalRecord& record : batch_.records()) {
-    if (auto problem = codecs::validate(record, pipeline_.config_.validation, envelope_context.ingest_time_ms)) {
-      outcome.errors.push_back(std::move(*problem));
-      continue;
-    }
-    envelope::SealedRecord& sealed = sink_batch.records.emplace_back();
-    type.builder.seal(record, envelope_context, sealed);
-    bytes += sealed.topic.size() + sealed.key.size() + sealed.route_header.size() + sealed.value.size();
-  }
-  std::sort(outcome.errors.begin(), outcome.errors.end(),
-            [](const codecs::FieldError& a, const codecs::FieldError& b) { return a.index < b.index; });
   metrics.reject(RejectReason::validation, outcome.errors.size());
   if (sink_batch.records.empty()) {
+    if (outcome.errors.empty()) return outcome;  // nothing to write (e.g. an app's status message): accepted
     outcome.status = IngestStatus::all_rejected;
     outcome.message = "no record in the request is valid";
     return outcome;
+  }
+  std::size_t bytes = 0;
+  for (const envelope::SealedRecord& sealed : sink_batch.records) {
+    bytes += sealed.topic.size() + sealed.key.size() + sealed.route_header.size() + sealed.value.size();
   }
 
   // admission

@@ -4,6 +4,7 @@
 
 #include <optional>
 
+#include "telegate/gateway/catalog.hpp"
 #include "telegate/gateway/pipeline.hpp"
 
 using namespace telegate;
@@ -43,18 +44,20 @@ struct Fixture {
   InflightBudget budget{config.admission.max_inflight_records, config.admission.max_inflight_bytes};
   Metrics metrics;
   DeviceIdentity device{"acme", "truck-1", "tracker"};
+  std::unique_ptr<CatalogManager> catalog;
   std::unique_ptr<IngestPipeline> pipeline;
   std::unique_ptr<PipelineWorker> worker;
   std::optional<IngestOutcome> completed;
 
   Fixture() {
     codecs::register_builtin_codecs(codecs);
-    pipeline = std::make_unique<IngestPipeline>(config, codecs, sink, budget, metrics);
+    catalog = std::make_unique<CatalogManager>(config, codecs, nullptr);
+    pipeline = std::make_unique<IngestPipeline>(config, sink, budget, metrics);
     worker = pipeline->make_worker();
   }
 
   std::optional<IngestOutcome> ingest(const std::string& body, const std::string& content_type = "application/json") {
-    return worker->ingest(IngestRequest{device, content_type, body, envelope::SourceProtocol::http},
+    return worker->ingest(IngestRequest{*catalog->current(), device, content_type, body, envelope::SourceProtocol::http},
                           [this](IngestOutcome outcome) { completed = std::move(outcome); });
   }
 };

@@ -37,6 +37,7 @@ class OptionReader {
 
   std::string key_path(std::string_view key) const;
   const std::string& path() const noexcept { return path_; }
+  const YAML::Node& node() const noexcept { return node_; }
   bool has(std::string_view key) const;
 
   // Marks `key` as read and returns its node (undefined when absent). Const access only:

@@ -1,8 +1,8 @@
 // Device authentication: bearer token → (tenant, device, device type).
 //
 // Tokens are stored as SHA-256 digests and compared in constant time, so neither the config
-// file nor a timing side channel gives a token away. Built once at start-up from the config,
-// read-only afterwards (safe from every listener thread).
+// file nor a timing side channel gives a token away. Built with each catalog snapshot (start-up
+// and admin changes), read-only afterwards (safe from every listener thread).
 #pragma once
 
 #include <cstdint>
@@ -22,7 +22,10 @@ struct DeviceIdentity {
 
 class DeviceRegistry {
  public:
+  DeviceRegistry() = default;
   explicit DeviceRegistry(const GatewayConfig& config);
+  // Start-up and catalog rebuilds only (a registry is read-only once published).
+  void add(const std::string& tenant, const DeviceConfig& device);
   // nullptr when the token matches no provisioned device. The pointer lives as long as the registry.
   const DeviceIdentity* authenticate(std::string_view bearer_token) const;
   std::size_t size() const noexcept { return by_digest_.size(); }

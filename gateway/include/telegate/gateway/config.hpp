@@ -9,6 +9,9 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -40,11 +43,47 @@ struct AdmissionConfig {
   std::chrono::seconds retry_after{1};  // advertised in 503 Retry-After when the budget is full
 };
 
-struct DeviceTypeConfig {
+// How devices of a type reach telegate over HTTP besides POST /v1/telemetry (bearer token).
+enum class HttpAuth : std::uint8_t {
+  bearer = 1,  // Authorization: Bearer <token>
+  basic,       // Authorization: Basic (user = device id, password = token), as OwnTracks sends
+  path_token,  // <path>/<token>, for apps that can only be given a URL (Traccar Client, GPSLogger)
+};
+std::optional<HttpAuth> parse_http_auth(std::string_view text) noexcept;
+
+struct HttpRoute {
+  std::string path;  // e.g. /osmand; GET reads the query string as a form body
+  HttpAuth auth = HttpAuth::bearer;
+};
+
+// A payload stored with a device-type definition and what it must decode to. Samples run when
+// the definition is uploaded; one that fails refuses the upload.
+struct DeviceTypeSample {
   std::string name;
+  std::string content_type;
+  std::string body;
+  // Expected records in order, each a map of canonical field → value as text ("lat" → "52.52",
+  // "time" → "1714564800000" or RFC 3339, "readings.temperature" → "21.5"); only the fields
+  // listed are compared.
+  std::vector<std::map<std::string, std::string>> expect;
+  std::size_t expect_rejected = 0;
+};
+
+// A device type: the onboarding unit (docs/onboarding.md). Read from the config file or from
+// the admin API with the same reader, so both refuse the same mistakes with the same words.
+struct DeviceTypeDefinition {
+  std::string name;
+  std::string description;
+  std::vector<std::string> tenants;  // who may own devices of this type; empty: any tenant
   std::string codec = "json";
+  YAML::Node codec_options;          // compiled by the catalog into a codecs::CodecPlan
   envelope::Format envelope_format = envelope::Format::protobuf;
-  std::string topic_template;  // empty → sink's default template
+  std::string topic_template;        // empty → sink's default template
+  std::optional<HttpRoute> http;
+  std::vector<codecs::MessageType> message_types;  // produced; empty: any
+  std::optional<codecs::ValidationLimits> validation;  // overrides the gateway's
+  std::vector<DeviceTypeSample> samples;
+  std::string source_json;  // the whole definition as JSON: what the API shows and the store keeps
 };
 
 struct DeviceConfig {
@@ -59,6 +98,21 @@ struct TenantConfig {
 };
 
 enum class SinkKind : std::uint8_t { local_log = 1, kafka };
+
+// The admin API (/admin/v1/…): off unless a token is configured.
+struct AdminConfig {
+  std::string token_sha256;  // hex SHA-256 of the admin bearer token
+};
+
+// Where device types and devices created through the admin API are kept, so that every
+// replica sees the same definitions: a compacted Kafka topic, or a local file.
+enum class CatalogStoreKind : std::uint8_t { automatic = 1, file, kafka };
+struct CatalogConfig {
+  CatalogStoreKind store = CatalogStoreKind::automatic;  // kafka when sink.type is kafka
+  std::filesystem::path file = "telegate-data/catalog.jsonl";
+  std::string kafka_topic = "_telegate_catalog";
+  std::int16_t kafka_replication_factor = 1;
+};
 
 struct SinkConfig {
   SinkKind kind = SinkKind::local_log;
@@ -75,9 +129,21 @@ struct GatewayConfig {
   codecs::DecodeLimits decode;
   codecs::ValidationLimits validation;
   SinkConfig sink;
-  std::vector<DeviceTypeConfig> device_types;
+  AdminConfig admin;
+  CatalogConfig catalog;
+  std::vector<DeviceTypeDefinition> device_types;
   std::vector<TenantConfig> tenants;
 };
+
+// Reads one device-type definition (a config file list item or an admin API body) and checks
+// everything that needs no other definition: codec options compile, topics are valid. Throws
+// OptionError naming the key.
+DeviceTypeDefinition read_device_type(codecs::OptionReader& item, const codecs::CodecRegistry& codecs,
+                                      const codecs::DecodeLimits& limits);
+// A YAML (or JSON) tree as JSON text; plain scalars that read as numbers or booleans stay bare.
+std::string yaml_to_json(const YAML::Node& node);
+// Same checks for a device's fields; the device type is checked by the caller.
+DeviceConfig read_device(codecs::OptionReader& item);
 
 // Parses `yaml_text` (empty → the embedded defaults) then applies `overrides` ("a.b=c").
 GatewayConfig parse_config(const std::string& yaml_text,

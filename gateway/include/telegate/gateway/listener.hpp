@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "telegate/gateway/auth.hpp"
+#include "telegate/gateway/catalog.hpp"
 #include "telegate/gateway/config.hpp"
 #include "telegate/gateway/metrics.hpp"
 #include "telegate/gateway/pipeline.hpp"
@@ -23,7 +24,7 @@ namespace telegate::gateway {
 // What every listener gets from the gateway; all of it outlives the listener.
 struct ListenerContext {
   const GatewayConfig& config;
-  const DeviceRegistry& devices;
+  CatalogManager& catalog;  // device types and devices; listeners authenticate against current()
   const IngestPipeline& pipeline;
   InflightBudget& budget;
   Metrics& metrics;

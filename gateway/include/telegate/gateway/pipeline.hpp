@@ -23,7 +23,11 @@
 
 namespace telegate::gateway {
 
+class Catalog;
+struct DeviceTypeVersion;
+
 struct IngestRequest {
+  const Catalog& catalog;  // the snapshot the listener authenticated against; held by it for the call
   const DeviceIdentity& device;
   std::string_view content_type;  // as sent; parameters and case are normalised here
   std::string_view body;
@@ -49,6 +53,42 @@ struct IngestOutcome {
   std::vector<std::string> msg_ids;        // of the accepted records, in request order
   std::string message;                     // for request-level failures
   std::optional<std::size_t> offset;       // byte offset of a malformed body's problem
+  // The reply the device's own app expects on success (static storage), if its codec has one.
+  std::optional<codecs::NativeReply> native_reply;
+};
+
+// The per-device-type stages: codec → device check → validation → envelope. Shared by the
+// pipeline, the admin dry run and the sample checks, so all three see exactly what traffic sees.
+// Lifecycle: built from one DeviceTypeVersion (kept alive here) by one thread, used only there.
+class DeviceTypeStages {
+ public:
+  explicit DeviceTypeStages(std::shared_ptr<const DeviceTypeVersion> type);
+  ~DeviceTypeStages();
+
+  struct Input {
+    const DeviceIdentity& device;
+    std::string_view content_type;  // as sent
+    std::string_view body;
+    envelope::SourceProtocol protocol;
+    std::string_view gateway_id;
+    bool enforce_device = true;  // samples and dry runs have no real device to enforce
+    // Stored samples must keep passing as they age, so their times are not judged against the
+    // gateway clock (max_age, max_future_skew); everything else is.
+    bool judge_time = true;
+  };
+  // Fills `outcome.errors` and `sealed`; returns a refusal when the request as a whole fails.
+  // `batch` holds the decoded records afterwards (for dry runs).
+  std::optional<IngestOutcome> run(const Input& input, codecs::DecodedBatch& batch, IngestOutcome& outcome,
+                                   std::vector<envelope::SealedRecord>& sealed);
+  const DeviceTypeVersion& type() const noexcept { return *type_; }
+  const std::shared_ptr<const DeviceTypeVersion>& shared_type() const noexcept { return type_; }
+  const codecs::Codec& codec() const noexcept { return *codec_; }
+
+ private:
+  std::shared_ptr<const DeviceTypeVersion> type_;
+  std::unique_ptr<codecs::Codec> codec_;
+  envelope::EnvelopeBuilder builder_;
+  std::string content_type_;
 };
 
 using IngestCallback = std::function<void(IngestOutcome)>;
@@ -58,22 +98,21 @@ class PipelineWorker;
 // Shared by every listener thread; immutable after construction (start-up, main thread).
 class IngestPipeline {
  public:
-  IngestPipeline(const GatewayConfig& config, const codecs::CodecRegistry& codecs, sinks::Sink& sink,
-                 InflightBudget& budget, Metrics& metrics);
+  IngestPipeline(const GatewayConfig& config, sinks::Sink& sink, InflightBudget& budget, Metrics& metrics);
   // One worker per listener thread: workers own codec and envelope state.
   std::unique_ptr<PipelineWorker> make_worker() const;
 
  private:
   friend class PipelineWorker;
   const GatewayConfig& config_;
-  const codecs::CodecRegistry& codecs_;
   sinks::Sink& sink_;
   InflightBudget& budget_;
   Metrics& metrics_;
 };
 
 // Lifecycle: created by IngestPipeline::make_worker() for one listener thread and used only on
-// that thread. Completions run on sink threads and touch none of the worker's state.
+// that thread. Completions run on sink threads and touch none of the worker's state. Stages are
+// rebuilt lazily when a request's catalog snapshot carries a new version of its device type.
 class PipelineWorker {
  public:
   explicit PipelineWorker(const IngestPipeline& pipeline);
@@ -85,11 +124,9 @@ class PipelineWorker {
   std::optional<IngestOutcome> ingest(const IngestRequest& request, IngestCallback done);
 
  private:
-  struct DeviceTypeState;
   const IngestPipeline& pipeline_;
-  std::unordered_map<std::string, std::unique_ptr<DeviceTypeState>> types_;
+  std::unordered_map<std::string, std::unique_ptr<DeviceTypeStages>> types_;
   codecs::DecodedBatch batch_;
-  std::string content_type_;
 };
 
 }  // namespace telegate::gateway
