@@ -2,6 +2,7 @@
 // telegate_codec(NAME …) line in codecs/CMakeLists.txt and a line here.
 #include "json/json_codec.hpp"
 #include "osmand/osmand_codec.hpp"
+#include "owntracks/owntracks_codec.hpp"
 #include "senml/senml_codec.hpp"
 #include "telegate/codecs/codec.hpp"
 
@@ -11,6 +12,7 @@ void register_builtin_codecs(CodecRegistry& registry) {
   registry.add("json", without_options<JsonCodec>());
   registry.add("senml", without_options<SenmlJsonCodec>());
   registry.add("osmand", compile_osmand);
+  registry.add("owntracks", compile_owntracks);
 }
 
 }  // namespace telegate::codecs
