@@ -5,6 +5,7 @@
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <tuple>
 
 #include "telegate/codecs/codec.hpp"
 #include "telegate/codecs/units.hpp"
@@ -309,4 +310,126 @@ TEST_CASE("osmand: option errors name the key") {
 
 TEST_CASE("osmand: the app's reply is Traccar's own empty 200, not a native body") {
   CHECK_FALSE(make("osmand")->native_reply().has_value());
+}
+
+// ---------------------------------------------------------------------------------------------
+// owntracks
+
+namespace {
+
+Decoded owntracks(const std::string& body, const std::string& options_yaml = "") {
+  return decode("owntracks", body, kJson, options_yaml);
+}
+
+}  // namespace
+
+TEST_CASE("owntracks: the booklet's location message, vel in km/h by default") {
+  const CanonicalRecord& record = owntracks(sample("owntracks", "booklet-location.valid.json")).only();
+  CHECK(record.index == 0);
+  CHECK(record.device_id == "phone-1");  // tid "JJ" is a display label, not an identity
+  CHECK(record.type == MessageType::location);
+  CHECK(record.event_time_ms == k20240501T12Z);  // tst, not created_at
+  CHECK(record.msg_id.empty());
+  CHECK(record.location.lat == 51.5073);
+  CHECK(record.location.lon == -0.1277);
+  CHECK(record.location.speed == doctest::Approx(10.0));  // 36 km/h
+  CHECK(record.location.heading == 270);
+  CHECK(record.location.alt == 38);
+  CHECK(record.location.accuracy == 13);
+  CHECK(record.location.battery == 40);
+}
+
+TEST_CASE("owntracks: speed_unit option, and its errors name the key") {
+  CHECK(owntracks(R"({"_type":"location","lat":1,"lon":2,"tst":1714564800,"vel":10})", "{speed_unit: mps}")
+            .only()
+            .location.speed == 10);
+  CHECK(owntracks(R"({"_type":"location","lat":1,"lon":2,"tst":1714564800,"vel":10})", "{speed_unit: knots}")
+            .only()
+            .location.speed == doctest::Approx(10 * kKnot));
+  CHECK(compile_error("owntracks", "{speed_unit: fast}") ==
+        "codec_options.speed_unit: must be one of mps, kmh, knots, mph, got 'fast'");
+  CHECK(compile_error("owntracks", "{time_unit: s}") == "codec_options.time_unit: unknown key");
+}
+
+TEST_CASE("owntracks: routine non-location messages are accepted and produce nothing") {
+  for (const std::string type : {"transition", "waypoint", "waypoints", "lwt", "card", "status", "steps", "cmd",
+                                 "beacon", "configuration", "request", "something-new"}) {
+    CAPTURE(type);
+    auto decoded = owntracks(R"({"_type":")" + type + R"(","lat":"not even a number","tst":1714564800})");
+    REQUIRE(decoded.result.has_value());
+    CHECK(decoded.batch.records().empty());
+    CHECK(decoded.batch.errors().empty());
+  }
+}
+
+TEST_CASE("owntracks: an array keeps each location's position as its index") {
+  auto decoded = owntracks(sample("owntracks", "routine-messages-with-locations.valid.json"));
+  REQUIRE(decoded.result.has_value());
+  CHECK(decoded.batch.errors().empty());
+  REQUIRE(decoded.batch.records().size() == 2);
+  CHECK(decoded.batch.records()[0].index == 0);
+  CHECK(decoded.batch.records()[1].index == 3);
+  CHECK(decoded.batch.records()[1].location.speed == doctest::Approx(5 / 3.6));
+  CHECK(decoded.batch.records()[1].location.heading == 45);
+  CHECK_FALSE(decoded.batch.records()[0].location.speed.has_value());
+}
+
+TEST_CASE("owntracks: encrypted, untyped and incomplete messages are named") {
+  auto decoded = owntracks(R"([{"_type":"encrypted","data":"abc"},)"
+                           R"({"lat":1,"lon":2,"tst":3},)"
+                           R"({"_type":5,"lat":1,"lon":2,"tst":3},)"
+                           R"({"_type":"location","lat":1,"lon":2},)"
+                           R"({"_type":"location","lon":2,"tst":1714564800},)"
+                           R"({"_type":"location","lat":"51.5","lon":2,"tst":1714564800},)"
+                           R"({"lat":1,"lon":2,"tst":1714564800,"_type":"location"},)"
+                           R"("location"])");
+  REQUIRE(decoded.result.has_value());
+  REQUIRE(decoded.batch.records().size() == 1);
+  CHECK(decoded.batch.records()[0].index == 6);  // _type may come last
+  const std::tuple<std::size_t, std::string, std::string> expected[] = {
+      {0, "_type", "encrypted OwnTracks payloads are not supported; turn off encryption in the app"},
+      {1, "_type", "is required (every OwnTracks message names its type, e.g. \"location\")"},
+      {2, "_type", "must be a string such as \"location\""},
+      {3, "tst", "is required for a location message (epoch seconds)"},
+      {4, "lat", "is required for a location message"},
+      {5, "lat", "must be a number, not a string"},
+      {7, "", "an OwnTracks message must be a JSON object, not a string"},
+  };
+  const auto errors = decoded.batch.errors();
+  REQUIRE(errors.size() == std::size(expected));
+  for (std::size_t i = 0; i < errors.size(); ++i) {
+    CAPTURE(i);
+    CHECK(errors[i].index == std::get<0>(expected[i]));
+    CHECK(errors[i].field == std::get<1>(expected[i]));
+    CHECK(errors[i].reason == std::get<2>(expected[i]));
+  }
+}
+
+TEST_CASE("owntracks: negative vel, cog, acc are unknown") {
+  const CanonicalRecord& record =
+      owntracks(R"({"_type":"location","lat":1,"lon":2,"tst":1714564800,"vel":-1,"cog":-1,"acc":-1,"alt":-12})").only();
+  CHECK_FALSE(record.location.speed.has_value());
+  CHECK_FALSE(record.location.heading.has_value());
+  CHECK_FALSE(record.location.accuracy.has_value());
+  CHECK(record.location.alt == -12);  // below sea level is a real altitude
+}
+
+TEST_CASE("owntracks: unreadable bodies and limits are codec errors; the reply is a JSON array") {
+  for (const std::string body : {"{\"_type\":\"location\"", "42", "[{}] x", "{\"_type\":\"location\",}"}) {
+    CAPTURE(body);
+    auto decoded = owntracks(body);
+    REQUIRE_FALSE(decoded.result.has_value());
+    CHECK(decoded.result.error().code == CodecErrc::malformed_body);
+  }
+  DecodeLimits limits;
+  limits.max_records = 3;
+  auto codec = make("owntracks", "", limits);
+  auto too_many = decode_with(*codec, sample("owntracks", "routine-messages-with-locations.valid.json"), kJson);
+  REQUIRE_FALSE(too_many.result.has_value());
+  CHECK(too_many.result.error().code == CodecErrc::too_many_records);
+
+  const auto reply = make("owntracks")->native_reply();
+  REQUIRE(reply.has_value());
+  CHECK(reply->content_type == "application/json");
+  CHECK(reply->body == "[]");
 }
