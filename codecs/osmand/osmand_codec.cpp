@@ -201,17 +201,8 @@ error_code OsmandCodec::read_json_message(ondemand::value value, std::size_t ind
   std::optional<double> time_number, lat, lon, accuracy, speed, heading, alt, level;
   bool has_location = false, has_time = false;
 
-  // An object-valued field: anything else is the record's problem, and its fields go to `visit`.
   auto nested = [&](ondemand::value field_value, std::string_view field, std::string_view shape, auto&& visit) {
-    ondemand::json_type field_type;
-    if (const auto error = field_value.type().get(field_type); error) return error;
-    if (field_type != ondemand::json_type::object) {
-      problem.note(field, fmt::format("must be {}, not {}", shape, device_apps::type_name(field_type)));
-      return simdjson::SUCCESS;
-    }
-    ondemand::object object;
-    if (const auto error = field_value.get_object().get(object); error) return error;
-    return for_each_field(object, visit);
+    return device_apps::for_each_field_of(field_value, field, shape, problem, visit);
   };
 
   auto read_coords = [&](std::string_view key, ondemand::value field_value) {

@@ -15,6 +15,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "src/simdjson_support.hpp"
 #include "telegate/codecs/codec.hpp"
@@ -83,6 +84,22 @@ inline simdjson::error_code read_text(simdjson::ondemand::value value, std::stri
     out = text;
   }
   return simdjson::SUCCESS;
+}
+
+// Calls visit(key, value) for each field of `value` when it is an object; any other value is the
+// record's problem, described as `shape` ("an object", "a GeoJSON Point", …).
+template <class Visit>
+simdjson::error_code for_each_field_of(simdjson::ondemand::value value, std::string_view field,
+                                       std::string_view shape, RecordProblem& problem, Visit&& visit) {
+  simdjson::ondemand::json_type type;
+  if (const auto error = value.type().get(type); error) return error;
+  if (type != simdjson::ondemand::json_type::object) {
+    problem.note(field, fmt::format("must be {}, not {}", shape, type_name(type)));
+    return simdjson::SUCCESS;
+  }
+  simdjson::ondemand::object object;
+  if (const auto error = value.get_object().get(object); error) return error;
+  return for_each_field(object, std::forward<Visit>(visit));
 }
 
 // The apps write -1 (or any negative) for "the OS did not report it" (iOS CLLocation speed,
