@@ -110,10 +110,12 @@ error_code OverlandCodec::read_feature(ondemand::value value, std::size_t index,
   ondemand::object feature;
   if (const auto error = value.get_object().get(feature); error) return error;
 
-  RecordProblem problem;
+  // Problems of the geometry are kept apart: "not a Point" must win over what a LineString's
+  // nested coordinates look like to a Point reader, whatever order the fields come in.
+  RecordProblem problem, geometry_problem;
   std::optional<std::string_view> feature_type, geometry_type, timestamp;
   std::optional<double> lon, lat, coordinate_alt, alt, speed, accuracy, course, level;
-  bool has_geometry = false, has_coordinates = false;
+  bool has_geometry = false, has_geometry_type = false, has_coordinates = false;
   std::size_t coordinate_count = 0;
 
   auto read_coordinates = [&](ondemand::value field_value) -> error_code {
@@ -121,7 +123,7 @@ error_code OverlandCodec::read_feature(ondemand::value value, std::size_t index,
     ondemand::array coordinates;
     if (const auto error = field_value.get_array().get(coordinates); error) {
       if (is_structural(error)) return error;
-      problem.note("geometry.coordinates", "must be an array [longitude, latitude]");
+      geometry_problem.note("geometry.coordinates", "must be an array [longitude, latitude]");
       return simdjson::SUCCESS;
     }
     for (auto element : coordinates) {
@@ -130,7 +132,8 @@ error_code OverlandCodec::read_feature(ondemand::value value, std::size_t index,
       std::optional<double>* slot = coordinate_count == 0 ? &lon : coordinate_count == 1 ? &lat : &coordinate_alt;
       ++coordinate_count;
       if (coordinate_count > 3) continue;  // GeoJSON allows more; none that telegate maps
-      if (const auto error = device_apps::read_number(coordinate, "geometry.coordinates", *slot, problem); error) {
+      if (const auto error = device_apps::read_number(coordinate, "geometry.coordinates", *slot, geometry_problem);
+          error) {
         return error;
       }
     }
@@ -138,7 +141,8 @@ error_code OverlandCodec::read_feature(ondemand::value value, std::size_t index,
   };
   auto read_geometry = [&](std::string_view key, ondemand::value field_value) -> error_code {
     if (key == "type") {
-      return device_apps::read_text(field_value, "geometry.type", kMaxWordBytes, geometry_type, problem);
+      has_geometry_type = true;
+      return device_apps::read_text(field_value, "geometry.type", kMaxWordBytes, geometry_type, geometry_problem);
     }
     if (key == "coordinates") return read_coordinates(field_value);
     return simdjson::SUCCESS;
@@ -164,8 +168,12 @@ error_code OverlandCodec::read_feature(ondemand::value value, std::size_t index,
   const error_code structural = for_each_field(feature, [&](std::string_view key, ondemand::value field_value) {
     if (key == "type") return device_apps::read_text(field_value, "type", kMaxWordBytes, feature_type, problem);
     if (key == "geometry") {
+      ondemand::json_type geometry_json;
+      if (const auto error = field_value.type().get(geometry_json); error) return error;
+      if (geometry_json == ondemand::json_type::null) return simdjson::SUCCESS;  // GeoJSON's "no location"
       has_geometry = true;
-      return device_apps::for_each_field_of(field_value, "geometry", "a GeoJSON Point object", problem, read_geometry);
+      return device_apps::for_each_field_of(field_value, "geometry", "a GeoJSON Point object", geometry_problem,
+                                            read_geometry);
     }
     if (key == "properties") {
       return device_apps::for_each_field_of(field_value, "properties", "an object", problem, read_properties);
@@ -174,31 +182,34 @@ error_code OverlandCodec::read_feature(ondemand::value value, std::size_t index,
   });
   if (structural) return structural;
 
+  RecordProblem verdict;  // in the order a user should fix them: what the feature is, then its data
   if (feature_type && *feature_type != "Feature") {
-    problem.note("type", fmt::format("must be Feature, got {}", shown(*feature_type)));
+    verdict.note("type", fmt::format("must be Feature, got {}", shown(*feature_type)));
   }
-  if (!has_geometry) problem.note("geometry", "is required (a GeoJSON Point)");
-  if (has_geometry && !geometry_type) problem.note("geometry.type", "is required (Point)");
+  if (!has_geometry) verdict.note("geometry", "is required (a GeoJSON Point)");
   if (geometry_type && *geometry_type != "Point") {
-    problem.note("geometry.type", fmt::format("must be Point, got {}", shown(*geometry_type)));
+    verdict.note("geometry.type", fmt::format("must be Point, got {}", shown(*geometry_type)));
   }
-  if (has_geometry && !has_coordinates) problem.note("geometry.coordinates", "is required ([longitude, latitude])");
+  if (geometry_problem) verdict.note(geometry_problem.first->field, std::move(geometry_problem.first->reason));
+  if (has_geometry && !has_geometry_type) verdict.note("geometry.type", "is required (Point)");
+  if (has_geometry && !has_coordinates) verdict.note("geometry.coordinates", "is required ([longitude, latitude])");
   if (has_coordinates && (!lon || !lat)) {
-    problem.note("geometry.coordinates", "must hold a longitude and a latitude ([longitude, latitude])");
+    verdict.note("geometry.coordinates", "must hold a longitude and a latitude ([longitude, latitude])");
   }
+  if (problem) verdict.note(problem.first->field, std::move(problem.first->reason));
   std::optional<std::int64_t> time;
   if (timestamp) {
     time = device_apps::parse_app_timestamp(*timestamp, {});
     if (!time) {
-      problem.note("properties.timestamp",
+      verdict.note("properties.timestamp",
                    fmt::format("{} is not an ISO 8601 date-time such as 2017-01-01T10:00:00-0700", shown(*timestamp)));
     }
   } else {
-    problem.note("properties.timestamp", "is required");
+    verdict.note("properties.timestamp", "is required");
   }
-  const auto battery = device_apps::battery_percent(level, "properties.battery_level", problem);
-  if (problem) {
-    out.reject(index, std::move(problem.first->field), std::move(problem.first->reason));
+  const auto battery = device_apps::battery_percent(level, "properties.battery_level", verdict);
+  if (verdict) {
+    out.reject(index, std::move(verdict.first->field), std::move(verdict.first->reason));
     return simdjson::SUCCESS;
   }
 

@@ -433,3 +433,186 @@ TEST_CASE("owntracks: unreadable bodies and limits are codec errors; the reply i
   CHECK(reply->content_type == "application/json");
   CHECK(reply->body == "[]");
 }
+
+// ---------------------------------------------------------------------------------------------
+// overland
+
+namespace {
+
+Decoded overland(const std::string& body, DecodeLimits limits = {}) {
+  return decode_with(*make("overland", "", limits), body, kJson);
+}
+
+std::string overland_batch(const std::string& features) { return R"({"locations":[)" + features + "]}"; }
+
+std::string point(const std::string& properties, const std::string& coordinates = "[13.405,52.52]") {
+  return R"({"type":"Feature","geometry":{"type":"Point","coordinates":)" + coordinates + R"(},"properties":)" +
+         properties + "}";
+}
+
+}  // namespace
+
+TEST_CASE("overland: the README's batch; colon-less offset, battery fraction to percent") {
+  const CanonicalRecord& record = overland(sample("overland", "readme-batch.valid.json")).only();
+  CHECK(record.index == 0);
+  CHECK(record.device_id == "phone-1");
+  CHECK(record.type == MessageType::location);
+  CHECK(record.event_time_ms == 1443711600000);  // 2015-10-01T08:00:00-0700
+  CHECK(record.location.lon == -122.030581);
+  CHECK(record.location.lat == 37.3318);
+  CHECK(record.location.alt == 0);
+  CHECK(record.location.speed == 4);
+  CHECK(record.location.accuracy == 30);
+  CHECK_FALSE(record.location.heading.has_value());
+  CHECK(record.location.battery == doctest::Approx(89.0));
+}
+
+TEST_CASE("overland: each point is a record; -1 means unknown; device_id in properties is not the identity") {
+  auto decoded = overland(sample("overland", "batch-with-trip.valid.json"));
+  REQUIRE(decoded.result.has_value());
+  CHECK(decoded.batch.errors().empty());
+  REQUIRE(decoded.batch.records().size() == 3);
+  const CanonicalRecord& first = decoded.batch.records()[0];
+  CHECK(first.device_id == "phone-1");  // not "my iphone"
+  CHECK(first.event_time_ms == k20240501T12Z);
+  CHECK(first.location.lat == 52.52);
+  CHECK(first.location.lon == 13.405);
+  CHECK_FALSE(first.location.speed.has_value());
+  CHECK_FALSE(first.location.heading.has_value());
+  CHECK(first.location.battery == doctest::Approx(50.0));
+  const CanonicalRecord& second = decoded.batch.records()[1];
+  CHECK(second.index == 1);
+  CHECK(second.location.heading == 45.5);
+  CHECK(second.location.speed == 1.4);
+  const CanonicalRecord& third = decoded.batch.records()[2];
+  CHECK(third.index == 2);
+  CHECK(third.event_time_ms == k20240501T12Z + 60'250);  // "+0000" with a fraction
+  CHECK_FALSE(third.location.battery.has_value());
+  CHECK_FALSE(third.location.alt.has_value());
+}
+
+TEST_CASE("overland: timestamp offsets with and without a colon are the same instant") {
+  for (const std::string text : {"2017-01-01T10:00:00-0700", "2017-01-01T10:00:00-07:00", "2017-01-01T17:00:00Z",
+                                 "2017-01-01T18:00:00+0100", "2017-01-01T17:00:00.000+00:00"}) {
+    CAPTURE(text);
+    CHECK(overland(overland_batch(point(R"({"timestamp":")" + text + R"("})"))).only().event_time_ms ==
+          1483290000000);
+  }
+}
+
+TEST_CASE("overland: a third coordinate is the altitude when properties have none") {
+  CHECK(overland(overland_batch(point(R"({"timestamp":"2017-01-01T17:00:00Z"})", "[1,2,120.5]"))).only().location.alt ==
+        120.5);
+  CHECK(overland(overland_batch(point(R"({"timestamp":"2017-01-01T17:00:00Z","altitude":7})", "[1,2,120.5]")))
+            .only()
+            .location.alt == 7);
+}
+
+TEST_CASE("overland: bad features are named by index and field; their neighbours survive") {
+  const std::string good = point(R"({"timestamp":"2017-01-01T10:00:00-0700"})");
+  auto decoded = overland(overland_batch(
+      good + "," +
+      R"({"type":"Feature","geometry":{"type":"LineString","coordinates":[[1,2],[3,4]]},"properties":{"timestamp":"2017-01-01T10:00:00Z"}},)" +
+      R"({"type":"Feature","geometry":{"type":"Point"},"properties":{"timestamp":"2017-01-01T10:00:00Z"}},)" +
+      R"({"type":"Feature","properties":{"timestamp":"2017-01-01T10:00:00Z"}},)" + point("{}") + "," +
+      point(R"({"timestamp":"2017-01-01 10:00:00"})") + "," + point(R"({"timestamp":"2017-01-01T10:00:00Z"})", "[1]") +
+      "," + point(R"({"timestamp":"2017-01-01T10:00:00Z","battery_level":89})") + "," +
+      point(R"({"timestamp":"2017-01-01T10:00:00Z","speed":"4"})") + "," +
+      R"({"type":"Polygon","geometry":{"type":"Point","coordinates":[1,2]},"properties":{"timestamp":"2017-01-01T10:00:00Z"}},)" +
+      R"(null,)" + good));
+  REQUIRE(decoded.result.has_value());
+  REQUIRE(decoded.batch.records().size() == 2);
+  CHECK(decoded.batch.records()[0].index == 0);
+  CHECK(decoded.batch.records()[1].index == 11);
+  const std::tuple<std::size_t, std::string, std::string> expected[] = {
+      {1, "geometry.type", "must be Point, got 'LineString'"},
+      {2, "geometry.coordinates", "is required ([longitude, latitude])"},
+      {3, "geometry", "is required (a GeoJSON Point)"},
+      {4, "properties.timestamp", "is required"},
+      {5, "properties.timestamp",
+       "'2017-01-01 10:00:00' is not an ISO 8601 date-time such as 2017-01-01T10:00:00-0700"},
+      {6, "geometry.coordinates", "must hold a longitude and a latitude ([longitude, latitude])"},
+      {7, "properties.battery_level", "must be a fraction within [0, 1] (-1 when unknown), got 89"},
+      {8, "properties.speed", "must be a number, not a string"},
+      {9, "type", "must be Feature, got 'Polygon'"},
+      {10, "", "a location must be a GeoJSON Feature object, not null"},
+  };
+  const auto errors = decoded.batch.errors();
+  REQUIRE(errors.size() == std::size(expected));
+  for (std::size_t i = 0; i < errors.size(); ++i) {
+    CAPTURE(i);
+    CHECK(errors[i].index == std::get<0>(expected[i]));
+    CHECK(errors[i].field == std::get<1>(expected[i]));
+    CHECK(errors[i].reason == std::get<2>(expected[i]));
+  }
+}
+
+TEST_CASE("overland: an empty batch is accepted; batch-level problems are codec errors") {
+  auto empty = overland(R"({"locations":[],"current":{}})");
+  REQUIRE(empty.result.has_value());
+  CHECK(empty.batch.total() == 0);
+
+  const std::pair<std::string, std::string> cases[] = {
+      {R"({"current":{}})", "an Overland batch needs a locations array"},
+      {R"({"locations":{}})", "locations must be an array of GeoJSON features"},
+      {R"([{"locations":[]}])", "an Overland batch must be a JSON object with a locations array, not an array"},
+      {R"({"locations":[],"locations":[]})", "the batch holds two locations arrays"},
+      {R"({"locations":[]} {})", "trailing content after the JSON value"},
+  };
+  for (const auto& [body, message] : cases) {
+    CAPTURE(body);
+    auto decoded = overland(body);
+    REQUIRE_FALSE(decoded.result.has_value());
+    CHECK(decoded.result.error().code == CodecErrc::malformed_body);
+    CHECK(decoded.result.error().message == message);
+  }
+  auto truncated = overland(R"({"locations":[{"type":"Feature")");
+  REQUIRE_FALSE(truncated.result.has_value());
+  CHECK(truncated.result.error().code == CodecErrc::malformed_body);
+}
+
+TEST_CASE("overland: up to max_records points, then too_many_records") {
+  std::string features;
+  for (int i = 0; i < 1000; ++i) features += (i ? "," : "") + point(R"({"timestamp":"2017-01-01T17:00:00Z"})");
+  auto full = overland(overland_batch(features));
+  REQUIRE(full.result.has_value());
+  CHECK(full.batch.records().size() == 1000);
+  CHECK(full.batch.records()[999].index == 999);
+
+  DecodeLimits limits;
+  limits.max_records = 999;
+  auto over = overland(overland_batch(features), limits);
+  REQUIRE_FALSE(over.result.has_value());
+  CHECK(over.result.error().code == CodecErrc::too_many_records);
+  CHECK(over.result.error().message == "more than 999 locations in one batch");
+}
+
+TEST_CASE("overland: no options; the reply is the one the app waits for") {
+  CHECK(compile_error("overland", "{speed_unit: kmh}") == "codec_options.speed_unit: unknown key");
+  const auto reply = make("overland")->native_reply();
+  REQUIRE(reply.has_value());
+  CHECK(reply->content_type == "application/json");
+  CHECK(reply->body == R"({"result":"ok"})");
+}
+
+TEST_CASE("phone codecs: one instance reused gives the same answer after a bigger or broken body") {
+  auto codec = make("overland");
+  std::string features;
+  for (int i = 0; i < 300; ++i) {
+    features += (i ? "," : "") + point(R"({"timestamp":"2017-01-01T17:00:00Z","speed":3,"battery_level":0.5})");
+  }
+  REQUIRE(decode_with(*codec, overland_batch(features), kJson).result.has_value());
+  CHECK_FALSE(decode_with(*codec, R"({"locations":[{"type":)", kJson).result.has_value());
+  const CanonicalRecord& record =
+      decode_with(*codec, overland_batch(point(R"({"timestamp":"2017-01-01T17:00:00Z"})")), kJson).only();
+  CHECK_FALSE(record.location.speed.has_value());
+  CHECK_FALSE(record.location.battery.has_value());
+
+  auto osmand = make("osmand");
+  REQUIRE(decode_with(*osmand, sample("osmand", "traccar-client-query.valid.www-form-urlencoded"), kForm)
+              .result.has_value());
+  CHECK_FALSE(decode_with(*osmand, "id=1&lat=%", kForm).result.has_value());
+  const CanonicalRecord& form = decode_with(*osmand, "lat=1&lon=2&timestamp=1714564800", kForm).only();
+  CHECK(form.device_id == "phone-1");  // not the previous request's id
+  CHECK_FALSE(form.location.speed.has_value());
+}
