@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <new>
 
+#include "src/device_app_support.hpp"
+
 namespace telegate::codecs {
 
 namespace ondemand = simdjson::ondemand;

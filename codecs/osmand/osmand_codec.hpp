@@ -18,7 +18,6 @@
 #include <string>
 #include <string_view>
 
-#include "src/device_app_support.hpp"
 #include "src/simdjson_support.hpp"
 #include "telegate/codecs/codec.hpp"
 #include "telegate/codecs/units.hpp"

@@ -547,6 +547,19 @@ TEST_CASE("overland: bad features are named by index and field; their neighbours
   }
 }
 
+TEST_CASE("overland: a null or non-object geometry is named") {
+  const FieldError null_geometry =
+      overland(R"({"locations":[{"type":"Feature","geometry":null,"properties":{"timestamp":"2017-01-01T17:00:00Z"}}]})")
+          .only_error();
+  CHECK(null_geometry.field == "geometry");
+  CHECK(null_geometry.reason == "is required (a GeoJSON Point)");
+  const FieldError text_geometry =
+      overland(R"({"locations":[{"type":"Feature","geometry":"here","properties":{"timestamp":"2017-01-01T17:00:00Z"}}]})")
+          .only_error();
+  CHECK(text_geometry.field == "geometry");
+  CHECK(text_geometry.reason == "must be a GeoJSON Point object, not a string");
+}
+
 TEST_CASE("overland: an empty batch is accepted; batch-level problems are codec errors") {
   auto empty = overland(R"({"locations":[],"current":{}})");
   REQUIRE(empty.result.has_value());
