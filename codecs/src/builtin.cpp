@@ -1,6 +1,9 @@
 // The built-in codecs: one line each. A new codec is a folder under codecs/, a
 // telegate_codec(NAME …) line in codecs/CMakeLists.txt and a line here.
 #include "json/json_codec.hpp"
+#include "osmand/osmand_codec.hpp"
+#include "overland/overland_codec.hpp"
+#include "owntracks/owntracks_codec.hpp"
 #include "senml/senml_codec.hpp"
 #include "telegate/codecs/codec.hpp"
 
@@ -9,6 +12,9 @@ namespace telegate::codecs {
 void register_builtin_codecs(CodecRegistry& registry) {
   registry.add("json", without_options<JsonCodec>());
   registry.add("senml", without_options<SenmlJsonCodec>());
+  registry.add("osmand", compile_osmand);
+  registry.add("owntracks", compile_owntracks);
+  registry.add("overland", without_options<OverlandCodec>());
 }
 
 }  // namespace telegate::codecs
