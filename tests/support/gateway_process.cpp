@@ -47,21 +47,6 @@ int run(const std::vector<std::string>& argv, const std::filesystem::path& out, 
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-HttpResult curl(std::vector<std::string> argv) {
-  TempDir scratch;
-  const auto body = scratch.path() / "body";
-  const auto headers = scratch.path() / "headers";
-  argv.insert(argv.begin(), {"curl", "-sS", "--max-time", "60", "-o", body.string(), "-D", headers.string(), "-w",
-                             "%{http_code}"});
-  const int exit_code = run(argv, scratch.path() / "status", scratch.path() / "stderr");
-  HttpResult result;
-  const std::string status = read_file(scratch.path() / "status");
-  result.status = exit_code == 0 && !status.empty() ? std::stoi(status) : 0;
-  result.body = read_file(body);
-  result.headers = read_file(headers);
-  return result;
-}
-
 }  // namespace
 
 std::uint16_t free_port() {
@@ -166,6 +151,21 @@ std::string GatewayProcess::url(const std::string& path) const {
 std::string GatewayProcess::log_tail() const {
   const std::string log = read_file(log_path_);
   return log.size() > 4000 ? log.substr(log.size() - 4000) : log;
+}
+
+HttpResult curl(std::vector<std::string> argv) {
+  TempDir scratch;
+  const auto body = scratch.path() / "body";
+  const auto headers = scratch.path() / "headers";
+  argv.insert(argv.begin(), {"curl", "-sS", "--max-time", "60", "-o", body.string(), "-D", headers.string(), "-w",
+                             "%{http_code}"});
+  const int exit_code = run(argv, scratch.path() / "status", scratch.path() / "stderr");
+  HttpResult result;
+  const std::string status = read_file(scratch.path() / "status");
+  result.status = exit_code == 0 && !status.empty() ? std::stoi(status) : 0;
+  result.body = read_file(body);
+  result.headers = read_file(headers);
+  return result;
 }
 
 HttpResult curl_post(const std::string& url, const std::string& bearer_token, const std::string& content_type,

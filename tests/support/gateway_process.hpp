@@ -69,6 +69,8 @@ struct HttpResult {
   std::string headers;
 };
 
+// Runs the real curl binary with `args` (method, headers, data, URL) and returns what it got.
+HttpResult curl(std::vector<std::string> args);
 // POSTs `body` with the real curl binary.
 HttpResult curl_post(const std::string& url, const std::string& bearer_token, const std::string& content_type,
                      const std::string& body);
