@@ -2,6 +2,7 @@
 // telegate_codec(NAME …) line in codecs/CMakeLists.txt and a line here.
 #include "json/json_codec.hpp"
 #include "senml/senml_codec.hpp"
+#include "senml_cbor/senml_cbor_codec.hpp"
 #include "telegate/codecs/codec.hpp"
 
 namespace telegate::codecs {
@@ -9,6 +10,7 @@ namespace telegate::codecs {
 void register_builtin_codecs(CodecRegistry& registry) {
   registry.add("json", without_options<JsonCodec>());
   registry.add("senml", without_options<SenmlJsonCodec>());
+  registry.add("senml_cbor", without_options<SenmlCborCodec>());
 }
 
 }  // namespace telegate::codecs
