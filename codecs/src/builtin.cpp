@@ -1,6 +1,7 @@
 // The built-in codecs: one line each. A new codec is a folder under codecs/, a
 // telegate_codec(NAME …) line in codecs/CMakeLists.txt and a line here.
 #include "json/json_codec.hpp"
+#include "protobuf/protobuf_codec.hpp"
 #include "senml/senml_codec.hpp"
 #include "senml_cbor/senml_cbor_codec.hpp"
 #include "telegate/codecs/codec.hpp"
@@ -11,6 +12,7 @@ void register_builtin_codecs(CodecRegistry& registry) {
   registry.add("json", without_options<JsonCodec>());
   registry.add("senml", without_options<SenmlJsonCodec>());
   registry.add("senml_cbor", without_options<SenmlCborCodec>());
+  registry.add("protobuf", without_options<ProtobufCodec>());
 }
 
 }  // namespace telegate::codecs

@@ -7,8 +7,10 @@
 #include <iterator>
 #include <string>
 
+#include "protobuf/protobuf_codec.hpp"
 #include "senml/senml_codec.hpp"
 #include "senml_cbor/senml_cbor_codec.hpp"
+#include "telemetry.pb.h"
 
 using namespace telegate::codecs;
 using namespace std::string_literals;  // CBOR bodies hold NUL bytes
@@ -211,4 +213,207 @@ TEST_CASE("senml_cbor: limits, wrong value types and contract errors") {
     REQUIRE_FALSE(decoded.result.has_value());
     CHECK(decoded.result.error().code == CodecErrc::malformed_body);
   }
+}
+
+// --- protobuf (telegate.v1.TelemetryBatch) -------------------------------------------------------
+
+namespace {
+
+using telegate::v1::Telemetry;
+using telegate::v1::TelemetryBatch;
+
+Decoded protobuf(std::string_view body, DecodeLimits limits = {},
+                 std::string_view content_type = "application/x-protobuf") {
+  return decode_with<ProtobufCodec>(body, content_type, limits);
+}
+
+Telemetry& add_location(TelemetryBatch& batch, std::int64_t time_ms, double lat, double lon) {
+  Telemetry& telemetry = *batch.add_records();
+  telemetry.set_event_time_ms(time_ms);
+  telemetry.mutable_location()->set_lat(lat);
+  telemetry.mutable_location()->set_lon(lon);
+  return telemetry;
+}
+
+}  // namespace
+
+TEST_CASE("protobuf: every field of a location and a sensor record round-trips") {
+  TelemetryBatch batch;
+  Telemetry& fix = add_location(batch, 1764000000250, 52.520008, 13.404954);
+  fix.set_msg_id("trk-42-000017");
+  Telemetry::Location& at = *fix.mutable_location();
+  at.set_alt(34.5);
+  at.set_speed_mps(12.3f);
+  at.set_heading_deg(271.5f);
+  at.set_accuracy_m(4.8f);
+  at.set_battery_pct(87.0f);
+  Telemetry& sensor = *batch.add_records();
+  sensor.set_msg_id("s-1");
+  sensor.set_event_time_ms(1764000001000);
+  auto* reading = sensor.mutable_sensor()->add_readings();
+  reading->set_name("temperature");
+  reading->set_value(-21.25);
+  reading->set_unit("Cel");
+  reading = sensor.mutable_sensor()->add_readings();
+  reading->set_name("count");
+  reading->set_value(3);
+
+  auto decoded = protobuf(batch.SerializeAsString());
+  REQUIRE(decoded.result.has_value());
+  CHECK(decoded.batch.errors().empty());
+  const auto records = decoded.batch.records();
+  REQUIRE(records.size() == 2);
+  const CanonicalRecord& location = records[0];
+  CHECK(location.index == 0);
+  CHECK(location.device_id == "probe-7");  // from the credentials
+  CHECK(location.type == MessageType::location);
+  CHECK(location.msg_id == "trk-42-000017");
+  CHECK(location.event_time_ms == 1764000000250);
+  CHECK(location.location.lat == 52.520008);
+  CHECK(location.location.lon == 13.404954);
+  CHECK(location.location.alt == 34.5);
+  CHECK(location.location.speed == 12.3);  // the float widened by its shortest decimal form
+  CHECK(location.location.heading == 271.5);
+  CHECK(location.location.accuracy == 4.8);
+  CHECK(location.location.battery == 87.0);
+  const CanonicalRecord& readings = records[1];
+  CHECK(readings.index == 1);
+  CHECK(readings.type == MessageType::sensor);
+  CHECK(readings.msg_id == "s-1");
+  CHECK(readings.event_time_ms == 1764000001000);
+  REQUIRE(readings.readings.size() == 2);
+  CHECK(readings.readings[0].name == "temperature");
+  CHECK(readings.readings[0].value == -21.25);
+  CHECK(readings.readings[0].unit == "Cel");
+  CHECK(readings.readings[1].name == "count");
+  CHECK(readings.readings[1].unit.empty());
+
+  // The second content type reads the same bytes.
+  auto vendor = protobuf(batch.SerializeAsString(), {}, "application/vnd.telegate.batch+protobuf");
+  REQUIRE(vendor.result.has_value());
+  CHECK(vendor.batch.records().size() == 2);
+}
+
+TEST_CASE("protobuf: optional location fields absent stay absent; present zeros stay present") {
+  TelemetryBatch batch;
+  add_location(batch, 1764000000000, -33.8688, 151.2093);
+  Telemetry& zeros = add_location(batch, 1764000000000, 0, 0);
+  zeros.mutable_location()->set_alt(0);
+  zeros.mutable_location()->set_speed_mps(0);
+  zeros.mutable_location()->set_battery_pct(0);
+  auto decoded = protobuf(batch.SerializeAsString());
+  REQUIRE(decoded.result.has_value());
+  REQUIRE(decoded.batch.records().size() == 2);
+  const Location& bare = decoded.batch.records()[0].location;
+  CHECK(bare.lat == -33.8688);
+  CHECK_FALSE(bare.alt.has_value());
+  CHECK_FALSE(bare.speed.has_value());
+  CHECK_FALSE(bare.heading.has_value());
+  CHECK_FALSE(bare.accuracy.has_value());
+  CHECK_FALSE(bare.battery.has_value());
+  CHECK(decoded.batch.records()[0].msg_id.empty());  // the gateway generates one
+  const Location& zero = decoded.batch.records()[1].location;
+  CHECK(zero.alt == 0.0);
+  CHECK(zero.speed == 0.0);
+  CHECK(zero.battery == 0.0);
+  CHECK_FALSE(zero.heading.has_value());
+}
+
+TEST_CASE("protobuf: record problems name the proto field; good records around them are kept") {
+  auto decoded = protobuf(file("protobuf/samples/record-problems.invalid.protobuf"));
+  REQUIRE(decoded.result.has_value());
+  CHECK(decoded.batch.records().empty());
+  const auto errors = decoded.batch.errors();
+  const char* fields[] = {"payload",         "event_time_ms",           "location.lat",
+                          "location.lon",    "sensor.readings",         "sensor.readings[0].name",
+                          "sensor.readings[1].value", "location.lat"};
+  REQUIRE(errors.size() == std::size(fields));
+  for (std::size_t i = 0; i < errors.size(); ++i) {
+    CAPTURE(i);
+    CHECK(errors[i].index == i);
+    CHECK(errors[i].field == fields[i]);
+    CHECK(!errors[i].reason.empty());
+  }
+  CHECK(errors[2].reason.find("91") != std::string::npos);
+
+  TelemetryBatch batch;
+  add_location(batch, 1764000000000, 1, 1);
+  add_location(batch, 1764000000000, 1, 200);
+  add_location(batch, 1764000000000, 2, 2);
+  auto mixed = protobuf(batch.SerializeAsString());
+  REQUIRE(mixed.result.has_value());
+  REQUIRE(mixed.batch.records().size() == 2);
+  CHECK(mixed.batch.records()[1].index == 2);
+  REQUIRE(mixed.batch.errors().size() == 1);
+  CHECK(mixed.batch.errors()[0].index == 1);
+  CHECK(mixed.batch.errors()[0].field == "location.lon");
+}
+
+TEST_CASE("protobuf: bytes that are not a TelemetryBatch are malformed") {
+  for (const std::string& sample : {std::string("truncated"), std::string("bad-length"), std::string("not-utf8"),
+                                    std::string("json-body")}) {
+    CAPTURE(sample);
+    auto decoded = protobuf(file("protobuf/samples/" + sample + ".invalid.protobuf"));
+    REQUIRE_FALSE(decoded.result.has_value());
+    CHECK(decoded.result.error().code == CodecErrc::malformed_body);
+    CHECK(decoded.result.error().message.find("TelemetryBatch") != std::string::npos);
+  }
+  // A valid batch cut anywhere inside is refused or yields what it holds, never a crash.
+  const std::string whole = file("protobuf/samples/mixed-batch.valid.protobuf");
+  for (std::size_t length = 1; length < whole.size(); ++length) {
+    auto decoded = protobuf(whole.substr(0, length));
+    CHECK((!decoded.result.has_value() || decoded.batch.total() > 0));
+  }
+}
+
+TEST_CASE("protobuf: limits, content types and a reused message") {
+  TelemetryBatch batch;
+  for (int i = 0; i < 3; ++i) add_location(batch, 1764000000000 + i, 1, 1);
+  const std::string three = batch.SerializeAsString();
+  DecodeLimits two;
+  two.max_records = 2;
+  auto many = protobuf(three, two);
+  REQUIRE_FALSE(many.result.has_value());
+  CHECK(many.result.error().code == CodecErrc::too_many_records);
+
+  TelemetryBatch readings;
+  Telemetry& sensor = *readings.add_records();
+  sensor.set_event_time_ms(1764000000000);
+  for (int i = 0; i < 3; ++i) {
+    auto* reading = sensor.mutable_sensor()->add_readings();
+    reading->set_name("r");
+    reading->set_value(i);
+  }
+  DecodeLimits two_readings;
+  two_readings.max_readings = 2;
+  auto crowded = protobuf(readings.SerializeAsString(), two_readings);
+  REQUIRE(crowded.result.has_value());
+  REQUIRE(crowded.batch.errors().size() == 1);
+  CHECK(crowded.batch.errors()[0].field == "sensor.readings");
+
+  TelemetryBatch long_id;
+  add_location(long_id, 1764000000000, 1, 1).set_msg_id(std::string(300, 'x'));
+  auto too_long = protobuf(long_id.SerializeAsString());
+  REQUIRE(too_long.result.has_value());
+  REQUIRE(too_long.batch.errors().size() == 1);
+  CHECK(too_long.batch.errors()[0].field == "msg_id");
+
+  auto empty = protobuf("");
+  REQUIRE_FALSE(empty.result.has_value());
+  CHECK(empty.result.error().code == CodecErrc::empty_body);
+  auto json = protobuf(three, {}, "application/json");
+  REQUIRE_FALSE(json.result.has_value());
+  CHECK(json.result.error().code == CodecErrc::unsupported_content_type);
+
+  // One instance, a big batch then a small one: nothing of the first survives in the second.
+  ProtobufCodec codec(DecodeLimits{});
+  DecodedBatch out;
+  const DecodeContext context{"acme", "probe-7", "http", "application/x-protobuf"};
+  REQUIRE(codec.decode(file("protobuf/samples/mixed-batch.valid.protobuf"), context, out).has_value());
+  CHECK(out.records().size() == 3);
+  out.clear();
+  REQUIRE(codec.decode(file("protobuf/samples/location-minimal.valid.protobuf"), context, out).has_value());
+  REQUIRE(out.records().size() == 1);
+  CHECK(out.records()[0].location.lat == -33.8688);
+  CHECK_FALSE(out.records()[0].location.battery.has_value());
 }
