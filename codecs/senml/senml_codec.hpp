@@ -1,6 +1,7 @@
 // SenML JSON (RFC 8428, application/senml+json): a pack of records whose base fields (bn, bt,
 // bu, bv, bs) carry forward. Each resolved record becomes a sensor reading named bn+n; readings
 // that resolve to the same time and follow each other share one canonical sensor record.
+// This is the JSON front end only: resolution is shared with SenML CBOR (senml_resolver.hpp).
 #pragma once
 
 #include <simdjson.h>

@@ -4,7 +4,9 @@
 #include "osmand/osmand_codec.hpp"
 #include "overland/overland_codec.hpp"
 #include "owntracks/owntracks_codec.hpp"
+#include "protobuf/protobuf_codec.hpp"
 #include "senml/senml_codec.hpp"
+#include "senml_cbor/senml_cbor_codec.hpp"
 #include "telegate/codecs/codec.hpp"
 
 namespace telegate::codecs {
@@ -15,6 +17,8 @@ void register_builtin_codecs(CodecRegistry& registry) {
   registry.add("osmand", compile_osmand);
   registry.add("owntracks", compile_owntracks);
   registry.add("overland", without_options<OverlandCodec>());
+  registry.add("senml_cbor", without_options<SenmlCborCodec>());
+  registry.add("protobuf", without_options<ProtobufCodec>());
 }
 
 }  // namespace telegate::codecs
