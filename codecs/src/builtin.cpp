@@ -1,6 +1,7 @@
 // The built-in codecs: one line each. A new codec is a folder under codecs/, a
 // telegate_codec(NAME …) line in codecs/CMakeLists.txt and a line here.
 #include "json/json_codec.hpp"
+#include "mapping/mapping_codec.hpp"
 #include "senml/senml_codec.hpp"
 #include "telegate/codecs/codec.hpp"
 
@@ -9,6 +10,7 @@ namespace telegate::codecs {
 void register_builtin_codecs(CodecRegistry& registry) {
   registry.add("json", without_options<JsonCodec>());
   registry.add("senml", without_options<SenmlJsonCodec>());
+  registry.add("mapping", mapping::mapping_compiler());
 }
 
 }  // namespace telegate::codecs
