@@ -137,7 +137,7 @@ FieldPlan read_field(OptionReader& reader, Target target, const std::string& nam
     throw OptionError(reader.key_path("required"),
                       "a location record needs lat and lon: give a default instead of required: false");
   }
-  if (field.has_source) compile_source(index, reader.key_path(source_key), field.source);
+  if (field.has_source) compile_source(index, field, reader.key_path(source_key));
   reader.finish();
   return field;
 }

@@ -91,10 +91,10 @@ struct RecordPlan {
                                   // compiled sources in a vector parallel to this one
 };
 
-// Called for each field that has a source, with the field's index in RecordPlan::fields, the
-// dotted key of the source option (for OptionError) and its text. The codec compiles and
-// stores the source; it throws OptionError naming `key` if the source is unusable.
-using SourceCompiler = std::function<void(std::size_t index, const std::string& key, const std::string& source)>;
+// Called for each field that has a source, with the field's index in RecordPlan::fields, its
+// plan (target, units: what the source must be able to hold) and the dotted key of the source
+// option. The codec compiles and stores the source, or throws OptionError naming `key`.
+using SourceCompiler = std::function<void(std::size_t index, const FieldPlan& field, const std::string& key)>;
 
 // Reads `message_type`, `fields`, `readings` and `constants` from `options`; each field's source
 // is the option `source_key` ("pointer", "path"). Leaves the codec's own keys and finish() to the

@@ -163,9 +163,9 @@ CodecCompiler mapping_compiler() {
     options.take("records");
     program->record = read_record_plan(
         options, "pointer",
-        [&](std::size_t index, const std::string& key, const std::string& source) {
+        [&](std::size_t index, const FieldPlan& field, const std::string& key) {
           if (program->sources.size() <= index) program->sources.resize(index + 1);
-          program->sources[index] = compile_pointer(key, source);
+          program->sources[index] = compile_pointer(key, field.source);
         },
         limits);
     program->sources.resize(program->record.fields.size());

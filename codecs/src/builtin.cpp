@@ -2,6 +2,7 @@
 // telegate_codec(NAME …) line in codecs/CMakeLists.txt and a line here.
 #include "json/json_codec.hpp"
 #include "mapping/mapping_codec.hpp"
+#include "protobuf_dynamic/protobuf_dynamic_codec.hpp"
 #include "senml/senml_codec.hpp"
 #include "telegate/codecs/codec.hpp"
 
@@ -11,6 +12,7 @@ void register_builtin_codecs(CodecRegistry& registry) {
   registry.add("json", without_options<JsonCodec>());
   registry.add("senml", without_options<SenmlJsonCodec>());
   registry.add("mapping", mapping::mapping_compiler());
+  registry.add("protobuf_dynamic", protobuf_dynamic::protobuf_dynamic_compiler());
 }
 
 }  // namespace telegate::codecs
