@@ -85,7 +85,7 @@ std::string compare_field(const codecs::CanonicalRecord& record, const std::stri
   }
   const std::optional<double> actual = numeric_field(record, field);
   if (!actual) return fmt::format("{} is absent, expected {}", field, expected);
-  const double tolerance = field == "time" ? 0.5 : std::max(1e-9, std::fabs(wanted) * 1e-9);
+  const double tolerance = field == "time" ? 0.5 : std::max(1e-9, std::fabs(wanted) * 1e-6);  // written to ~7 digits
   if (std::fabs(*actual - wanted) > tolerance) return fmt::format("{} is {}, expected {}", field, *actual, expected);
   return "";
 }
