@@ -276,6 +276,9 @@ CatalogManager::CatalogManager(const GatewayConfig& config, const codecs::CodecR
     const DeviceTypeDefinition& definition = config.device_types[i];
     auto compiled = compile(definition, 1, true);
     if (!compiled) throw ConfigError(fmt::format("device_types[{}]", i), compiled.error().message);
+    if (std::string failed = check_samples(*compiled, config.instance_id); !failed.empty()) {
+      throw ConfigError(fmt::format("device_types[{}].samples", i), failed);
+    }
     TypeHistory& history = types_[definition.name];
     history.from_config_file = true;
     history.versions.emplace(1, std::move(*compiled));
