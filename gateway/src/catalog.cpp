@@ -177,6 +177,12 @@ std::string run_payload(const std::shared_ptr<const DeviceTypeVersion>& type, st
     append_string(out, envelope_record.key);
     out += ",\"headers\":{\"tg-route\":";
     append_string(out, envelope_record.route_header);
+    for (const auto& [name, value] : envelope_record.headers) {
+      out += ',';
+      append_string(out, name);
+      out += ':';
+      append_string(out, value);
+    }
     out += "},\"value\":";
     const auto rendered = envelope::render_json(envelope_record.value, type->definition.envelope_format);
     out += rendered ? *rendered : "null";
