@@ -478,11 +478,11 @@ void CoapListener::State::run() {
       coap_io_process(coap, 5);
       continue;
     }
-    coap_tick_t now = 0;
-    coap_ticks(&now);
-    const unsigned int next = coap_io_prepare_epoll(coap, now);  // 0: nothing timed
+    // coap_io_process() armed libcoap's timerfd (inside its epoll set) for the next
+    // retransmission, so coap_fd turns readable for timers too; the 1 s bound is a safety net.
+    // (A second coap_io_prepare_epoll() here would walk every session again per datagram.)
     pollfd fds[2] = {{coap_fd, POLLIN, 0}, {wake_fd, POLLIN, 0}};
-    const int ready = ::poll(fds, 2, next == 0 ? 1000 : static_cast<int>(std::min(next, 1000u)));
+    const int ready = ::poll(fds, 2, 1000);
     if (ready > 0 && (fds[1].revents & POLLIN)) drain_wake();
   }
   drain_completions();
