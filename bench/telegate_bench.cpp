@@ -12,11 +12,25 @@
 //       sink's settings: the baseline for HTTP → Kafka (bench/http_kafka.sh)
 //   telegate-bench kafka-headers --bootstrap HOST:PORT [--records 500000]
 //       the same producer with no header, the one tg-route header, and four separate headers
+//   telegate-bench coap --port P [--host 127.0.0.1] [--devices 64] [--batch 4] [--records 200000]
+//       closed-loop CoAP load (bench/coap_kafka.sh): each simulated device (one UDP socket,
+//       token sim-token-<i> as telegate-sim provision makes them) POSTs a CON request of `batch`
+//       records with ?t=<token>, waits for its 2.04 (piggybacked, or empty ACK + separate
+//       response, which it ACKs), then sends the next. Prints records/s and latency percentiles
+//       from send to the 2.04, in telegate-sim's JSON shape.
+#include <arpa/inet.h>
 #include <librdkafka/rdkafka.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <simdjson.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <map>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -377,6 +391,189 @@ int kafka_headers(int argc, char** argv) {
   return 0;
 }
 
+// ---- coap -------------------------------------------------------------------------------------
+
+std::string coap_option(int& previous, int number, std::string_view value) {
+  std::string out;
+  const int delta = number - previous;
+  previous = number;
+  std::string extended;
+  auto nibble = [&extended](std::size_t x) -> int {
+    if (x < 13) return static_cast<int>(x);
+    if (x < 269) {
+      extended += static_cast<char>(x - 13);
+      return 13;
+    }
+    extended += static_cast<char>((x - 269) >> 8);
+    extended += static_cast<char>((x - 269) & 0xff);
+    return 14;
+  };
+  const int d = nibble(static_cast<std::size_t>(delta));
+  const std::string delta_extended = extended;
+  extended.clear();
+  const int l = nibble(value.size());
+  out += static_cast<char>(d << 4 | l);
+  out += delta_extended + extended;
+  out += value;
+  return out;
+}
+
+struct CoapDevice {
+  int fd = -1;
+  std::size_t index = 0;
+  std::uint16_t mid = 0;
+  std::uint32_t token = 0;
+  std::string datagram;  // the request in flight, for retransmission
+  Clock::time_point sent_at;
+  Clock::time_point retransmit_at;
+  std::size_t records = 0;  // in the request in flight; 0: idle
+};
+
+double coap_percentile(std::vector<double>& sorted, double p) {
+  if (sorted.empty()) return 0;
+  const auto rank = static_cast<std::size_t>(std::ceil(p / 100.0 * static_cast<double>(sorted.size()))) - 1;
+  return sorted[std::min(rank, sorted.size() - 1)];
+}
+
+int coap_load(int argc, char** argv) {
+  const std::string host = flag(argc, argv, "--host", "127.0.0.1");
+  const auto port = static_cast<std::uint16_t>(std::stoul(flag(argc, argv, "--port", "5683")));
+  const std::size_t devices = std::stoul(flag(argc, argv, "--devices", "64"));
+  const std::size_t batch = std::stoul(flag(argc, argv, "--batch", "4"));
+  const std::size_t records = std::stoul(flag(argc, argv, "--records", "200000"));
+  if (devices == 0 || batch == 0) throw std::invalid_argument("--devices and --batch must be at least 1");
+  sockaddr_in target{};
+  target.sin_family = AF_INET;
+  target.sin_port = htons(port);
+  if (inet_pton(AF_INET, host.c_str(), &target.sin_addr) != 1) throw std::invalid_argument("--host must be IPv4");
+
+  std::vector<CoapDevice> fleet(devices);
+  std::vector<pollfd> fds(devices);
+  for (std::size_t i = 0; i < devices; ++i) {
+    fleet[i].fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+    fleet[i].index = i;
+    fleet[i].mid = static_cast<std::uint16_t>(i * 1000);
+    if (::connect(fleet[i].fd, reinterpret_cast<const sockaddr*>(&target), sizeof target) != 0) {
+      throw std::runtime_error("connect: " + std::string(std::strerror(errno)));
+    }
+    fds[i] = pollfd{fleet[i].fd, POLLIN, 0};
+  }
+
+  std::size_t remaining = records;
+  std::size_t accepted = 0;
+  std::size_t requests = 0;
+  std::size_t in_flight = 0;
+  std::vector<double> latencies;
+  std::map<std::string, std::size_t> outcomes;
+  std::uint64_t sequence = 0;
+  const std::int64_t base_ms = now_ms() - 60'000;
+
+  auto send_next = [&](CoapDevice& device) {
+    if (remaining == 0) return;
+    const std::size_t count = std::min(batch, remaining);
+    remaining -= count;
+    const std::string id = "sim-" + std::to_string(device.index);
+    std::string body = "[";
+    for (std::size_t i = 0; i < count; ++i, ++sequence) {
+      char record[256];
+      const int length = std::snprintf(
+          record, sizeof record,
+          R"(%s{"device_id":"%s","type":"location","ts":%lld,"msg_id":"c%llu","lat":46.0569,"lon":14.5058,"speed":13.4})",
+          i ? "," : "", id.c_str(), static_cast<long long>(base_ms + static_cast<std::int64_t>(sequence % 50'000)),
+          static_cast<unsigned long long>(sequence));
+      body.append(record, static_cast<std::size_t>(length));
+    }
+    body += "]";
+    ++device.mid;
+    ++device.token;
+    std::string datagram;
+    datagram += static_cast<char>(0x44);  // version 1, CON, 4-byte token
+    datagram += static_cast<char>(0x02);  // POST
+    datagram += static_cast<char>(device.mid >> 8);
+    datagram += static_cast<char>(device.mid & 0xff);
+    datagram.append(reinterpret_cast<const char*>(&device.token), 4);
+    int previous = 0;
+    datagram += coap_option(previous, 11, "v1");
+    datagram += coap_option(previous, 11, "telemetry");
+    datagram += coap_option(previous, 12, std::string(1, '\x32'));  // 50: application/json
+    datagram += coap_option(previous, 15, "t=sim-token-" + std::to_string(device.index));
+    datagram += '\xff';
+    datagram += body;
+    device.datagram = std::move(datagram);
+    device.records = count;
+    device.sent_at = Clock::now();
+    device.retransmit_at = device.sent_at + std::chrono::seconds(2);
+    ::send(device.fd, device.datagram.data(), device.datagram.size(), 0);
+    ++requests;
+    ++in_flight;
+  };
+  auto finish = [&](CoapDevice& device, int code) {
+    if (code == 204) {
+      accepted += device.records;
+      latencies.push_back(std::chrono::duration<double, std::milli>(Clock::now() - device.sent_at).count());
+    }
+    ++outcomes[std::to_string(code / 100) + "." + (code % 100 < 10 ? "0" : "") + std::to_string(code % 100)];
+    device.records = 0;
+    --in_flight;
+    send_next(device);
+  };
+
+  const auto started = Clock::now();
+  for (auto& device : fleet) send_next(device);
+  while (in_flight > 0) {
+    const int ready = ::poll(fds.data(), fds.size(), 100);
+    const auto now = Clock::now();
+    for (std::size_t i = 0; ready > 0 && i < fds.size(); ++i) {
+      if (!(fds[i].revents & POLLIN)) continue;
+      CoapDevice& device = fleet[i];
+      unsigned char reply[2048];
+      const auto length = ::recv(device.fd, reply, sizeof reply, 0);
+      if (length < 4 || device.records == 0) continue;
+      const int type = (reply[0] >> 4) & 3;
+      const int code = (reply[1] >> 5) * 100 + (reply[1] & 0x1f);
+      const auto mid = static_cast<std::uint16_t>(reply[2] << 8 | reply[3]);
+      if (type == 0 || type == 1) {  // separate response: ACK a CON, match the token
+        if (type == 0) {
+          const unsigned char ack[4] = {0x60, 0x00, reply[2], reply[3]};
+          ::send(device.fd, ack, sizeof ack, 0);
+        }
+        if ((reply[0] & 0x0f) == 4 && length >= 8 && std::memcmp(reply + 4, &device.token, 4) == 0) {
+          ++outcomes["separate"];
+          finish(device, code);
+        }
+      } else if (type == 2 && mid == device.mid) {
+        if (code == 0) {
+          device.retransmit_at = now + std::chrono::seconds(30);  // the separate response will come
+        } else {
+          finish(device, code);
+        }
+      }
+    }
+    for (auto& device : fleet) {
+      if (device.records && now >= device.retransmit_at) {
+        ++outcomes["retransmitted"];
+        ::send(device.fd, device.datagram.data(), device.datagram.size(), 0);
+        device.retransmit_at = now + std::chrono::seconds(2);
+      }
+    }
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
+  for (auto& device : fleet) ::close(device.fd);
+
+  std::sort(latencies.begin(), latencies.end());
+  std::string outcome_json;
+  for (const auto& [name, count] : outcomes) {
+    outcome_json += (outcome_json.empty() ? "" : ",") + ("\"" + name + "\":" + std::to_string(count));
+  }
+  std::printf(
+      "{\"records\":%zu,\"accepted\":%zu,\"requests\":%zu,\"seconds\":%.3f,\"records_per_second\":%.0f,"
+      "\"ack_latency_ms\":{\"p50\":%.2f,\"p90\":%.2f,\"p99\":%.2f,\"max\":%.2f},\"outcomes\":{%s}}\n",
+      records, accepted, requests, seconds, static_cast<double>(accepted) / seconds, coap_percentile(latencies, 50),
+      coap_percentile(latencies, 90), coap_percentile(latencies, 99), latencies.empty() ? 0.0 : latencies.back(),
+      outcome_json.c_str());
+  return accepted == records ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -386,10 +583,11 @@ int main(int argc, char** argv) {
     if (mode == "codecs") return codec_costs(argc, argv);
     if (mode == "kafka-baseline") return kafka_baseline(argc, argv);
     if (mode == "kafka-headers") return kafka_headers(argc, argv);
+    if (mode == "coap") return coap_load(argc, argv);
   } catch (const std::exception& error) {
     std::fprintf(stderr, "telegate-bench %s: %s\n", mode.c_str(), error.what());
     return 1;
   }
-  std::fprintf(stderr, "usage: telegate-bench pipeline|codecs|kafka-baseline|kafka-headers [options] (see bench/telegate_bench.cpp)\n");
+  std::fprintf(stderr, "usage: telegate-bench pipeline|codecs|kafka-baseline|kafka-headers|coap [options] (see bench/telegate_bench.cpp)\n");
   return 2;
 }

@@ -51,7 +51,36 @@ DeviceRegistry::DeviceRegistry(const GatewayConfig& config) {
 }
 
 void DeviceRegistry::add(const std::string& tenant, const DeviceConfig& device) {
-  by_digest_.insert_or_assign(hex_to_bytes(device.token_sha256), DeviceIdentity{tenant, device.id, device.device_type});
+  const auto [entry, inserted] =
+      by_digest_.insert_or_assign(hex_to_bytes(device.token_sha256), DeviceIdentity{tenant, device.id, device.device_type});
+  (void)inserted;
+  const Entry* node = &*entry;
+  by_qualified_id_.insert_or_assign(tenant + "/" + device.id, node);
+  const auto [bare, first] = by_bare_id_.try_emplace(device.id, node);
+  if (!first && bare->second != node && (!bare->second || bare->second->second.tenant != tenant)) bare->second = nullptr;
+}
+
+std::optional<DeviceRegistry::PskEntry> DeviceRegistry::by_psk_identity(std::string_view identity) const {
+  if (identity.empty()) return std::nullopt;
+  const std::string key(identity);
+  const auto qualified = by_qualified_id_.find(key);
+  const auto bare = by_bare_id_.find(key);
+  const Entry* entry = qualified != by_qualified_id_.end() ? qualified->second : nullptr;
+  if (bare != by_bare_id_.end()) {
+    // A bare id that reads like another tenant's "<tenant>/<id>" is ambiguous too.
+    if (entry || bare->second == nullptr) return std::nullopt;
+    entry = bare->second;
+  }
+  if (entry == nullptr) return std::nullopt;
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string hex;
+  hex.reserve(entry->first.size() * 2);
+  for (const char byte : entry->first) {
+    const auto value = static_cast<unsigned char>(byte);
+    hex += kDigits[value >> 4];
+    hex += kDigits[value & 0x0f];
+  }
+  return PskEntry{&entry->second, std::move(hex)};
 }
 
 // The map is keyed by the token's SHA-256, so lookup timing depends only on the digest, which

@@ -255,6 +255,11 @@ const DeviceTypeVersion* Catalog::by_http_path(std::string_view path) const {
   return found == http_paths_.end() ? nullptr : device_type(found->second);
 }
 
+const DeviceTypeVersion* Catalog::by_coap_path(std::string_view path) const {
+  const auto found = coap_paths_.find(path);
+  return found == coap_paths_.end() ? nullptr : device_type(found->second);
+}
+
 // ---- CatalogManager ------------------------------------------------------------------------
 
 struct CatalogManager::TypeHistory {
@@ -397,6 +402,7 @@ void CatalogManager::publish_locked() {
     auto active = history.active();
     if (!active) continue;
     if (active->definition.http) catalog->http_paths_.emplace(active->definition.http->path, name);
+    if (active->definition.coap) catalog->coap_paths_.emplace(active->definition.coap->path, name);
     catalog->types_.emplace(name, std::move(active));
   }
   for (const auto& [path, stored] : devices_) catalog->devices_.add(stored.tenant, stored.device);
@@ -495,6 +501,16 @@ AdminResult CatalogManager::put_device_type(std::string_view name, std::string_v
           active->definition.http->path == definition.http->path) {
         return std::unexpected(admin_error(409, "http_path_taken", fmt::format("http.path: {} is already served by device type {}",
                                                                                definition.http->path, other_name)));
+      }
+    }
+  }
+  if (definition.coap) {
+    for (const auto& [other_name, other] : types_) {
+      const auto active = other.active();
+      if (other_name != definition.name && active && active->definition.coap &&
+          active->definition.coap->path == definition.coap->path) {
+        return std::unexpected(admin_error(409, "coap_path_taken", fmt::format("coap.path: {} is already served by device type {}",
+                                                                               definition.coap->path, other_name)));
       }
     }
   }

@@ -154,6 +154,23 @@ void read_http(Section section, HttpListenerConfig& http) {
   section.finish();
 }
 
+void read_coap(Section section, CoapListenerConfig& coap) {
+  section.boolean("enabled", coap.enabled);
+  section.string("address", coap.address);
+  section.integer<std::uint16_t>("port", coap.port, 0, 65535);
+  section.boolean("dtls", coap.dtls);
+  section.integer<std::uint16_t>("dtls_port", coap.dtls_port, 0, 65535);
+  section.boolean("allow_token_query", coap.allow_token_query);
+  section.integer<std::size_t>("max_body_bytes", coap.max_body_bytes, 64, 16u << 20);
+  section.duration("piggyback_wait_ms", coap.piggyback_wait, 0, 1'500);
+  section.integer<std::size_t>("max_sessions", coap.max_sessions, 1, 1'000'000);
+  section.integer<std::size_t>("dedup_max_entries", coap.dedup_max_entries, 16, 10'000'000);
+  section.finish();
+  if (coap.enabled && coap.dtls && coap.port != 0 && coap.port == coap.dtls_port) {
+    throw ConfigError(section.key_path("dtls_port"), "must differ from coap.port");
+  }
+}
+
 void read_admission(Section section, AdmissionConfig& admission) {
   section.integer<std::size_t>("max_inflight_records", admission.max_inflight_records, 1, 100'000'000);
   section.integer<std::size_t>("max_inflight_bytes", admission.max_inflight_bytes, 1024, std::size_t{64} << 30);
@@ -389,6 +406,18 @@ DeviceTypeDefinition read_device_type(codecs::OptionReader& item, const codecs::
     http.enumeration("auth", route.auth, parse_http_auth, "bearer, basic, path_token");
     http.finish();
   }
+  if (item.has("coap")) {
+    Section coap = item.child("coap");
+    CoapRoute& route = type.coap.emplace();
+    coap.string("path", route.path);
+    if (route.path.size() < 2 || route.path.front() != '/' || route.path.back() == '/' ||
+        route.path.find_first_of("?# ") != std::string::npos || route.path.find("//") != std::string::npos ||
+        route.path == "/v1/telemetry" || route.path.starts_with("/.well-known")) {
+      throw ConfigError(coap.key_path("path"), "must be a path such as /sensors/env, not ending in / and not "
+                                               "telegate's own /v1/telemetry or /.well-known…");
+    }
+    coap.finish();
+  }
   if (const YAML::Node types = item.take("message_types"); types) {
     if (!types.IsSequence()) throw ConfigError(item.key_path("message_types"), "must be a list");
     for (std::size_t i = 0; i < types.size(); ++i) {
@@ -448,6 +477,7 @@ GatewayConfig parse_config(const std::string& yaml_text,
   }
   top.enumeration("log_level", config.log_level, parse_log_level, "trace, debug, info, warn, error, critical, off");
   read_http(top.child("http"), config.http);
+  read_coap(top.child("coap"), config.coap);
   read_admission(top.child("admission"), config.admission);
   read_decode(top.child("decode"), config.decode);
   read_validation(top.child("validation"), config.validation);

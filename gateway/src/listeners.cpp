@@ -1,4 +1,5 @@
 // The built-in listeners: one line each.
+#include "coap/coap_listener.hpp"
 #include "http/http_listener.hpp"
 #include "telegate/gateway/listener.hpp"
 
@@ -20,6 +21,10 @@ std::vector<std::unique_ptr<Listener>> ListenerRegistry::create_all(const Listen
 
 void register_builtin_listeners(ListenerRegistry& registry) {
   registry.add("http", [](const ListenerContext& context) { return std::make_unique<HttpListener>(context); });
+  registry.add("coap", [](const ListenerContext& context) -> std::unique_ptr<Listener> {
+    if (!context.config.coap.enabled) return nullptr;
+    return std::make_unique<CoapListener>(context);
+  });
 }
 
 }  // namespace telegate::gateway

@@ -65,6 +65,21 @@ std::uint16_t free_port() {
   return ntohs(address.sin_port);
 }
 
+std::uint16_t free_udp_port() {
+  const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof address;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+    ::close(fd);
+    throw std::runtime_error("cannot find a free UDP port");
+  }
+  ::close(fd);
+  return ntohs(address.sin_port);
+}
+
 std::string kafka_bootstrap() {
   const char* value = std::getenv("TELEGATE_KAFKA_BOOTSTRAP");
   return value && *value ? value : "127.0.0.1:19092";
@@ -181,6 +196,15 @@ HttpResult curl_post(const std::string& url, const std::string& bearer_token, co
 }
 
 HttpResult curl_get(const std::string& url) { return curl({url}); }
+
+CommandResult run_command(const std::vector<std::string>& argv) {
+  TempDir scratch;
+  CommandResult result;
+  result.exit_code = run(argv, scratch.path() / "out", scratch.path() / "err");
+  result.out = read_file(scratch.path() / "out");
+  result.err = read_file(scratch.path() / "err");
+  return result;
+}
 
 CommandResult run_telegate(const std::vector<std::string>& args) {
   TempDir scratch;

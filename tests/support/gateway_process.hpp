@@ -17,6 +17,8 @@ namespace telegate::testing {
 
 // A TCP port on 127.0.0.1 that was free a moment ago.
 std::uint16_t free_port();
+// The same for UDP (CoAP).
+std::uint16_t free_udp_port();
 
 // Bootstrap address of the test broker (TELEGATE_KAFKA_BOOTSTRAP, default 127.0.0.1:19092).
 std::string kafka_bootstrap();
@@ -81,6 +83,9 @@ struct CommandResult {
   std::string out;
   std::string err;
 };
+
+// Runs any program (found on PATH) to completion: for third-party clients such as coap-client.
+CommandResult run_command(const std::vector<std::string>& argv);
 
 // Runs the telegate binary with `args` to completion (for subcommands and start-up errors).
 CommandResult run_telegate(const std::vector<std::string>& args);

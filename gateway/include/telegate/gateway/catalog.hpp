@@ -47,6 +47,7 @@ class Catalog {
   const DeviceTypeVersion* device_type(std::string_view name) const;
   std::shared_ptr<const DeviceTypeVersion> device_type_shared(std::string_view name) const;
   const DeviceTypeVersion* by_http_path(std::string_view path) const;
+  const DeviceTypeVersion* by_coap_path(std::string_view path) const;
   const DeviceRegistry& devices() const noexcept { return devices_; }
   std::size_t device_type_count() const noexcept { return types_.size(); }
 
@@ -55,6 +56,7 @@ class Catalog {
   std::uint64_t generation_ = 0;
   std::map<std::string, std::shared_ptr<const DeviceTypeVersion>, std::less<>> types_;
   std::map<std::string, std::string, std::less<>> http_paths_;  // path → device type
+  std::map<std::string, std::string, std::less<>> coap_paths_;  // path → device type
   DeviceRegistry devices_;
 };
 

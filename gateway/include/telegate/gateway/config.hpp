@@ -37,6 +37,22 @@ struct HttpListenerConfig {
   std::chrono::seconds request_timeout{30};  // whole request read, including a slow body
 };
 
+// CoAP (RFC 7252) over UDP and DTLS (gateway/coap/README.md). Off by default.
+struct CoapListenerConfig {
+  bool enabled = false;
+  std::string address = "0.0.0.0";
+  std::uint16_t port = 5683;       // plain UDP; 0 disables the plain endpoint when DTLS is on
+  bool dtls = false;               // DTLS-PSK endpoint (PSK identity = device id, key = SHA-256 of the token)
+  std::uint16_t dtls_port = 5684;
+  bool allow_token_query = true;   // plain UDP: ?t=<device token> (Uri-Query) authenticates
+  std::size_t max_body_bytes = 64u << 10;  // after Block1 reassembly
+  // A confirmable request waits this long for the sink before the empty ACK goes out (then a
+  // separate response follows); cut short as soon as another datagram is waiting.
+  std::chrono::milliseconds piggyback_wait{300};
+  std::size_t max_sessions = 10'000;        // remote endpoints remembered (idle sessions)
+  std::size_t dedup_max_entries = 100'000;  // recent (endpoint, message id) pairs remembered
+};
+
 struct AdmissionConfig {
   std::size_t max_inflight_records = 200'000;
   std::size_t max_inflight_bytes = 256u << 20;
@@ -50,6 +66,11 @@ enum class HttpAuth : std::uint8_t {
   path_token,  // <path>/<token>, for apps that can only be given a URL (Traccar Client, GPSLogger)
 };
 std::optional<HttpAuth> parse_http_auth(std::string_view text) noexcept;
+
+// How devices of a type reach telegate over CoAP besides /v1/telemetry.
+struct CoapRoute {
+  std::string path;  // e.g. /sensors/env; POST or PUT
+};
 
 struct HttpRoute {
   std::string path;  // e.g. /osmand; GET reads the query string as a form body
@@ -80,6 +101,7 @@ struct DeviceTypeDefinition {
   envelope::Format envelope_format = envelope::Format::protobuf;
   std::string topic_template;        // empty → sink's default template
   std::optional<HttpRoute> http;
+  std::optional<CoapRoute> coap;
   std::vector<codecs::MessageType> message_types;  // produced; empty: any
   std::optional<codecs::ValidationLimits> validation;  // overrides the gateway's
   std::vector<DeviceTypeSample> samples;
@@ -125,6 +147,7 @@ struct GatewayConfig {
   std::string instance_id = "telegate-0";
   std::string log_level = "info";
   HttpListenerConfig http;
+  CoapListenerConfig coap;
   AdmissionConfig admission;
   codecs::DecodeLimits decode;
   codecs::ValidationLimits validation;
