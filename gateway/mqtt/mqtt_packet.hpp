@@ -141,8 +141,8 @@ using Bytes = std::span<const std::uint8_t>;
 using Binary = std::string_view;
 
 struct UserProperty {
-  std::string_view name;
-  std::string_view value;
+  std::string_view name{};
+  std::string_view value{};
   bool operator==(const UserProperty&) const = default;
 };
 
@@ -211,35 +211,35 @@ class FrameReader {
 
 // Application message properties shared by PUBLISH and the Will (v5 only; empty in v3.1.1).
 struct MessageProperties {
-  std::optional<std::uint8_t> payload_format_indicator;  // 0 unspecified bytes, 1 UTF-8
-  std::optional<std::uint32_t> message_expiry_interval;  // seconds
-  std::optional<std::string_view> content_type;
-  std::optional<std::string_view> response_topic;
-  std::optional<Binary> correlation_data;
-  std::vector<UserProperty> user_properties;
+  std::optional<std::uint8_t> payload_format_indicator{};  // 0 unspecified bytes, 1 UTF-8
+  std::optional<std::uint32_t> message_expiry_interval{};  // seconds
+  std::optional<std::string_view> content_type{};
+  std::optional<std::string_view> response_topic{};
+  std::optional<Binary> correlation_data{};
+  std::vector<UserProperty> user_properties{};
   bool operator==(const MessageProperties&) const = default;
 };
 
 struct Will {
   QoS qos = QoS::at_most_once;
   bool retain = false;
-  std::string_view topic;
-  Binary payload;
-  MessageProperties properties;
-  std::optional<std::uint32_t> delay_interval;  // v5 Will Delay Interval, seconds
+  std::string_view topic{};
+  Binary payload{};
+  MessageProperties properties{};
+  std::optional<std::uint32_t> delay_interval{};  // v5 Will Delay Interval, seconds
   bool operator==(const Will&) const = default;
 };
 
 struct ConnectProperties {
-  std::optional<std::uint32_t> session_expiry_interval;  // absent = 0
-  std::optional<std::uint16_t> receive_maximum;          // absent = 65,535; 0 is refused
-  std::optional<std::uint32_t> maximum_packet_size;      // absent = no limit; 0 is refused
-  std::optional<std::uint16_t> topic_alias_maximum;      // absent = 0
-  std::optional<std::uint8_t> request_response_information;  // 0/1, absent = 0
-  std::optional<std::uint8_t> request_problem_information;   // 0/1, absent = 1
-  std::optional<std::string_view> authentication_method;
-  std::optional<Binary> authentication_data;
-  std::vector<UserProperty> user_properties;
+  std::optional<std::uint32_t> session_expiry_interval{};  // absent = 0
+  std::optional<std::uint16_t> receive_maximum{};          // absent = 65,535; 0 is refused
+  std::optional<std::uint32_t> maximum_packet_size{};      // absent = no limit; 0 is refused
+  std::optional<std::uint16_t> topic_alias_maximum{};      // absent = 0
+  std::optional<std::uint8_t> request_response_information{};  // 0/1, absent = 0
+  std::optional<std::uint8_t> request_problem_information{};   // 0/1, absent = 1
+  std::optional<std::string_view> authentication_method{};
+  std::optional<Binary> authentication_data{};
+  std::vector<UserProperty> user_properties{};
   bool operator==(const ConnectProperties&) const = default;
 };
 
@@ -247,17 +247,17 @@ struct Connect {
   ProtocolVersion version = ProtocolVersion::v311;
   bool clean_start = false;  // v3.1.1 "Clean Session"
   std::uint16_t keep_alive = 0;  // seconds, 0 = off
-  std::string_view client_id;    // may be empty (v5 always; v3.1.1 only with clean session)
-  std::optional<Will> will;
-  std::optional<std::string_view> username;
-  std::optional<Binary> password;
-  ConnectProperties properties;
+  std::string_view client_id{};    // may be empty (v5 always; v3.1.1 only with clean session)
+  std::optional<Will> will{};
+  std::optional<std::string_view> username{};
+  std::optional<Binary> password{};
+  ConnectProperties properties{};
   bool operator==(const Connect&) const = default;
 };
 
 struct PublishProperties : MessageProperties {
-  std::optional<std::uint16_t> topic_alias;            // never 0
-  std::vector<std::uint32_t> subscription_identifiers; // only server → client; refused from a client
+  std::optional<std::uint16_t> topic_alias{};            // never 0
+  std::vector<std::uint32_t> subscription_identifiers{}; // only server → client; refused from a client
   bool operator==(const PublishProperties&) const = default;
 };
 
@@ -265,10 +265,10 @@ struct Publish {
   bool dup = false;
   QoS qos = QoS::at_most_once;
   bool retain = false;
-  std::string_view topic;        // empty only in v5 with a Topic Alias (resolve it in the session)
+  std::string_view topic{};        // empty only in v5 with a Topic Alias (resolve it in the session)
   std::uint16_t packet_id = 0;   // non-zero for QoS 1 and 2, 0 for QoS 0
-  PublishProperties properties;
-  Binary payload;                 // a view into the frame
+  PublishProperties properties{};
+  Binary payload{};                 // a view into the frame
   bool operator==(const Publish&) const = default;
 };
 
@@ -277,15 +277,15 @@ struct PublishAck {
   PacketType type = PacketType::puback;
   std::uint16_t packet_id = 0;
   ReasonCode reason = ReasonCode::success;  // v5; always success in v3.1.1
-  std::optional<std::string_view> reason_string;
-  std::vector<UserProperty> user_properties;
+  std::optional<std::string_view> reason_string{};
+  std::vector<UserProperty> user_properties{};
   bool operator==(const PublishAck&) const = default;
 };
 
 enum class RetainHandling : std::uint8_t { send_on_subscribe = 0, send_if_new = 1, do_not_send = 2 };
 
 struct Subscription {
-  std::string_view filter;  // non-empty, well-formed UTF-8; grammar: validate_topic_filter()
+  std::string_view filter{};  // non-empty, well-formed UTF-8; grammar: validate_topic_filter()
   QoS max_qos = QoS::at_most_once;
   bool no_local = false;             // v5
   bool retain_as_published = false;  // v5
@@ -295,16 +295,16 @@ struct Subscription {
 
 struct Subscribe {
   std::uint16_t packet_id = 0;
-  std::optional<std::uint32_t> subscription_identifier;  // v5, 1..268,435,455
-  std::vector<UserProperty> user_properties;
-  std::vector<Subscription> subscriptions;  // at least one
+  std::optional<std::uint32_t> subscription_identifier{};  // v5, 1..268,435,455
+  std::vector<UserProperty> user_properties{};
+  std::vector<Subscription> subscriptions{};  // at least one
   bool operator==(const Subscribe&) const = default;
 };
 
 struct Unsubscribe {
   std::uint16_t packet_id = 0;
-  std::vector<UserProperty> user_properties;
-  std::vector<std::string_view> filters;  // at least one
+  std::vector<UserProperty> user_properties{};
+  std::vector<std::string_view> filters{};  // at least one
   bool operator==(const Unsubscribe&) const = default;
 };
 
@@ -317,20 +317,20 @@ struct PingResp {
 
 struct Disconnect {
   ReasonCode reason = ReasonCode::normal_disconnection;
-  std::optional<std::uint32_t> session_expiry_interval;
-  std::optional<std::string_view> reason_string;
-  std::optional<std::string_view> server_reference;
-  std::vector<UserProperty> user_properties;
+  std::optional<std::uint32_t> session_expiry_interval{};
+  std::optional<std::string_view> reason_string{};
+  std::optional<std::string_view> server_reference{};
+  std::vector<UserProperty> user_properties{};
   bool operator==(const Disconnect&) const = default;
 };
 
 // v5 enhanced authentication (section 4.12).
 struct Auth {
   ReasonCode reason = ReasonCode::success;  // 0x00, 0x18 Continue, 0x19 Re-authenticate
-  std::optional<std::string_view> authentication_method;
-  std::optional<Binary> authentication_data;
-  std::optional<std::string_view> reason_string;
-  std::vector<UserProperty> user_properties;
+  std::optional<std::string_view> authentication_method{};
+  std::optional<Binary> authentication_data{};
+  std::optional<std::string_view> reason_string{};
+  std::vector<UserProperty> user_properties{};
   bool operator==(const Auth&) const = default;
 };
 
@@ -352,46 +352,46 @@ std::expected<void, PacketError> validate_payload_format(const Publish& publish)
 // Packets a server sends
 
 struct ConnackProperties {
-  std::optional<std::uint32_t> session_expiry_interval;
-  std::optional<std::uint16_t> receive_maximum;
-  std::optional<QoS> maximum_qos;  // only 0 or 1 may be sent (absent = 2)
-  std::optional<bool> retain_available;
-  std::optional<std::uint32_t> maximum_packet_size;
-  std::optional<std::string_view> assigned_client_identifier;
-  std::optional<std::uint16_t> topic_alias_maximum;
-  std::optional<std::string_view> reason_string;
-  std::vector<UserProperty> user_properties;
-  std::optional<bool> wildcard_subscription_available;
-  std::optional<bool> subscription_identifiers_available;
-  std::optional<bool> shared_subscription_available;
-  std::optional<std::uint16_t> server_keep_alive;
-  std::optional<std::string_view> response_information;
-  std::optional<std::string_view> server_reference;
-  std::optional<std::string_view> authentication_method;
-  std::optional<Binary> authentication_data;
+  std::optional<std::uint32_t> session_expiry_interval{};
+  std::optional<std::uint16_t> receive_maximum{};
+  std::optional<QoS> maximum_qos{};  // only 0 or 1 may be sent (absent = 2)
+  std::optional<bool> retain_available{};
+  std::optional<std::uint32_t> maximum_packet_size{};
+  std::optional<std::string_view> assigned_client_identifier{};
+  std::optional<std::uint16_t> topic_alias_maximum{};
+  std::optional<std::string_view> reason_string{};
+  std::vector<UserProperty> user_properties{};
+  std::optional<bool> wildcard_subscription_available{};
+  std::optional<bool> subscription_identifiers_available{};
+  std::optional<bool> shared_subscription_available{};
+  std::optional<std::uint16_t> server_keep_alive{};
+  std::optional<std::string_view> response_information{};
+  std::optional<std::string_view> server_reference{};
+  std::optional<std::string_view> authentication_method{};
+  std::optional<Binary> authentication_data{};
   bool operator==(const ConnackProperties&) const = default;
 };
 
 struct Connack {
   bool session_present = false;  // must be false when the reason is not success
   ReasonCode reason = ReasonCode::success;  // v3.1.1: mapped by to_v3_connack_return_code()
-  ConnackProperties properties;             // v5 only
+  ConnackProperties properties{};             // v5 only
   bool operator==(const Connack&) const = default;
 };
 
 struct Suback {
   std::uint16_t packet_id = 0;
-  std::vector<ReasonCode> reasons;  // one per subscription; v3.1.1 sends every code ≥ 0x80 as 0x80
-  std::optional<std::string_view> reason_string;
-  std::vector<UserProperty> user_properties;
+  std::vector<ReasonCode> reasons{};  // one per subscription; v3.1.1 sends every code ≥ 0x80 as 0x80
+  std::optional<std::string_view> reason_string{};
+  std::vector<UserProperty> user_properties{};
   bool operator==(const Suback&) const = default;
 };
 
 struct Unsuback {
   std::uint16_t packet_id = 0;
-  std::vector<ReasonCode> reasons;  // v5 only: v3.1.1's UNSUBACK has no payload
-  std::optional<std::string_view> reason_string;
-  std::vector<UserProperty> user_properties;
+  std::vector<ReasonCode> reasons{};  // v5 only: v3.1.1's UNSUBACK has no payload
+  std::optional<std::string_view> reason_string{};
+  std::vector<UserProperty> user_properties{};
   bool operator==(const Unsuback&) const = default;
 };
 
@@ -453,8 +453,8 @@ std::expected<void, PacketError> validate_topic_filter(std::string_view filter);
 
 // "$share/group/a/b" → share name "group" and filter "a/b"; nullopt when not shared.
 struct SharedFilter {
-  std::string_view share_name;
-  std::string_view filter;
+  std::string_view share_name{};
+  std::string_view filter{};
 };
 std::optional<SharedFilter> parse_shared_filter(std::string_view filter) noexcept;
 
