@@ -16,6 +16,9 @@
 //  - decoded packets are views: strings and payloads point into the frame's bytes and live as
 //    long as those bytes (see FrameReader::read for how long that is). Copy what you keep.
 //
+// Threads: FrameReader is per connection (see its comment); every function here is stateless
+// and may be called from any thread.
+//
 // Checks that need session state are the session layer's, not the decoder's: a second
 // CONNECT, Topic Alias above the Topic Alias Maximum the server announced, Receive Maximum
 // exceeded, packet identifiers in use, Session Expiry on DISCONNECT after 0 in CONNECT,
