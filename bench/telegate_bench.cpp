@@ -19,10 +19,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <random>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 #include "telegate/codecs/codec.hpp"
@@ -153,6 +156,79 @@ double decode_ns(const std::string& codec_name, const std::string& content_type,
   return elapsed * 1e9 / static_cast<double>(iterations * expected_records);
 }
 
+// The valid samples of one codec (codecs/<name>/samples), as its apps send them: most phone
+// apps send one record per request, so this is the cost a device really causes.
+struct CodecSamples {
+  std::unique_ptr<codecs::Codec> codec;
+  std::vector<std::pair<std::string, std::string>> bodies;  // content type, body
+};
+
+CodecSamples load_samples(const codecs::CodecRegistry& registry, const std::string& name) {
+  const std::filesystem::path folder = std::filesystem::path(TELEGATE_SOURCE_DIR) / "codecs" / name;
+  const std::filesystem::path options_file = folder / "test-options.yaml";
+  codecs::OptionReader options(std::filesystem::exists(options_file) ? YAML::LoadFile(options_file.string()) : YAML::Node(),
+                               "codec_options");
+  CodecSamples samples{registry.compile(name, options, codecs::DecodeLimits{})->instantiate(), {}};
+  for (const auto& entry : std::filesystem::directory_iterator(folder / "samples")) {
+    const std::string file = entry.path().filename().string();
+    if (file.find(".valid.") == std::string::npos) continue;
+    const std::string extension = entry.path().extension().string().substr(1);
+    for (const std::string_view type : samples.codec->content_types()) {
+      const std::string_view subtype = type.substr(type.find('/') + 1);
+      if (subtype != extension && subtype != "x-" + extension) continue;
+      std::ifstream in(entry.path(), std::ios::binary);
+      samples.bodies.emplace_back(std::string(type), std::string(std::istreambuf_iterator<char>(in), {}));
+      break;
+    }
+  }
+  return samples;
+}
+
+// ns per record decoding every valid sample in turn for `seconds`, and records per body.
+std::pair<double, double> samples_ns(CodecSamples& samples, double seconds) {
+  codecs::DecodedBatch batch;
+  std::size_t records = 0, bodies = 0;
+  const auto started = Clock::now();
+  while (std::chrono::duration<double>(Clock::now() - started).count() < seconds) {
+    for (const auto& [content_type, body] : samples.bodies) {
+      batch.clear();
+      if (!samples.codec->decode(body, {"acme", "truck-0042", "http", content_type}, batch)) {
+        throw std::runtime_error(std::string(samples.codec->name()) + " sample did not decode");
+      }
+      records += batch.records().size();
+      ++bodies;
+    }
+  }
+  const double elapsed = std::chrono::duration<double>(Clock::now() - started).count();
+  return {elapsed * 1e9 / static_cast<double>(records), static_cast<double>(records) / static_cast<double>(bodies)};
+}
+
+// Every registered codec over its own valid samples, next to the JSON codec over its own in
+// the same run (JSON measured first and last, to show drift on a shared machine).
+int codec_sample_costs(double seconds) {
+  codecs::CodecRegistry registry;
+  codecs::register_builtin_codecs(registry);
+  CodecSamples json = load_samples(registry, "json");
+  const double json_before = samples_ns(json, seconds).first;
+  std::vector<std::tuple<std::string, double, double>> results;
+  for (const std::string& name : registry.names()) {
+    if (name == "json") continue;
+    CodecSamples samples = load_samples(registry, name);
+    const auto [ns, per_body] = samples_ns(samples, seconds);
+    results.emplace_back(name, ns, per_body);
+  }
+  const double json_after = samples_ns(json, seconds).first;
+  const double baseline = (json_before + json_after) / 2;
+  for (const auto& [name, ns, per_body] : results) {
+    std::printf("{\"benchmark\":\"codec_samples\",\"codec\":\"%s\",\"records_per_body\":%.1f,\"ns_per_record\":%.1f,"
+                "\"baseline_json_samples_ns_per_record\":%.1f,\"ratio\":%.2f}\n",
+                name.c_str(), per_body, ns, baseline, ns / baseline);
+  }
+  std::printf("{\"benchmark\":\"codec_samples\",\"codec\":\"json\",\"ns_per_record_first\":%.1f,\"ns_per_record_last\":%.1f}\n",
+              json_before, json_after);
+  return 0;
+}
+
 // Each codec's decode cost per record next to the telegate JSON codec's, same run, same
 // number of records (SenML: one reading per record, distinct times so none are grouped).
 int codec_costs(int argc, char** argv) {
@@ -170,7 +246,7 @@ int codec_costs(int argc, char** argv) {
   std::printf("{\"benchmark\":\"codecs\",\"records\":%zu,\"json_ns_per_record\":%.1f,"
               "\"senml_ns_per_record\":%.1f,\"senml_to_json\":%.2f}\n",
               records, json, senml_ns, senml_ns / json);
-  return 0;
+  return codec_sample_costs(seconds);
 }
 
 void must(rd_kafka_error_t* error, const char* what) {

@@ -4,6 +4,8 @@
 
 #include <charconv>
 
+#include "src/form_decode.hpp"
+
 namespace telegate::codecs::mapping {
 
 namespace dom = simdjson::dom;
@@ -80,35 +82,6 @@ RawValue raw_value(dom::element element) {
     case dom::element_type::OBJECT: break;
   }
   return RawValue::of_other(type_name(element.type()));
-}
-
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// application/x-www-form-urlencoded: '+' is a space, %XX a byte. Returns the position of a
-// broken escape in `text`, if any.
-std::optional<std::size_t> percent_decode(std::string_view text, std::string& out) {
-  out.clear();
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (c == '+') {
-      out.push_back(' ');
-    } else if (c == '%') {
-      if (i + 2 >= text.size()) return i;
-      const int high = hex_digit(text[i + 1]);
-      const int low = hex_digit(text[i + 2]);
-      if (high < 0 || low < 0) return i;
-      out.push_back(static_cast<char>(high * 16 + low));
-      i += 2;
-    } else {
-      out.push_back(c);
-    }
-  }
-  return std::nullopt;
 }
 
 CodecError malformed(std::string message, std::optional<std::size_t> offset) {
@@ -281,13 +254,13 @@ std::expected<void, CodecError> MappingCodec::decode_form(std::string_view body,
       const std::size_t equals = std::min(pair.find('='), pair.size());
       if (form_size_ == form_.size()) form_.emplace_back();
       auto& [key, value] = form_[form_size_++];
-      if (const auto bad = percent_decode(pair.substr(0, equals), key)) {
+      if (const auto bad = form_decode(pair.substr(0, equals), key)) {
         return std::unexpected(malformed(fmt::format("broken percent escape in a form field name at byte {}",
                                                      start + *bad),
                                          start + *bad));
       }
       const std::string_view encoded = equals < pair.size() ? pair.substr(equals + 1) : std::string_view();
-      if (const auto bad = percent_decode(encoded, value)) {
+      if (const auto bad = form_decode(encoded, value)) {
         const std::size_t at = start + equals + 1 + *bad;
         return std::unexpected(malformed(fmt::format("broken percent escape in form field '{}' at byte {}",
                                                      key.substr(0, 40), at),

@@ -6,6 +6,7 @@
 #include <new>
 
 #include "src/device_app_support.hpp"
+#include "src/form_decode.hpp"
 
 namespace telegate::codecs {
 
@@ -17,34 +18,6 @@ namespace {
 
 constexpr std::string_view kTimestampForms =
     "epoch seconds or milliseconds, RFC 3339, or yyyy-MM-dd HH:mm:ss in UTC";
-
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// Percent-decodes one name or value of a query string, '+' being a space (HTML forms and
-// java.net.URLEncoder, which the Android apps use). Returns where a malformed escape starts.
-std::optional<std::size_t> form_decode(std::string_view raw, std::string& out) {
-  out.clear();
-  for (std::size_t i = 0; i < raw.size(); ++i) {
-    const char c = raw[i];
-    if (c == '+') {
-      out.push_back(' ');
-    } else if (c == '%') {
-      if (i + 2 >= raw.size()) return i;
-      const int hi = hex_digit(raw[i + 1]), lo = hex_digit(raw[i + 2]);
-      if (hi < 0 || lo < 0) return i;
-      out.push_back(static_cast<char>(hi * 16 + lo));
-      i += 2;
-    } else {
-      out.push_back(c);
-    }
-  }
-  return std::nullopt;
-}
 
 // A form `timestamp` in any of the spellings Traccar accepts from OsmAnd clients.
 std::optional<std::int64_t> parse_form_time(std::string_view text, EpochUnit unit) {
@@ -188,15 +161,10 @@ std::expected<void, CodecError> OsmandCodec::decode_json(std::string_view body, 
 
 error_code OsmandCodec::read_json_message(ondemand::value value, std::size_t index, const DecodeContext& context,
                                           DecodedBatch& out) {
-  ondemand::json_type type;
-  if (const auto error = value.type().get(type); error) return error;
-  if (type != ondemand::json_type::object) {
-    // Left unread: the enclosing array skips it, so the next message can still be read.
-    out.reject(index, "", fmt::format("a message must be a JSON object, not {}", device_apps::type_name(type)));
-    return simdjson::SUCCESS;
-  }
-  ondemand::object root;
-  if (const auto error = value.get_object().get(root); error) return error;
+  std::optional<ondemand::object> root_or_none;
+  if (const auto error = device_apps::object_or_reject(value, index, "a message", out, root_or_none); error) return error;
+  if (!root_or_none) return simdjson::SUCCESS;
+  ondemand::object& root = *root_or_none;
 
   RecordProblem problem;
   std::optional<std::string_view> device_id, uuid, time_text;

@@ -100,15 +100,10 @@ std::expected<void, CodecError> OverlandCodec::decode(std::string_view body, con
 
 error_code OverlandCodec::read_feature(ondemand::value value, std::size_t index, const DecodeContext& context,
                                        DecodedBatch& out) {
-  ondemand::json_type type;
-  if (const auto error = value.type().get(type); error) return error;
-  if (type != ondemand::json_type::object) {
-    // Left unread: the enclosing array skips it, so the next feature can still be read.
-    out.reject(index, "", fmt::format("a location must be a GeoJSON Feature object, not {}", device_apps::type_name(type)));
-    return simdjson::SUCCESS;
-  }
-  ondemand::object feature;
-  if (const auto error = value.get_object().get(feature); error) return error;
+  std::optional<ondemand::object> feature_or_none;
+  if (const auto error = device_apps::object_or_reject(value, index, "a location (GeoJSON Feature)", out, feature_or_none); error) return error;
+  if (!feature_or_none) return simdjson::SUCCESS;
+  ondemand::object& feature = *feature_or_none;
 
   // Problems of the geometry are kept apart: "not a Point" must win over what a LineString's
   // nested coordinates look like to a Point reader, whatever order the fields come in.

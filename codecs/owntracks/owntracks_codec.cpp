@@ -37,15 +37,10 @@ std::expected<void, CodecError> OwnTracksCodec::decode(std::string_view body, co
 
 error_code OwnTracksCodec::read_message(ondemand::value value, std::size_t index, const DecodeContext& context,
                                         DecodedBatch& out) {
-  ondemand::json_type type;
-  if (const auto error = value.type().get(type); error) return error;
-  if (type != ondemand::json_type::object) {
-    // Left unread: the enclosing array skips it, so the next message can still be read.
-    out.reject(index, "", fmt::format("an OwnTracks message must be a JSON object, not {}", device_apps::type_name(type)));
-    return simdjson::SUCCESS;
-  }
-  ondemand::object object;
-  if (const auto error = value.get_object().get(object); error) return error;
+  std::optional<ondemand::object> object_or_none;
+  if (const auto error = device_apps::object_or_reject(value, index, "an OwnTracks message", out, object_or_none); error) return error;
+  if (!object_or_none) return simdjson::SUCCESS;
+  ondemand::object& object = *object_or_none;
 
   // `_type` may come after the fields, so they are read first and judged once the kind is
   // known: a waypoint's odd `lat` is no reason to refuse anything.

@@ -225,6 +225,20 @@ std::expected<void, CodecError> for_each_message(simdjson::ondemand::parser& par
   return {};
 }
 
+// `value` as an object into `object`; a value of another type is rejected as `what` ("a
+// location must be a GeoJSON Feature object, not an array") and `object` stays empty. The value
+// is left unread, so the enclosing array skips it and the next message can still be read.
+inline simdjson::error_code object_or_reject(simdjson::ondemand::value value, std::size_t index, std::string_view what,
+                                             DecodedBatch& out, std::optional<simdjson::ondemand::object>& object) {
+  simdjson::ondemand::json_type type;
+  if (const auto error = value.type().get(type); error) return error;
+  if (type != simdjson::ondemand::json_type::object) {
+    out.reject(index, "", fmt::format("{} must be a JSON object, not {}", what, type_name(type)));
+    return simdjson::SUCCESS;
+  }
+  return value.get_object().get(object.emplace());
+}
+
 // The checks every codec makes before parsing, with the same wording.
 inline std::optional<CodecError> refuse_body(std::string_view codec, std::string_view body,
                                              std::string_view content_type,

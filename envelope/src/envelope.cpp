@@ -1,5 +1,6 @@
 #include "telegate/envelope/envelope.hpp"
 
+#include <cstdio>
 #include <random>
 
 #include "json_writer.hpp"
@@ -7,12 +8,41 @@
 
 namespace telegate::envelope {
 
-std::string_view to_string(Format format) noexcept { return format == Format::protobuf ? "protobuf" : "json"; }
+std::string_view to_string(Format format) noexcept {
+  switch (format) {
+    case Format::protobuf: return "protobuf";
+    case Format::json: return "json";
+    case Format::cloudevents: return "cloudevents";
+  }
+  return "protobuf";
+}
 
 std::optional<Format> parse_format(std::string_view text) noexcept {
   if (text == "protobuf") return Format::protobuf;
   if (text == "json") return Format::json;
+  if (text == "cloudevents") return Format::cloudevents;
   return std::nullopt;
+}
+
+void append_rfc3339(std::string& out, std::int64_t unix_ms) {
+  // H. Hinnant's civil_from_days.
+  std::int64_t days = unix_ms >= 0 ? unix_ms / 86'400'000 : (unix_ms - 86'399'999) / 86'400'000;
+  const std::int64_t ms_of_day = unix_ms - days * 86'400'000;
+  days += 719468;
+  const std::int64_t era = (days >= 0 ? days : days - 146096) / 146097;
+  const std::int64_t day_of_era = days - era * 146097;
+  const std::int64_t year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36524 - day_of_era / 146096) / 365;
+  const std::int64_t day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+  const std::int64_t shifted_month = (5 * day_of_year + 2) / 153;
+  const std::int64_t day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+  const std::int64_t month = shifted_month < 10 ? shifted_month + 3 : shifted_month - 9;
+  const std::int64_t year = year_of_era + era * 400 + (month <= 2);
+  char text[32];
+  const int length = std::snprintf(text, sizeof text, "%04lld-%02lld-%02lldT%02lld:%02lld:%02lld.%03lldZ",
+                                   static_cast<long long>(year), static_cast<long long>(month), static_cast<long long>(day),
+                                   static_cast<long long>(ms_of_day / 3'600'000), static_cast<long long>(ms_of_day / 60'000 % 60),
+                                   static_cast<long long>(ms_of_day / 1000 % 60), static_cast<long long>(ms_of_day % 1000));
+  out.append(text, static_cast<std::size_t>(length));
 }
 
 std::string_view to_string(SourceProtocol protocol) noexcept {
@@ -115,11 +145,29 @@ void EnvelopeBuilder::seal(const codecs::CanonicalRecord& record, const Envelope
   state.route.format = state.format;
   encode_route_header(state.route, out.route_header);
   out.value.clear();
+  out.headers.clear();
   if (state.format == Format::protobuf) {
     message.AppendToString(&out.value);
-  } else {
-    write_json(message, out.value);
+    return;
   }
+  write_json(message, out.value);
+  if (state.format == Format::cloudevents) add_cloudevents_headers(message, out);
+}
+
+// CloudEvents 1.0 Kafka protocol binding, binary mode: attributes as ce_* headers.
+void EnvelopeBuilder::add_cloudevents_headers(const v1::Envelope& message, SealedRecord& out) {
+  out.headers.reserve(8);
+  out.headers.emplace_back("ce_specversion", "1.0");
+  out.headers.emplace_back("ce_id", message.msg_id());
+  std::string& source = out.headers.emplace_back("ce_source", "telegate:").second;
+  source += message.tenant();
+  source += '/';
+  source += message.device_type();
+  out.headers.emplace_back("ce_type", message.has_location() ? "io.telegate.location.v1" : "io.telegate.sensor.v1");
+  append_rfc3339(out.headers.emplace_back("ce_time", std::string()).second, message.event_time_ms());
+  out.headers.emplace_back("ce_subject", message.device_id());
+  out.headers.emplace_back("ce_tenant", message.tenant());
+  out.headers.emplace_back("content-type", "application/json");
 }
 
 }  // namespace telegate::envelope

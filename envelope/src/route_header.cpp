@@ -75,7 +75,7 @@ void encode_route_header(const RouteFields& fields, std::string& out) {
   out += "&id=";
   append_encoded(out, fields.msg_id);
   out += "&f=";
-  out += fields.format == Format::protobuf ? "pb" : "json";
+  out += fields.format == Format::protobuf ? "pb" : fields.format == Format::json ? "json" : "ce";
 }
 
 std::expected<RouteFields, EnvelopeError> decode_route_header(std::string_view header) {
@@ -119,6 +119,8 @@ std::expected<RouteFields, EnvelopeError> decode_route_header(std::string_view h
         fields.format = Format::protobuf;
       } else if (*value == "json") {
         fields.format = Format::json;
+      } else if (*value == "ce") {
+        fields.format = Format::cloudevents;
       } else {
         return bad(fmt::format("tg-route field 'f' has unknown format '{}'", value->substr(0, 32)));
       }

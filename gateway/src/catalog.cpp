@@ -85,7 +85,7 @@ std::string compare_field(const codecs::CanonicalRecord& record, const std::stri
   }
   const std::optional<double> actual = numeric_field(record, field);
   if (!actual) return fmt::format("{} is absent, expected {}", field, expected);
-  const double tolerance = field == "time" ? 0.5 : std::max(1e-9, std::fabs(wanted) * 1e-9);
+  const double tolerance = field == "time" ? 0.5 : std::max(1e-9, std::fabs(wanted) * 1e-6);  // written to ~7 digits
   if (std::fabs(*actual - wanted) > tolerance) return fmt::format("{} is {}, expected {}", field, *actual, expected);
   return "";
 }
@@ -177,6 +177,12 @@ std::string run_payload(const std::shared_ptr<const DeviceTypeVersion>& type, st
     append_string(out, envelope_record.key);
     out += ",\"headers\":{\"tg-route\":";
     append_string(out, envelope_record.route_header);
+    for (const auto& [name, value] : envelope_record.headers) {
+      out += ',';
+      append_string(out, name);
+      out += ':';
+      append_string(out, value);
+    }
     out += "},\"value\":";
     const auto rendered = envelope::render_json(envelope_record.value, type->definition.envelope_format);
     out += rendered ? *rendered : "null";
@@ -276,6 +282,9 @@ CatalogManager::CatalogManager(const GatewayConfig& config, const codecs::CodecR
     const DeviceTypeDefinition& definition = config.device_types[i];
     auto compiled = compile(definition, 1, true);
     if (!compiled) throw ConfigError(fmt::format("device_types[{}]", i), compiled.error().message);
+    if (std::string failed = check_samples(*compiled, config.instance_id); !failed.empty()) {
+      throw ConfigError(fmt::format("device_types[{}].samples", i), failed);
+    }
     TypeHistory& history = types_[definition.name];
     history.from_config_file = true;
     history.versions.emplace(1, std::move(*compiled));

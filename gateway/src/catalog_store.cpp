@@ -112,7 +112,13 @@ class KafkaCatalogStore final : public CatalogStore {
   explicit KafkaCatalogStore(const GatewayConfig& config)
       : topic_(config.catalog.kafka_topic),
         producer_(make_client(RD_KAFKA_PRODUCER, config,
-                              {{"enable.idempotence", "true"}, {"acks", "all"}, {"linger.ms", "0"}}, &on_delivery)),
+                              // A delivery report always arrives before append() stops waiting (30 s), so a change
+                              // the API refused can never land later behind its back.
+                              {{"enable.idempotence", "true"},
+                               {"acks", "all"},
+                               {"linger.ms", "0"},
+                               {"message.timeout.ms", "25000"}},
+                              &on_delivery)),
         consumer_(make_client(RD_KAFKA_CONSUMER, config,
                               {{"group.id", "telegate-catalog-unused"},
                                {"enable.auto.commit", "false"},

@@ -373,7 +373,7 @@ DeviceTypeDefinition read_device_type(codecs::OptionReader& item, const codecs::
   type.codec_options = YAML::Clone(item.take("codec_options"));
   Section options(type.codec_options, item.key_path("codec_options"));
   (void)codecs.compile(type.codec, options, limits);  // throws naming the option
-  item.enumeration("envelope_format", type.envelope_format, envelope::parse_format, "protobuf, json");
+  item.enumeration("envelope_format", type.envelope_format, envelope::parse_format, "protobuf, json, cloudevents");
   item.string("topic_template", type.topic_template);
   if (!type.topic_template.empty()) check_topic_template(item, "topic_template", type.topic_template);
   if (item.has("http")) {

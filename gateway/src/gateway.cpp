@@ -1,5 +1,6 @@
 #include "telegate/gateway/gateway.hpp"
 
+#include <google/protobuf/stubs/logging.h>
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
@@ -35,6 +36,20 @@ class JsonMessageFlag final : public spdlog::custom_flag_formatter {
   std::string scratch_;
 };
 
+// libprotobuf logs to stderr on its own (e.g. for every proto3 string that is not UTF-8 in a
+// device's payload): route it through our JSON log at debug level so a device cannot flood the
+// log or break its one-object-per-line format.
+void route_protobuf_logs() {
+  google::protobuf::SetLogHandler([](google::protobuf::LogLevel level, const char* file, int line,
+                                     const std::string& message) {
+    if (level >= google::protobuf::LOGLEVEL_FATAL) {
+      spdlog::critical("libprotobuf {}:{}: {}", file, line, message);
+    } else {
+      spdlog::debug("libprotobuf {}:{}: {}", file, line, message);
+    }
+  });
+}
+
 void configure_logging(const GatewayConfig& config) {
   auto logger = spdlog::stderr_logger_mt("telegate");
   // One JSON object per line: time, level, instance, message.
@@ -44,6 +59,7 @@ void configure_logging(const GatewayConfig& config) {
   logger->set_formatter(std::move(formatter));
   logger->set_level(spdlog::level::from_str(config.log_level));
   spdlog::set_default_logger(logger);
+  route_protobuf_logs();
 }
 
 std::unique_ptr<sinks::Sink> make_sink(const GatewayConfig& config, Metrics& metrics) {

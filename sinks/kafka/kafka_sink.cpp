@@ -323,22 +323,43 @@ class KafkaSink final : public Sink {
     produce_records(slot, slot.batches.back());
   }
 
+  // One record with its headers: tg-route alone on the common path (one V_HEADER, no header
+  // list to build), or tg-route plus the format's own headers (CloudEvents).
+  static rd_kafka_resp_err_t produce(rd_kafka_t* producer, const envelope::SealedRecord& record) {
+// librdkafka's RD_KAFKA_V_* macros are C casts.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wold-style-cast"
+    if (record.headers.empty()) {
+      return rd_kafka_producev(
+          producer, RD_KAFKA_V_TOPIC(record.topic.c_str()), RD_KAFKA_V_KEY(record.key.data(), record.key.size()),
+          RD_KAFKA_V_VALUE(const_cast<char*>(record.value.data()), record.value.size()),
+          RD_KAFKA_V_HEADER(envelope::kRouteHeader.data(), record.route_header.data(),
+                            static_cast<ssize_t>(record.route_header.size())),
+          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+    }
+    rd_kafka_headers_t* headers = rd_kafka_headers_new(record.headers.size() + 1);
+    rd_kafka_header_add(headers, envelope::kRouteHeader.data(), static_cast<ssize_t>(envelope::kRouteHeader.size()),
+                        record.route_header.data(), static_cast<ssize_t>(record.route_header.size()));
+    for (const auto& [name, value] : record.headers) {
+      rd_kafka_header_add(headers, name.data(), static_cast<ssize_t>(name.size()), value.data(),
+                          static_cast<ssize_t>(value.size()));
+    }
+    const rd_kafka_resp_err_t error = rd_kafka_producev(
+        producer, RD_KAFKA_V_TOPIC(record.topic.c_str()), RD_KAFKA_V_KEY(record.key.data(), record.key.size()),
+        RD_KAFKA_V_VALUE(const_cast<char*>(record.value.data()), record.value.size()), RD_KAFKA_V_HEADERS(headers),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+#pragma GCC diagnostic pop
+    if (error) rd_kafka_headers_destroy(headers);  // owned by the message only when produced
+    return error;
+  }
+
   // Produces every record of the batch into the open transaction. A record the producer refuses
   // outright poisons the transaction (it can no longer commit what the device was promised), so
   // the transaction is marked for abort; the committer re-produces the batches after aborting.
   void produce_records(ProducerSlot& slot, const SinkBatch& batch) {
     for (const envelope::SealedRecord& record : batch.records) {
       for (;;) {
-// librdkafka's RD_KAFKA_V_* macros are C casts.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wold-style-cast"
-        const rd_kafka_resp_err_t error = rd_kafka_producev(
-            slot.producer, RD_KAFKA_V_TOPIC(record.topic.c_str()), RD_KAFKA_V_KEY(record.key.data(), record.key.size()),
-            RD_KAFKA_V_VALUE(const_cast<char*>(record.value.data()), record.value.size()),
-            RD_KAFKA_V_HEADER(envelope::kRouteHeader.data(), record.route_header.data(),
-                              static_cast<ssize_t>(record.route_header.size())),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
-#pragma GCC diagnostic pop
+        const rd_kafka_resp_err_t error = produce(slot.producer, record);
         if (error == RD_KAFKA_RESP_ERR_NO_ERROR) break;
         if (error == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
           rd_kafka_poll(slot.producer, 10);

@@ -92,6 +92,15 @@ TEST_CASE("errors name the key at fault") {
   CHECK(error_key("device_types: [{name: t, codec: morse}]\n") == "device_types[0].codec");
   CHECK(error_key("device_types: [{name: t}, {name: t}]\n") == "device_types[1].name");
   CHECK(error_key("device_types: [{name: t, envelope_format: xml}]\n") == "device_types[0].envelope_format");
+  CHECK(error_key("device_types: [{name: t, codec: osmand, codec_options: {speed_unit: x}}]\n") ==
+        "device_types[0].codec_options.speed_unit");
+  CHECK(error_key("device_types: [{name: t, http: {path: /admin/x}}]\n") == "device_types[0].http.path");
+  CHECK(error_key("device_types: [{name: t, http: {path: /p, auth: magic}}]\n") == "device_types[0].http.auth");
+  CHECK(error_key("device_types: [{name: t, message_types: [gps]}]\n") == "device_types[0].message_types[0]");
+  CHECK(error_key("device_types: [{name: t, samples: [{content_type: application/json}]}]\n") ==
+        "device_types[0].samples[0].body");
+  CHECK(error_key("catalog: {store: redis}\n") == "catalog.store");
+  CHECK(error_key("admin: {token_sha256: nothex}\n") == "admin.token_sha256");
   CHECK(error_key("device_types: [{name: t}]\ntenants: [{name: a, devices: [{id: d, device_type: u, token_sha256: "
                   "7c43ef5ae21d43ce2743f770c68e24def1a43ee2f416d2438410c8af7af2ff2c}]}]\n") ==
         "tenants[0].devices[0].device_type");

@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <map>
 #include <regex>
 #include <set>
 
@@ -159,4 +160,40 @@ TEST_CASE("garbage is not an envelope") {
   CHECK_FALSE(decode_envelope("{\"tenant\":5}", Format::json).has_value());
   CHECK_FALSE(decode_envelope("not json", Format::json).has_value());
   CHECK_FALSE(render_json("\x0a\xff", Format::protobuf).has_value());
+}
+
+TEST_CASE("CloudEvents binary mode: attributes in ce_* headers, the JSON envelope as data") {
+  EnvelopeBuilder builder(Format::cloudevents, *TopicTemplate::compile("t.{tenant}"));
+  SealedRecord sealed;
+  builder.seal(location_record(), kContext, sealed);
+  std::map<std::string, std::string> headers;
+  for (const auto& [name, value] : sealed.headers) headers[std::string(name)] = value;
+  CHECK(headers["ce_specversion"] == "1.0");
+  CHECK(headers["ce_id"] == "truck-1-000042");
+  CHECK(headers["ce_source"] == "telegate:acme/tracker");
+  CHECK(headers["ce_type"] == "io.telegate.location.v1");
+  CHECK(headers["ce_time"] == "2026-11-24T10:00:00.000Z");
+  CHECK(headers["ce_subject"] == "truck-1");
+  CHECK(headers["content-type"] == "application/json");
+  CHECK(decode_route_header(sealed.route_header)->format == Format::cloudevents);
+  const auto decoded = decode_envelope(sealed.value, Format::cloudevents);
+  REQUIRE(decoded.has_value());
+  CHECK(decoded->record.location.lat == doctest::Approx(46.0569));
+
+  // The same builder reused for the Protobuf format carries no extra headers.
+  EnvelopeBuilder plain(Format::protobuf, *TopicTemplate::compile("t"));
+  plain.seal(location_record(), kContext, sealed);
+  CHECK(sealed.headers.empty());
+}
+
+TEST_CASE("RFC 3339 rendering of Unix milliseconds, before and after the epoch") {
+  auto render = [](std::int64_t ms) {
+    std::string out;
+    append_rfc3339(out, ms);
+    return out;
+  };
+  CHECK(render(0) == "1970-01-01T00:00:00.000Z");
+  CHECK(render(1709164800123) == "2024-02-29T00:00:00.123Z");
+  CHECK(render(-1) == "1969-12-31T23:59:59.999Z");
+  CHECK(render(951782400000) == "2000-02-29T00:00:00.000Z");
 }

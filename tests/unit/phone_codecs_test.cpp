@@ -535,7 +535,7 @@ TEST_CASE("overland: bad features are named by index and field; their neighbours
       {7, "properties.battery_level", "must be a fraction within [0, 1] (-1 when unknown), got 89"},
       {8, "properties.speed", "must be a number, not a string"},
       {9, "type", "must be Feature, got 'Polygon'"},
-      {10, "", "a location must be a GeoJSON Feature object, not null"},
+      {10, "", "a location (GeoJSON Feature) must be a JSON object, not null"},
   };
   const auto errors = decoded.batch.errors();
   REQUIRE(errors.size() == std::size(expected));

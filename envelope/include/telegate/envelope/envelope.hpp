@@ -13,15 +13,23 @@
 #include <string>
 #include <string_view>
 #include <vector>
+#include <utility>
 
 #include "telegate/codecs/record.hpp"
+
+namespace telegate::v1 {
+class Envelope;
+}
 
 namespace telegate::envelope {
 
 inline constexpr std::uint32_t kSchemaVersion = 1;
 inline constexpr std::string_view kRouteHeader = "tg-route";
 
-enum class Format : std::uint8_t { protobuf = 1, json = 2 };
+// protobuf / json: telegate.v1.Envelope in the value. cloudevents: the CloudEvents 1.0 Kafka
+// protocol binding in binary mode — ce_* headers carry the event attributes and the value is
+// the envelope as JSON, so CloudEvents-aware consumers read it without telegate's schema.
+enum class Format : std::uint8_t { protobuf = 1, json = 2, cloudevents = 3 };
 enum class SourceProtocol : std::uint8_t { http = 1, mqtt = 2, coap = 3, tcp = 4 };
 
 std::string_view to_string(Format format) noexcept;
@@ -41,6 +49,9 @@ struct SealedRecord {
   std::string key;
   std::string route_header;  // value of the `tg-route` header
   std::string value;
+  // Headers besides tg-route (the CloudEvents attributes); empty for the other formats. Names
+  // are static strings.
+  std::vector<std::pair<std::string_view, std::string>> headers;
 };
 
 // Identity and provenance shared by every record of one request.
@@ -99,6 +110,7 @@ class EnvelopeBuilder {
   void seal(const codecs::CanonicalRecord& record, const EnvelopeContext& context, SealedRecord& out);
 
  private:
+  static void add_cloudevents_headers(const v1::Envelope& message, SealedRecord& out);
   struct State;
   std::unique_ptr<State> state_;
 };
@@ -106,6 +118,9 @@ class EnvelopeBuilder {
 // Renders an envelope value of either format as one line of JSON (for `telegate log dump`
 // and for tests). Fails with a message if the bytes are not a valid envelope.
 std::expected<std::string, EnvelopeError> render_json(std::string_view value, Format format);
+
+// Unix milliseconds as RFC 3339 UTC with milliseconds ("2026-11-24T10:00:00.250Z").
+void append_rfc3339(std::string& out, std::int64_t unix_ms);
 
 // Appends `text` as a quoted JSON string (RFC 8259 escaping); shared by every JSON writer.
 void append_json_string(std::string& out, std::string_view text);
