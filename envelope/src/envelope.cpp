@@ -142,6 +142,7 @@ void EnvelopeBuilder::seal(const codecs::CanonicalRecord& record, const Envelope
   state.route.event_time_ms = record.event_time_ms;
   state.route.msg_id = message.msg_id();
   out.msg_id = message.msg_id();
+  out.msg_id_generated = message.msg_id_generated();
   state.route.format = state.format;
   encode_route_header(state.route, out.route_header);
   out.value.clear();

@@ -60,6 +60,7 @@ std::string outcome_body(const IngestOutcome& outcome) {
   std::string body;
   body.reserve(64 + outcome.msg_ids.size() * 40 + outcome.errors.size() * 96);
   body += "{\"accepted\":" + std::to_string(outcome.accepted) + ",\"rejected\":" + std::to_string(outcome.errors.size());
+  if (outcome.duplicates) body += ",\"duplicates\":" + std::to_string(outcome.duplicates);
   body += ",\"errors\":[";
   for (std::size_t i = 0; i < outcome.errors.size(); ++i) {
     const codecs::FieldError& error = outcome.errors[i];

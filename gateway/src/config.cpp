@@ -178,6 +178,12 @@ void read_admission(Section section, AdmissionConfig& admission) {
   section.finish();
 }
 
+void read_dedup(Section section, DedupConfig& dedup) {
+  section.integer<std::size_t>("max_entries", dedup.max_entries, 0, 100'000'000);
+  section.duration("window_s", dedup.window, 1, 86'400 * 7);
+  section.finish();
+}
+
 void read_decode(Section section, codecs::DecodeLimits& decode) {
   section.integer<std::size_t>("max_records", decode.max_records, 1, 1'000'000);
   section.integer<std::size_t>("max_readings", decode.max_readings, 1, 10'000);
@@ -479,6 +485,7 @@ GatewayConfig parse_config(const std::string& yaml_text,
   read_http(top.child("http"), config.http);
   read_coap(top.child("coap"), config.coap);
   read_admission(top.child("admission"), config.admission);
+  read_dedup(top.child("dedup"), config.dedup);
   read_decode(top.child("decode"), config.decode);
   read_validation(top.child("validation"), config.validation);
   read_sink(top.child("sink"), config.sink);

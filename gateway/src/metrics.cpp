@@ -28,6 +28,10 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                        .Name("telegate_records_accepted_total")
                        .Help("Records durable in the sink and acknowledged to the device")
                        .Register(*registry_);
+  auto& deduplicated = prometheus::BuildCounter()
+                           .Name("telegate_records_deduplicated_total")
+                           .Help("Retried records already committed: acknowledged again, not written again")
+                           .Register(*registry_);
   auto& rejected = prometheus::BuildCounter()
                        .Name("telegate_records_rejected_total")
                        .Help("Records not accepted, by reason")
@@ -50,6 +54,7 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
     metrics.protocol = name;
     metrics.received = &received.Add({{"protocol", name}});
     metrics.accepted = &accepted.Add({{"protocol", name}});
+    metrics.deduplicated = &deduplicated.Add({{"protocol", name}});
     for (std::size_t i = 0; i < kRejectReasons; ++i) {
       metrics.rejected[i] = &rejected.Add({{"protocol", name}, {"reason", std::string(kReasonNames[i])}});
     }

@@ -100,13 +100,60 @@ std::optional<IngestOutcome> DeviceTypeStages::run(const Input& input, codecs::D
 }
 
 IngestPipeline::IngestPipeline(const GatewayConfig& config, sinks::Sink& sink, InflightBudget& budget, Metrics& metrics)
-    : config_(config), sink_(sink), budget_(budget), metrics_(metrics) {}
+    : config_(config),
+      sink_(sink),
+      budget_(budget),
+      dedup_(std::make_unique<DedupWindow>(config.dedup.max_entries, config.dedup.window)),
+      metrics_(metrics) {}
+
+IngestPipeline::~IngestPipeline() = default;
 
 std::unique_ptr<PipelineWorker> IngestPipeline::make_worker() const { return std::make_unique<PipelineWorker>(*this); }
 
 PipelineWorker::PipelineWorker(const IngestPipeline& pipeline) : pipeline_(pipeline) {}
 
 PipelineWorker::~PipelineWorker() = default;
+
+std::optional<IngestOutcome> PipelineWorker::drop_duplicates(const DeviceIdentity& device,
+                                                             std::vector<envelope::SealedRecord>& records,
+                                                             std::vector<DedupWindow::Key>& reserved,
+                                                             IngestOutcome& outcome) {
+  DedupWindow& dedup = *pipeline_.dedup_;
+  if (!dedup.enabled()) return std::nullopt;
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    envelope::SealedRecord& record = records[i];
+    bool keep = true;
+    if (!record.msg_id_generated) {
+      const DedupWindow::Key key = DedupWindow::key(device.tenant, device.device_id, record.msg_id);
+      switch (dedup.reserve(key)) {
+        case DedupWindow::Seen::no:
+          reserved.push_back(key);
+          break;
+        case DedupWindow::Seen::committed:
+          keep = false;
+          ++outcome.duplicates;
+          break;
+        case DedupWindow::Seen::in_flight:
+          if (std::find(reserved.begin(), reserved.end(), key) != reserved.end()) {
+            keep = false;  // the same msg_id twice in one request: written once
+            ++outcome.duplicates;
+            break;
+          }
+          dedup.settle(reserved, false);
+          return refusal(IngestStatus::sink_failed, "record with msg_id '" + record.msg_id.substr(0, 64) +
+                                                        "' is still being written by an earlier request; retry later "
+                                                        "with the same msg_ids");
+      }
+    }
+    if (keep) {
+      if (kept != i) std::swap(records[kept], record);
+      ++kept;
+    }
+  }
+  records.resize(kept);
+  return std::nullopt;
+}
 
 std::optional<IngestOutcome> PipelineWorker::ingest(const IngestRequest& request, IngestCallback done) {
   const auto started = Clock::now();
@@ -139,6 +186,21 @@ std::optional<IngestOutcome> PipelineWorker::ingest(const IngestRequest& request
     outcome.message = "no record in the request is valid";
     return outcome;
   }
+  // de-duplicate: every record is acknowledged (its msg_id listed) but a retry of a committed
+  // one is not written again, and one whose first copy is still in flight must come back later.
+  outcome.msg_ids.reserve(sink_batch.records.size());
+  for (const envelope::SealedRecord& sealed : sink_batch.records) outcome.msg_ids.push_back(sealed.msg_id);
+  std::vector<DedupWindow::Key> reserved;
+  if (auto refused = drop_duplicates(request.device, sink_batch.records, reserved, outcome)) {
+    metrics.reject(RejectReason::overloaded, sink_batch.records.size());
+    return refused;
+  }
+  metrics.deduplicated->Increment(static_cast<double>(outcome.duplicates));
+  if (sink_batch.records.empty()) {  // a retry of records all committed already
+    outcome.accepted = outcome.duplicates;
+    outcome.status = outcome.errors.empty() ? IngestStatus::accepted : IngestStatus::partially_accepted;
+    return outcome;
+  }
   std::size_t bytes = 0;
   for (const envelope::SealedRecord& sealed : sink_batch.records) {
     bytes += sealed.topic.size() + sealed.key.size() + sealed.route_header.size() + sealed.value.size();
@@ -147,6 +209,7 @@ std::optional<IngestOutcome> PipelineWorker::ingest(const IngestRequest& request
   // admission
   auto permit = pipeline_.budget_.try_acquire(sink_batch.records.size(), bytes);
   if (!permit) {
+    pipeline_.dedup_->settle(reserved, false);
     metrics.reject(RejectReason::overloaded, sink_batch.records.size());
     return refusal(IngestStatus::overloaded, "the gateway is at its in-flight limit; retry later");
   }
@@ -155,25 +218,28 @@ std::optional<IngestOutcome> PipelineWorker::ingest(const IngestRequest& request
   all_metrics.inflight_bytes().Increment(static_cast<double>(bytes));
 
   // sink → ack
-  outcome.accepted = sink_batch.records.size();
-  outcome.msg_ids.reserve(outcome.accepted);
-  for (const envelope::SealedRecord& sealed : sink_batch.records) outcome.msg_ids.push_back(sealed.msg_id);
+  outcome.accepted = sink_batch.records.size() + outcome.duplicates;
   outcome.status = outcome.errors.empty() ? IngestStatus::accepted : IngestStatus::partially_accepted;
   // std::function needs a copyable callable; the permit and outcome move into shared state.
-  auto state = std::make_shared<std::tuple<InflightBudget::Permit, IngestOutcome, IngestCallback>>(
-      std::move(*permit), std::move(outcome), std::move(done));
-  sink_batch.on_complete = [state, &metrics, &all_metrics, bytes, started](std::expected<void, sinks::SinkError> result) {
-    auto& [held_permit, final_outcome, callback] = *state;
-    all_metrics.inflight_records().Decrement(static_cast<double>(final_outcome.accepted));
+  auto state = std::make_shared<std::tuple<InflightBudget::Permit, IngestOutcome, IngestCallback, std::vector<DedupWindow::Key>>>(
+      std::move(*permit), std::move(outcome), std::move(done), std::move(reserved));
+  const std::size_t written = sink_batch.records.size();
+  DedupWindow& dedup = *pipeline_.dedup_;
+  sink_batch.on_complete = [state, &metrics, &all_metrics, &dedup, bytes, written, started](
+                               std::expected<void, sinks::SinkError> result) {
+    auto& [held_permit, final_outcome, callback, reserved_keys] = *state;
+    dedup.settle(reserved_keys, result.has_value());
+    all_metrics.inflight_records().Decrement(static_cast<double>(written));
     all_metrics.inflight_bytes().Decrement(static_cast<double>(bytes));
     if (result) {
-      metrics.accepted->Increment(static_cast<double>(final_outcome.accepted));
+      metrics.accepted->Increment(static_cast<double>(written));
       metrics.ack_latency->Observe(std::chrono::duration<double>(Clock::now() - started).count());
     } else {
-      metrics.reject(RejectReason::sink_error, final_outcome.accepted);
+      metrics.reject(RejectReason::sink_error, written);
       final_outcome.status = IngestStatus::sink_failed;
       final_outcome.message = "not durable: " + result.error().message + "; retry with the same msg_ids";
       final_outcome.accepted = 0;
+      final_outcome.duplicates = 0;
       final_outcome.msg_ids.clear();
     }
     {

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <optional>
+#include <thread>
 
 #include "telegate/gateway/catalog.hpp"
 #include "telegate/gateway/pipeline.hpp"
@@ -146,4 +147,89 @@ TEST_CASE("over the in-flight budget: overloaded, and nothing submitted") {
   f.sink.batches[0].on_complete({});
   CHECK_FALSE(f.budget.paused());
   CHECK_FALSE(f.ingest(record("truck-1", 1)).has_value());
+}
+
+TEST_CASE("a retry of committed records is acknowledged again without being written again") {
+  Fixture f;
+  const std::string body = "[" + record("truck-1", 1, "m-1") + "," + record("truck-1", 2, "m-2") + "]";
+  CHECK_FALSE(f.ingest(body).has_value());
+  f.sink.batches[0].on_complete({});
+  REQUIRE(f.completed.has_value());
+  CHECK(f.completed->duplicates == 0);
+
+  // The device did not hear the ack and sends the same two records plus a new one.
+  const auto retry = f.ingest("[" + record("truck-1", 1, "m-1") + "," + record("truck-1", 2, "m-2") + "," +
+                              record("truck-1", 3, "m-3") + "]");
+  CHECK_FALSE(retry.has_value());
+  REQUIRE(f.sink.batches.size() == 2);
+  REQUIRE(f.sink.batches[1].records.size() == 1);  // only the new one is written
+  CHECK(f.sink.batches[1].records[0].msg_id == "m-3");
+  f.sink.batches[1].on_complete({});
+  CHECK(f.completed->status == IngestStatus::accepted);
+  CHECK(f.completed->accepted == 3);
+  CHECK(f.completed->duplicates == 2);
+  CHECK(f.completed->msg_ids == std::vector<std::string>{"m-1", "m-2", "m-3"});
+
+  // A retry of nothing but committed records is answered at once.
+  const auto all_duplicates = f.ingest(record("truck-1", 1, "m-1"));
+  REQUIRE(all_duplicates.has_value());
+  CHECK(all_duplicates->status == IngestStatus::accepted);
+  CHECK(all_duplicates->duplicates == 1);
+  CHECK(f.sink.batches.size() == 2);
+}
+
+TEST_CASE("a retry racing its first copy waits; a failed first copy lets the retry through") {
+  Fixture f;
+  CHECK_FALSE(f.ingest(record("truck-1", 1, "race")).has_value());
+  const auto racing = f.ingest(record("truck-1", 1, "race"));
+  REQUIRE(racing.has_value());
+  CHECK(racing->status == IngestStatus::sink_failed);  // 503: retry later, same msg_id
+  CHECK(racing->message.find("still being written") != std::string::npos);
+
+  f.sink.batches[0].on_complete(std::unexpected(sinks::SinkError{sinks::SinkErrc::unavailable, "broker down"}));
+  CHECK_FALSE(f.ingest(record("truck-1", 1, "race")).has_value());  // not durable before: written now
+  CHECK(f.sink.batches.size() == 2);
+}
+
+TEST_CASE("the same msg_id twice in one request is written once; generated ids are never de-duplicated") {
+  Fixture f;
+  CHECK_FALSE(f.ingest("[" + record("truck-1", 1, "twice") + "," + record("truck-1", 1, "twice") + "]").has_value());
+  REQUIRE(f.sink.batches.size() == 1);
+  CHECK(f.sink.batches[0].records.size() == 1);
+  f.sink.batches[0].on_complete({});
+  CHECK(f.completed->duplicates == 1);
+
+  CHECK_FALSE(f.ingest(record("truck-1", 1)).has_value());
+  f.sink.batches[1].on_complete({});
+  CHECK_FALSE(f.ingest(record("truck-1", 1)).has_value());  // same content, new generated id: a new record
+  CHECK(f.sink.batches.size() == 3);
+}
+
+TEST_CASE("the de-duplication window forgets by age and by size, and can be turned off") {
+  DedupWindow window(32, std::chrono::seconds(3600));
+  const auto key = [](int i) { return DedupWindow::key("acme", "truck-1", "m-" + std::to_string(i)); };
+  for (int i = 0; i < 1000; ++i) {
+    REQUIRE(window.reserve(key(i)) == DedupWindow::Seen::no);
+    window.settle({key(i)}, true);
+  }
+  CHECK(window.size() <= 32 + 16);  // per-shard rounding
+  CHECK(window.reserve(key(999)) == DedupWindow::Seen::committed);
+  CHECK(window.reserve(key(0)) == DedupWindow::Seen::no);  // evicted long ago
+
+  CHECK(DedupWindow::key("acme", "truck-1", "m-1") != DedupWindow::key("acme", "truck-11", "m-"));
+  CHECK(DedupWindow::key("a", "b", "c") != DedupWindow::key("b", "a", "c"));
+
+  DedupWindow off(0, std::chrono::seconds(1));
+  CHECK(off.reserve(key(1)) == DedupWindow::Seen::no);
+  CHECK(off.reserve(key(1)) == DedupWindow::Seen::no);
+}
+
+TEST_CASE("entries older than the window are forgotten") {
+  DedupWindow window(1000, std::chrono::seconds(1));
+  const auto key = DedupWindow::key("acme", "truck-1", "old");
+  REQUIRE(window.reserve(key) == DedupWindow::Seen::no);
+  window.settle({key}, true);
+  CHECK(window.reserve(key) == DedupWindow::Seen::committed);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  CHECK(window.reserve(key) == DedupWindow::Seen::no);
 }

@@ -45,6 +45,7 @@ struct EnvelopeError {
 
 struct SealedRecord {
   std::string msg_id;  // the record's idempotency key (device-supplied or generated), for the ack
+  bool msg_id_generated = false;  // generated ids are unique by construction: nothing to de-duplicate
   std::string topic;
   std::string key;
   std::string route_header;  // value of the `tg-route` header

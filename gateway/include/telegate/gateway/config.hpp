@@ -79,6 +79,12 @@ struct HttpRoute {
 
 // A payload stored with a device-type definition and what it must decode to. Samples run when
 // the definition is uploaded; one that fails refuses the upload.
+// De-duplication of device retries by (tenant, device, msg_id): docs/reliability.md.
+struct DedupConfig {
+  std::size_t max_entries = 1'000'000;  // 0: off
+  std::chrono::seconds window{600};
+};
+
 struct DeviceTypeSample {
   std::string name;
   std::string content_type;
@@ -149,6 +155,7 @@ struct GatewayConfig {
   HttpListenerConfig http;
   CoapListenerConfig coap;
   AdmissionConfig admission;
+  DedupConfig dedup;
   codecs::DecodeLimits decode;
   codecs::ValidationLimits validation;
   SinkConfig sink;

@@ -25,6 +25,7 @@ struct ProtocolMetrics {
   std::string protocol;
   prometheus::Counter* received = nullptr;
   prometheus::Counter* accepted = nullptr;
+  prometheus::Counter* deduplicated = nullptr;  // retries of committed records, acknowledged again
   std::array<prometheus::Counter*, kRejectReasons> rejected{};
   prometheus::Histogram* request_records = nullptr;
   prometheus::Histogram* ack_latency = nullptr;

@@ -18,6 +18,7 @@
 #include "telegate/gateway/admission.hpp"
 #include "telegate/gateway/auth.hpp"
 #include "telegate/gateway/config.hpp"
+#include "telegate/gateway/dedup.hpp"
 #include "telegate/gateway/metrics.hpp"
 #include "telegate/sinks/sink.hpp"
 
@@ -48,7 +49,8 @@ enum class IngestStatus : std::uint8_t {
 
 struct IngestOutcome {
   IngestStatus status = IngestStatus::accepted;
-  std::size_t accepted = 0;
+  std::size_t accepted = 0;               // durable, including `duplicates`
+  std::size_t duplicates = 0;             // retries of records already committed: not written again
   std::vector<codecs::FieldError> errors;  // per-record problems, by request index
   std::vector<std::string> msg_ids;        // of the accepted records, in request order
   std::string message;                     // for request-level failures
@@ -99,14 +101,17 @@ class PipelineWorker;
 class IngestPipeline {
  public:
   IngestPipeline(const GatewayConfig& config, sinks::Sink& sink, InflightBudget& budget, Metrics& metrics);
+  ~IngestPipeline();
   // One worker per listener thread: workers own codec and envelope state.
   std::unique_ptr<PipelineWorker> make_worker() const;
+  const DedupWindow& dedup() const noexcept { return *dedup_; }
 
  private:
   friend class PipelineWorker;
   const GatewayConfig& config_;
   sinks::Sink& sink_;
   InflightBudget& budget_;
+  std::unique_ptr<DedupWindow> dedup_;  // shared by every worker; thread-safe
   Metrics& metrics_;
 };
 
@@ -124,6 +129,11 @@ class PipelineWorker {
   std::optional<IngestOutcome> ingest(const IngestRequest& request, IngestCallback done);
 
  private:
+  // Removes from `records` the retries of committed records (counted in outcome.duplicates) and
+  // reserves the others; a refusal when one is still in flight from an earlier request.
+  std::optional<IngestOutcome> drop_duplicates(const DeviceIdentity& device, std::vector<envelope::SealedRecord>& records,
+                                               std::vector<DedupWindow::Key>& reserved, IngestOutcome& outcome);
+
   const IngestPipeline& pipeline_;
   std::unordered_map<std::string, std::unique_ptr<DeviceTypeStages>> types_;
   codecs::DecodedBatch batch_;

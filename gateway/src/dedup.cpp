@@ -1,0 +1,91 @@
+#include "telegate/gateway/dedup.hpp"
+
+namespace telegate::gateway {
+
+namespace {
+
+// FNV-1a over the three fields with a separator that cannot occur inside an id (ids are
+// printable ASCII without spaces), seeded two ways for the two halves of the key.
+std::uint64_t fnv1a(std::uint64_t hash, std::string_view text) noexcept {
+  for (const char c : text) {
+    hash ^= static_cast<unsigned char>(c);
+    hash *= 0x100000001b3ull;
+  }
+  hash ^= 0x1f;  // unit separator
+  return hash * 0x100000001b3ull;
+}
+
+// SplitMix64's finaliser: spreads FNV's weak low bits, which pick the bucket.
+std::uint64_t mix(std::uint64_t value) noexcept {
+  value ^= value >> 30;
+  value *= 0xbf58476d1ce4e5b9ull;
+  value ^= value >> 27;
+  value *= 0x94d049bb133111ebull;
+  return value ^ (value >> 31);
+}
+
+}  // namespace
+
+DedupWindow::Key DedupWindow::key(std::string_view tenant, std::string_view device_id, std::string_view msg_id) noexcept {
+  std::uint64_t first = 0xcbf29ce484222325ull;
+  std::uint64_t second = 0x84222325cbf29ce4ull;
+  for (const std::string_view part : {tenant, device_id, msg_id}) {
+    first = fnv1a(first, part);
+    second = fnv1a(second ^ 0x9e3779b97f4a7c15ull, part);
+  }
+  return Key{mix(first), mix(second)};
+}
+
+DedupWindow::DedupWindow(std::size_t max_entries, std::chrono::seconds max_age)
+    : max_entries_per_shard_((max_entries + kShards - 1) / kShards), max_age_(max_age) {}
+
+DedupWindow::Seen DedupWindow::reserve(const Key& key) {
+  if (!enabled()) return Seen::no;
+  Shard& shard = shard_of(key);
+  const Clock::time_point now = Clock::now();
+  const std::lock_guard lock(shard.mutex);
+  evict(shard, now);
+  const auto [found, inserted] = shard.entries.try_emplace(key, Entry{false, now});
+  if (!inserted) return found->second.committed ? Seen::committed : Seen::in_flight;
+  shard.order.emplace_back(key, now);
+  return Seen::no;
+}
+
+void DedupWindow::settle(const std::vector<Key>& keys, bool committed) {
+  for (const Key& key : keys) {
+    Shard& shard = shard_of(key);
+    const std::lock_guard lock(shard.mutex);
+    const auto found = shard.entries.find(key);
+    if (found == shard.entries.end()) continue;  // evicted while in flight: nothing to settle
+    if (committed) {
+      found->second.committed = true;
+    } else {
+      shard.entries.erase(found);  // its entry in `order` is skipped when it comes up
+    }
+  }
+}
+
+// Oldest first: entries past the age limit, then as many as needed to respect the size limit.
+// An in-flight entry that is evicted only loses de-duplication of a retry racing its original.
+void DedupWindow::evict(Shard& shard, Clock::time_point now) {
+  while (!shard.order.empty()) {
+    const auto& [key, inserted_at] = shard.order.front();
+    const bool too_old = now - inserted_at > max_age_;
+    const bool too_many = shard.entries.size() >= max_entries_per_shard_;
+    if (!too_old && !too_many) break;
+    const auto found = shard.entries.find(key);
+    if (found != shard.entries.end() && found->second.since == inserted_at) shard.entries.erase(found);
+    shard.order.pop_front();
+  }
+}
+
+std::size_t DedupWindow::size() const {
+  std::size_t total = 0;
+  for (const Shard& shard : shards_) {
+    const std::lock_guard lock(shard.mutex);
+    total += shard.entries.size();
+  }
+  return total;
+}
+
+}  // namespace telegate::gateway
