@@ -1,6 +1,8 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <mutex>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -39,12 +41,49 @@ TEST_CASE("watermarks: pause when refused, resume below the low watermark") {
   budget.on_watermark([&](bool pause) { events.push_back(pause); });
   auto held = budget.try_acquire(90, 10);
   CHECK_FALSE(budget.try_acquire(20, 10).has_value());
-  CHECK(budget.paused());
+  CHECK(budget.above_high_watermark());
   CHECK_FALSE(budget.try_acquire(20, 10).has_value());  // one pause event, not one per refusal
   auto small = budget.try_acquire(5, 1);
   held.reset();  // 5 left: below 50
-  CHECK_FALSE(budget.paused());
+  CHECK_FALSE(budget.above_high_watermark());
   CHECK(events == std::vector<bool>{true, false});
+}
+
+TEST_CASE("a refusal does not pause when too little is in flight to resume later") {
+  InflightBudget budget(10, 1000, 0.5);
+  std::vector<bool> events;
+  budget.on_watermark([&](bool pause) { events.push_back(pause); });
+  auto held = budget.try_acquire(2, 10);
+  CHECK_FALSE(budget.try_acquire(9, 10).has_value());  // refused, yet 2 <= the low watermark of 5
+  CHECK_FALSE(budget.above_high_watermark());
+  CHECK(events.empty());
+}
+
+// Pause and resume race between threads that refuse and threads that release. Listeners must
+// hear strictly alternating events, and once everything is released they must have been told
+// to resume: a listener left paused with nothing in flight would never read again.
+TEST_CASE("concurrent refusals and releases: ordered watermark events, never stuck paused") {
+  for (unsigned round = 0; round < 50; ++round) {
+    InflightBudget budget(64, 1'000'000, 0.5);
+    std::mutex events_mutex;
+    std::vector<bool> events;
+    budget.on_watermark([&](bool pause) {
+      const std::lock_guard lock(events_mutex);
+      events.push_back(pause);
+    });
+    std::vector<std::thread> threads;
+    for (unsigned t = 0; t < 4; ++t) {
+      threads.emplace_back([&budget, seed = round * 8 + t] {
+        std::mt19937 random(seed);
+        for (int i = 0; i < 2000; ++i) auto permit = budget.try_acquire(1 + random() % 40, 10);
+      });
+    }
+    for (auto& thread : threads) thread.join();
+    REQUIRE(budget.records() == 0);
+    CHECK_FALSE(budget.above_high_watermark());
+    for (std::size_t i = 0; i < events.size(); ++i) REQUIRE(events[i] == (i % 2 == 0));
+    CHECK(events.size() % 2 == 0);  // the last word was "resume"
+  }
 }
 
 TEST_CASE("concurrent acquire and release never exceed the limit and balance to zero") {

@@ -135,17 +135,17 @@ TEST_CASE("refusals are immediate and reach no sink") {
 
 TEST_CASE("over the in-flight budget: overloaded, and nothing submitted") {
   Fixture f;
-  std::string four = "[";
-  for (int i = 0; i < 4; ++i) four += (i ? "," : "") + record("truck-1", 1);
-  four += "]";
-  CHECK_FALSE(f.ingest(four).has_value());
+  std::string five = "[";  // the whole budget: above its low watermark (4), so a refusal pauses
+  for (int i = 0; i < 5; ++i) five += (i ? "," : "") + record("truck-1", 1);
+  five += "]";
+  CHECK_FALSE(f.ingest(five).has_value());
   auto refused = f.ingest("[" + record("truck-1", 1) + "," + record("truck-1", 2) + "]");
   REQUIRE(refused.has_value());
   CHECK(refused->status == IngestStatus::overloaded);
   CHECK(f.sink.batches.size() == 1);
-  CHECK(f.budget.paused());
+  CHECK(f.budget.above_high_watermark());
   f.sink.batches[0].on_complete({});
-  CHECK_FALSE(f.budget.paused());
+  CHECK_FALSE(f.budget.above_high_watermark());
   CHECK_FALSE(f.ingest(record("truck-1", 1)).has_value());
 }
 
