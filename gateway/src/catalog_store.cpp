@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "telegate/gateway/catalog.hpp"
+#include "telegate/sinks/kafka_admin.hpp"
 
 namespace telegate::gateway {
 
@@ -93,11 +94,7 @@ RdKafkaHandle make_client(rd_kafka_type_t type, const GatewayConfig& config,
       throw std::runtime_error("catalog store: " + name + ": " + error_text);
     }
   };
-  set("bootstrap.servers", config.sink.kafka.bootstrap_servers);
-  // Security settings (sasl.*, ssl.*, security.protocol) are shared with the sink.
-  for (const auto& [name, value] : config.sink.kafka.librdkafka) {
-    if (name.starts_with("sasl.") || name.starts_with("ssl.") || name == "security.protocol") set(name, value);
-  }
+  for (const auto& [name, value] : sinks::cluster_settings(config.sink.kafka)) set(name, value);
   for (const auto& [name, value] : settings) set(name, value);
   if (on_delivery) rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
   RdKafkaHandle handle(rd_kafka_new(type, conf, error_text, sizeof error_text));
@@ -124,7 +121,9 @@ class KafkaCatalogStore final : public CatalogStore {
                                {"enable.auto.commit", "false"},
                                {"isolation.level", "read_committed"},
                                {"enable.partition.eof", "true"}})) {
-    ensure_topic(config.catalog.kafka_replication_factor);
+    const int replication = config.catalog.kafka_replication_factor;
+    sinks::ensure_topic(config.sink.kafka, topic_, 1, replication,
+                        {{"cleanup.policy", "compact"}, {"min.insync.replicas", replication > 1 ? "2" : "1"}});
     rd_kafka_topic_partition_list_t* partitions = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(partitions, topic_.c_str(), 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
     const rd_kafka_resp_err_t assigned = rd_kafka_assign(consumer_.get(), partitions);
@@ -188,35 +187,6 @@ class KafkaCatalogStore final : public CatalogStore {
  private:
   static void on_delivery(rd_kafka_t*, const rd_kafka_message_t* message, void*) {
     static_cast<std::promise<rd_kafka_resp_err_t>*>(message->_private)->set_value(message->err);
-  }
-
-  void ensure_topic(std::int16_t replication_factor) {
-    char error_text[512];
-    rd_kafka_NewTopic_t* topic =
-        rd_kafka_NewTopic_new(topic_.c_str(), 1, replication_factor, error_text, sizeof error_text);
-    if (!topic) throw std::runtime_error(std::string("catalog store: ") + error_text);
-    rd_kafka_NewTopic_set_config(topic, "cleanup.policy", "compact");
-    rd_kafka_NewTopic_set_config(topic, "min.insync.replicas", replication_factor > 1 ? "2" : "1");
-    rd_kafka_queue_t* queue = rd_kafka_queue_new(producer_.get());
-    rd_kafka_CreateTopics(producer_.get(), &topic, 1, nullptr, queue);
-    rd_kafka_event_t* event = rd_kafka_queue_poll(queue, 30'000);
-    std::string problem;
-    if (!event) {
-      problem = "no answer from the broker within 30 s";
-    } else if (const auto* result = rd_kafka_event_CreateTopics_result(event)) {
-      std::size_t count = 0;
-      const rd_kafka_topic_result_t** results = rd_kafka_CreateTopics_result_topics(result, &count);
-      if (count == 1 && rd_kafka_topic_result_error(results[0]) &&
-          rd_kafka_topic_result_error(results[0]) != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
-        problem = rd_kafka_topic_result_error_string(results[0]);
-      }
-    } else if (rd_kafka_event_error(event)) {
-      problem = rd_kafka_event_error_string(event);
-    }
-    if (event) rd_kafka_event_destroy(event);
-    rd_kafka_queue_destroy(queue);
-    rd_kafka_NewTopic_destroy(topic);
-    if (!problem.empty()) throw std::runtime_error("catalog store: cannot create topic " + topic_ + ": " + problem);
   }
 
   template <class Consume>

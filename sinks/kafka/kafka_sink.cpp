@@ -70,6 +70,9 @@ struct ProducerSlot {
   State state = State::idle;
   std::vector<SinkBatch> batches;
   std::size_t records = 0;
+  // Set when the producer refused a record outright (too large, …): committing would promise
+  // the device a record that is not there, so the transaction is aborted and its batches fail.
+  std::string poisoned;
   Clock::time_point opened_at;
   Clock::time_point oldest_batch_at;
   std::thread committer;
@@ -358,18 +361,40 @@ class KafkaSink final : public Sink {
   // the transaction is marked for abort; the committer re-produces the batches after aborting.
   void produce_records(ProducerSlot& slot, const SinkBatch& batch) {
     for (const envelope::SealedRecord& record : batch.records) {
-      for (;;) {
-        const rd_kafka_resp_err_t error = produce(slot.producer, record);
-        if (error == RD_KAFKA_RESP_ERR_NO_ERROR) break;
-        if (error == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-          rd_kafka_poll(slot.producer, 10);
-          continue;
-        }
-        spdlog::error("kafka: produce to {} failed: {}", record.topic, rd_kafka_err2str(error));
-        return;  // the commit reports the failure for the whole transaction
-      }
+      if (!produce_or_poison(slot, record.topic, [&] { return produce(slot.producer, record); })) return;
+    }
+    if (!batch.journal.empty() && !config_.journal_topic.empty()) {
+      produce_or_poison(slot, config_.journal_topic, [&] { return produce_journal(slot.producer, batch.journal); });
     }
   }
+
+  // Retries while the local queue is full; any other refusal poisons the transaction.
+  template <class Produce>
+  bool produce_or_poison(ProducerSlot& slot, const std::string& topic, Produce&& produce_one) {
+    for (;;) {
+      const rd_kafka_resp_err_t error = produce_one();
+      if (error == RD_KAFKA_RESP_ERR_NO_ERROR) return true;
+      if (error == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+        rd_kafka_poll(slot.producer, 10);
+        continue;
+      }
+      slot.poisoned = fmt::format("the producer refused a record for {}: {}", topic, rd_kafka_err2str(error));
+      spdlog::error("kafka: {}", slot.poisoned);
+      return false;
+    }
+  }
+
+  rd_kafka_resp_err_t produce_journal(rd_kafka_t* producer, const std::string& journal) const {
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wold-style-cast"
+    return rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(config_.journal_topic.c_str()),
+                             RD_KAFKA_V_PARTITION(config_.journal_partition),
+                             RD_KAFKA_V_KEY(config_.journal_key.data(), config_.journal_key.size()),
+                             RD_KAFKA_V_VALUE(const_cast<char*>(journal.data()), journal.size()),
+                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+#pragma GCC diagnostic pop
+  }
+
 
   // Flushes the active producer (its records are now in the log, uncommitted, so the next
   // producer's records land after them: per-partition order holds) and lets its committer
@@ -395,6 +420,10 @@ class KafkaSink final : public Sink {
     std::string last_error;
     bool committed = false;
     while (!committed) {
+      if (!slot.poisoned.empty()) {
+        last_error = slot.poisoned;
+        break;  // no retry makes a refused record acceptable
+      }
       const auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(give_up_at - Clock::now());
       if (remaining.count() <= 0) break;
       const KafkaError error(rd_kafka_commit_transaction(slot.producer, static_cast<int>(remaining.count())));
@@ -456,6 +485,7 @@ class KafkaSink final : public Sink {
       std::lock_guard lock(mutex_);
       slot.batches.clear();
       slot.records = 0;
+      slot.poisoned.clear();
       slot.state = ProducerSlot::State::idle;
     }
     slot_idle_.notify_all();
@@ -468,8 +498,7 @@ class KafkaSink final : public Sink {
       } else {
         batch.on_complete(std::unexpected(
             fenced_ ? SinkError{SinkErrc::fenced, "another instance took over this gateway's Kafka transactional id"}
-                    : SinkError{SinkErrc::unavailable,
-                                fmt::format("not committed to Kafka within the delivery timeout: {}", error)}));
+                    : SinkError{SinkErrc::unavailable, fmt::format("not committed to Kafka: {}", error)}));
       }
     }
   }

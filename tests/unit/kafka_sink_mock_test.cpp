@@ -193,3 +193,45 @@ TEST_CASE("with the broker down, batches fail after the delivery timeout instead
   CHECK(recovered);
   sink->stop();
 }
+
+TEST_CASE("a record the producer refuses outright fails its transaction instead of vanishing from it") {
+  MockCluster cluster;
+  prometheus::Registry registry;
+  auto config = config_for(cluster);
+  config.librdkafka["message.max.bytes"] = "10000";  // producev refuses larger values at once
+  config.transaction_max_records = 1000;
+  config.transaction_max_interval = std::chrono::milliseconds(200);
+  auto sink = sinks::make_kafka_sink(config, registry);
+  sink->start();
+  Counts counts;
+  auto poisoned = batch(3, counts);
+  poisoned.records[1].value.assign(20'000, 'x');
+  sink->submit(std::move(poisoned));
+  sink->submit(batch(2, counts));  // same transaction: it fails with it, and is retried by its device
+  for (int i = 0; i < 100 && counts.calls < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  CHECK(counts.failed == 2);
+  CHECK(counts.ok == 0);
+
+  Counts after;
+  sink->submit(batch(2, after));  // the next transaction is clean
+  sink->stop();
+  CHECK(after.ok == 1);
+}
+
+TEST_CASE("a batch's journal is produced in the same transaction as its records") {
+  MockCluster cluster;
+  rd_kafka_mock_topic_create(cluster.get(), "mock.journal", 1, 1);
+  prometheus::Registry registry;
+  auto config = config_for(cluster);
+  config.journal_topic = "mock.journal";
+  config.journal_key = "gw-1";
+  auto sink = sinks::make_kafka_sink(config, registry);
+  sink->start();
+  Counts counts;
+  auto with_journal = batch(2, counts);
+  with_journal.journal = std::string(32, 'k');
+  sink->submit(std::move(with_journal));
+  sink->stop();
+  CHECK(counts.ok == 1);
+  CHECK(metric(registry, "telegate_sink_records_total", "committed") == 2);  // the journal is not a record
+}

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
@@ -31,6 +32,10 @@ struct KafkaSinkConfig {
   // Passed to librdkafka as-is after telegate's defaults (lz4, linger.ms=10, …); exactly-once
   // settings (enable.idempotence, acks, transactional.id) cannot be overridden.
   std::map<std::string, std::string> librdkafka;
+  // Where SinkBatch::journal goes (same transaction as the batch); empty: journals are dropped.
+  std::string journal_topic;
+  std::int32_t journal_partition = 0;
+  std::string journal_key;
 };
 
 std::unique_ptr<Sink> make_kafka_sink(KafkaSinkConfig config, prometheus::Registry& metrics);

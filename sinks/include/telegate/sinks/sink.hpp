@@ -50,6 +50,10 @@ using Completion = std::function<void(std::expected<void, SinkError>)>;
 
 struct SinkBatch {
   std::vector<envelope::SealedRecord> records;
+  // Bytes made durable atomically with the records, for the gateway's own recovery (the
+  // de-duplication journal); empty for none. Kafka: one record in the journal topic, in the
+  // same transaction. Sinks without a journal ignore it.
+  std::string journal;
   Completion on_complete;
 };
 

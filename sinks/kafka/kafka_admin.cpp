@@ -1,0 +1,125 @@
+#include "telegate/sinks/kafka_admin.hpp"
+
+#include <fmt/format.h>
+#include <librdkafka/rdkafka.h>
+
+#include <memory>
+#include <stdexcept>
+
+namespace telegate::sinks {
+
+namespace {
+
+struct HandleDeleter {
+  void operator()(rd_kafka_t* handle) const { rd_kafka_destroy(handle); }
+};
+using Handle = std::unique_ptr<rd_kafka_t, HandleDeleter>;
+
+Handle make_client(rd_kafka_type_t type, const KafkaSinkConfig& sink, const std::map<std::string, std::string>& extra) {
+  char error_text[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  std::map<std::string, std::string> settings = cluster_settings(sink);
+  for (const auto& [name, value] : extra) settings[name] = value;
+  for (const auto& [name, value] : settings) {
+    if (rd_kafka_conf_set(conf, name.c_str(), value.c_str(), error_text, sizeof error_text) != RD_KAFKA_CONF_OK) {
+      rd_kafka_conf_destroy(conf);
+      throw std::runtime_error(fmt::format("kafka client setting {}: {}", name, error_text));
+    }
+  }
+  Handle handle(rd_kafka_new(type, conf, error_text, sizeof error_text));
+  if (!handle) throw std::runtime_error(fmt::format("cannot create a Kafka client: {}", error_text));
+  return handle;
+}
+
+}  // namespace
+
+std::map<std::string, std::string> cluster_settings(const KafkaSinkConfig& sink) {
+  std::map<std::string, std::string> settings{{"bootstrap.servers", sink.bootstrap_servers}};
+  for (const auto& [name, value] : sink.librdkafka) {
+    if (name.starts_with("sasl.") || name.starts_with("ssl.") || name == "security.protocol") settings[name] = value;
+  }
+  return settings;
+}
+
+void ensure_topic(const KafkaSinkConfig& sink, const std::string& topic, int partitions, int replication_factor,
+                  const std::map<std::string, std::string>& topic_configs) {
+  const Handle client = make_client(RD_KAFKA_PRODUCER, sink, {});
+  char error_text[512];
+  rd_kafka_NewTopic_t* request = rd_kafka_NewTopic_new(topic.c_str(), partitions, replication_factor, error_text, sizeof error_text);
+  if (!request) throw std::runtime_error(fmt::format("topic {}: {}", topic, error_text));
+  for (const auto& [name, value] : topic_configs) rd_kafka_NewTopic_set_config(request, name.c_str(), value.c_str());
+  rd_kafka_queue_t* queue = rd_kafka_queue_new(client.get());
+  rd_kafka_CreateTopics(client.get(), &request, 1, nullptr, queue);
+  rd_kafka_event_t* event = rd_kafka_queue_poll(queue, 30'000);
+  std::string problem;
+  if (!event) {
+    problem = "no answer from the broker within 30 s";
+  } else if (const auto* result = rd_kafka_event_CreateTopics_result(event)) {
+    std::size_t count = 0;
+    const rd_kafka_topic_result_t** results = rd_kafka_CreateTopics_result_topics(result, &count);
+    const rd_kafka_resp_err_t error = count == 1 ? rd_kafka_topic_result_error(results[0]) : RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (error && error != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) problem = rd_kafka_topic_result_error_string(results[0]);
+  } else if (rd_kafka_event_error(event)) {
+    problem = rd_kafka_event_error_string(event);
+  }
+  if (event) rd_kafka_event_destroy(event);
+  rd_kafka_queue_destroy(queue);
+  rd_kafka_NewTopic_destroy(request);
+  if (!problem.empty()) throw std::runtime_error(fmt::format("cannot create topic {}: {}", topic, problem));
+}
+
+std::vector<std::string> read_key_since(const KafkaSinkConfig& sink, const std::string& topic, std::int32_t partition,
+                                        const std::string& key, std::chrono::system_clock::time_point since) {
+  const Handle consumer = make_client(RD_KAFKA_CONSUMER, sink,
+                                      {{"group.id", "telegate-read-back-unused"},
+                                       {"enable.auto.commit", "false"},
+                                       {"isolation.level", "read_committed"}});
+  const auto since_ms = std::chrono::duration_cast<std::chrono::milliseconds>(since.time_since_epoch()).count();
+  rd_kafka_topic_partition_list_t* start = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(start, topic.c_str(), partition)->offset = since_ms;
+  rd_kafka_resp_err_t error = rd_kafka_offsets_for_times(consumer.get(), start, 10'000);
+  const std::int64_t first = start->elems[0].offset;
+  rd_kafka_topic_partition_list_destroy(start);
+  if (error) throw std::runtime_error(fmt::format("{}[{}]: cannot look up offsets: {}", topic, partition, rd_kafka_err2str(error)));
+  std::int64_t low = 0, high = 0;
+  error = rd_kafka_query_watermark_offsets(consumer.get(), topic.c_str(), partition, &low, &high, 10'000);
+  if (error) throw std::runtime_error(fmt::format("{}[{}]: cannot read its end: {}", topic, partition, rd_kafka_err2str(error)));
+  std::vector<std::string> values;
+  if (first < 0 || first >= high) return values;  // nothing written since `since`
+
+  rd_kafka_topic_partition_list_t* assignment = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(assignment, topic.c_str(), partition)->offset = first;
+  rd_kafka_assign(consumer.get(), assignment);
+  rd_kafka_topic_partition_list_destroy(assignment);
+  // The end offset includes transaction markers and aborted records, which read_committed
+  // skips: stop at the end of the partition, not at a count.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  std::int64_t position = first;
+  while (position < high) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      throw std::runtime_error(fmt::format("{}[{}]: reading back took over 60 s", topic, partition));
+    }
+    rd_kafka_message_t* message = rd_kafka_consumer_poll(consumer.get(), 200);
+    if (!message) {
+      // Past the last committed record only markers may remain; the position tells.
+      rd_kafka_topic_partition_list_t* at = rd_kafka_topic_partition_list_new(1);
+      rd_kafka_topic_partition_list_add(at, topic.c_str(), partition);
+      if (!rd_kafka_position(consumer.get(), at) && at->elems[0].offset >= 0) position = at->elems[0].offset;
+      rd_kafka_topic_partition_list_destroy(at);
+      continue;
+    }
+    if (!message->err) {
+      position = message->offset + 1;
+      if (message->key && std::string_view(static_cast<const char*>(message->key), message->key_len) == key) {
+        values.emplace_back(static_cast<const char*>(message->payload), message->len);
+      }
+    } else if (message->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      position = high;
+    }
+    rd_kafka_message_destroy(message);
+  }
+  rd_kafka_consumer_close(consumer.get());
+  return values;
+}
+
+}  // namespace telegate::sinks
