@@ -181,6 +181,12 @@ void read_admission(Section section, AdmissionConfig& admission) {
 void read_dedup(Section section, DedupConfig& dedup) {
   section.integer<std::size_t>("max_entries", dedup.max_entries, 0, 100'000'000);
   section.duration("window_s", dedup.window, 1, 86'400 * 7);
+  section.string("journal_topic", dedup.journal_topic);
+  if (!is_topic_safe(dedup.journal_topic)) {
+    throw ConfigError(section.key_path("journal_topic"), "must be 1-64 characters of [A-Za-z0-9._-]");
+  }
+  section.integer<int>("journal_partitions", dedup.journal_partitions, 1, 1000);
+  section.integer<int>("journal_replication_factor", dedup.journal_replication_factor, 1, 16);
   section.finish();
 }
 

@@ -79,6 +79,33 @@ void DedupWindow::evict(Shard& shard, Clock::time_point now) {
   }
 }
 
+void DedupWindow::restore(const std::vector<Key>& keys) {
+  for (const Key& key : keys) {
+    if (reserve(key) == Seen::no) settle({key}, true);
+  }
+}
+
+void DedupWindow::append_journal(const std::vector<Key>& keys, std::string& out) {
+  out.reserve(out.size() + keys.size() * 16);
+  for (const Key& key : keys) {
+    for (const std::uint64_t half : {key.high, key.low}) {
+      for (int shift = 0; shift < 64; shift += 8) out.push_back(static_cast<char>((half >> shift) & 0xff));
+    }
+  }
+}
+
+std::vector<DedupWindow::Key> DedupWindow::parse_journal(std::string_view journal) {
+  std::vector<Key> keys;
+  keys.reserve(journal.size() / 16);
+  auto read_half = [&](std::size_t at) {
+    std::uint64_t half = 0;
+    for (int byte = 7; byte >= 0; --byte) half = half << 8 | static_cast<unsigned char>(journal[at + static_cast<std::size_t>(byte)]);
+    return half;
+  };
+  for (std::size_t at = 0; at + 16 <= journal.size(); at += 16) keys.push_back(Key{read_half(at), read_half(at + 8)});
+  return keys;
+}
+
 std::size_t DedupWindow::size() const {
   std::size_t total = 0;
   for (const Shard& shard : shards_) {

@@ -11,6 +11,8 @@
 #include "telegate/gateway/admission.hpp"
 #include "telegate/gateway/auth.hpp"
 #include "telegate/gateway/catalog.hpp"
+#include "telegate/gateway/dedup.hpp"
+#include "telegate/sinks/kafka_admin.hpp"
 #include "telegate/gateway/listener.hpp"
 #include "telegate/gateway/metrics.hpp"
 #include "telegate/gateway/pipeline.hpp"
@@ -67,6 +69,39 @@ std::unique_ptr<sinks::Sink> make_sink(const GatewayConfig& config, Metrics& met
   return sinks::make_local_log_sink(config.sink.local_log, metrics.registry());
 }
 
+// The de-duplication journal: each instance writes the keys of its committed batches to one
+// partition of a shared topic (keyed by its instance id), in the same transaction as the
+// records, so that after a restart it knows what it had committed and acknowledged.
+void prepare_dedup_journal(GatewayConfig& config) {
+  const DedupConfig& dedup = config.dedup;
+  const auto retention_ms = std::chrono::duration_cast<std::chrono::milliseconds>(dedup.window).count() * 2;
+  sinks::ensure_topic(config.sink.kafka, dedup.journal_topic, dedup.journal_partitions, dedup.journal_replication_factor,
+                      {{"cleanup.policy", "delete"}, {"retention.ms", std::to_string(retention_ms)}});
+  sinks::KafkaSinkConfig& kafka = config.sink.kafka;
+  kafka.journal_topic = dedup.journal_topic;
+  kafka.journal_key = config.instance_id;
+  // FNV-1a, not std::hash: the partition must not move when the standard library changes.
+  std::uint64_t hash = 0xcbf29ce484222325ull;
+  for (const char c : config.instance_id) hash = (hash ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
+  kafka.journal_partition = static_cast<std::int32_t>(hash % static_cast<std::uint64_t>(dedup.journal_partitions));
+}
+
+void restore_dedup_window(const GatewayConfig& config, DedupWindow& window) {
+  const auto started = std::chrono::steady_clock::now();
+  const sinks::KafkaSinkConfig& kafka = config.sink.kafka;
+  const auto journals = sinks::read_key_since(kafka, kafka.journal_topic, kafka.journal_partition, kafka.journal_key,
+                                              std::chrono::system_clock::now() - config.dedup.window);
+  std::size_t keys = 0;
+  for (const std::string& journal : journals) {
+    const auto restored = DedupWindow::parse_journal(journal);
+    window.restore(restored);
+    keys += restored.size();
+  }
+  spdlog::info("dedup: {} committed msg_ids of the last {} s restored from {} in {} ms", keys, config.dedup.window.count(),
+               kafka.journal_topic,
+               std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count());
+}
+
 }  // namespace
 
 Gateway::Gateway(GatewayConfig config) : config_(std::move(config)) {}
@@ -85,11 +120,14 @@ int Gateway::run() {
   }
   InflightBudget budget(config_.admission.max_inflight_records, config_.admission.max_inflight_bytes);
 
+  const bool journal_dedup = config_.sink.kind == SinkKind::kafka && config_.dedup.max_entries > 0;
+  if (journal_dedup) prepare_dedup_journal(config_);
   std::unique_ptr<sinks::Sink> sink = make_sink(config_, metrics);
   sink->start();
   spdlog::info("sink {} started", sink->name());
 
   const IngestPipeline pipeline(config_, *sink, budget, metrics);
+  if (journal_dedup) restore_dedup_window(config_, pipeline.dedup());
   ListenerRegistry registry;
   register_builtin_listeners(registry);
   auto listeners = registry.create_all(ListenerContext{config_, catalog, pipeline, budget, metrics, *sink});

@@ -104,6 +104,7 @@ IngestPipeline::IngestPipeline(const GatewayConfig& config, sinks::Sink& sink, I
       sink_(sink),
       budget_(budget),
       dedup_(std::make_unique<DedupWindow>(config.dedup.max_entries, config.dedup.window)),
+      journal_dedup_(!config.sink.kafka.journal_topic.empty()),
       metrics_(metrics) {}
 
 IngestPipeline::~IngestPipeline() = default;
@@ -220,6 +221,7 @@ std::optional<IngestOutcome> PipelineWorker::ingest(const IngestRequest& request
   // sink → ack
   outcome.accepted = sink_batch.records.size() + outcome.duplicates;
   outcome.status = outcome.errors.empty() ? IngestStatus::accepted : IngestStatus::partially_accepted;
+  if (pipeline_.journal_dedup_) DedupWindow::append_journal(reserved, sink_batch.journal);
   // std::function needs a copyable callable; the permit and outcome move into shared state.
   auto state = std::make_shared<std::tuple<InflightBudget::Permit, IngestOutcome, IngestCallback, std::vector<DedupWindow::Key>>>(
       std::move(*permit), std::move(outcome), std::move(done), std::move(reserved));

@@ -335,6 +335,16 @@ TEST_CASE("a device's retries with the same msg_ids are acknowledged and written
 
   const auto metrics = testing::curl_get(gateway.url("/metrics"));
   CHECK(metrics.body.find("telegate_records_deduplicated_total{protocol=\"http\"} 5") != std::string::npos);
+
+  // Killed and restarted: the window comes back from the journal committed with the records,
+  // so a retry that reaches the new process is still not written twice.
+  gateway.signal(SIGKILL);
+  gateway.wait();
+  gateway.start();
+  gateway.wait_ready();
+  const auto after_restart = curl_post(url, "truck-1-token", "application/json", batch);
+  CHECK(after_restart.status == 200);
+  CHECK_MESSAGE(after_restart.body.find(R"("duplicates":2)") != std::string::npos, after_restart.body);
   gateway.signal(SIGTERM);
   CHECK(gateway.wait() == 0);
 

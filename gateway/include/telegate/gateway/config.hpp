@@ -83,6 +83,11 @@ struct HttpRoute {
 struct DedupConfig {
   std::size_t max_entries = 1'000'000;  // 0: off
   std::chrono::seconds window{600};
+  // With the Kafka sink, the keys of each committed batch go to this topic in the same
+  // transaction, and a restarted instance rebuilds its window from its own key.
+  std::string journal_topic = "_telegate_dedup";
+  int journal_partitions = 12;
+  int journal_replication_factor = 1;
 };
 
 struct DeviceTypeSample {

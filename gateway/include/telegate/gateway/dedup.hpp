@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <deque>
 #include <mutex>
+#include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
@@ -45,6 +46,14 @@ class DedupWindow {
   // The write of reserved keys succeeded (they become committed) or failed (forgotten, so the
   // device's retry is written).
   void settle(const std::vector<Key>& keys, bool committed);
+
+  // Committed keys recovered at start-up (from the journal written with each batch).
+  void restore(const std::vector<Key>& keys);
+
+  // The journal: keys as 16 bytes each, appended to `out` / read back (a trailing partial key
+  // is ignored).
+  static void append_journal(const std::vector<Key>& keys, std::string& out);
+  static std::vector<Key> parse_journal(std::string_view journal);
 
   std::size_t size() const;
   bool enabled() const noexcept { return max_entries_per_shard_ > 0; }

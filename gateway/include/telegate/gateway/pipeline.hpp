@@ -104,7 +104,7 @@ class IngestPipeline {
   ~IngestPipeline();
   // One worker per listener thread: workers own codec and envelope state.
   std::unique_ptr<PipelineWorker> make_worker() const;
-  const DedupWindow& dedup() const noexcept { return *dedup_; }
+  DedupWindow& dedup() const noexcept { return *dedup_; }
 
  private:
   friend class PipelineWorker;
@@ -112,6 +112,7 @@ class IngestPipeline {
   sinks::Sink& sink_;
   InflightBudget& budget_;
   std::unique_ptr<DedupWindow> dedup_;  // shared by every worker; thread-safe
+  bool journal_dedup_;                  // the sink keeps a journal of committed keys (Kafka)
   Metrics& metrics_;
 };
 
