@@ -1,7 +1,10 @@
 #include "coap/coap_listener.hpp"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -148,6 +151,73 @@ coap_address_t resolve(const std::string& host, std::uint16_t port, std::string_
   std::memcpy(&address.addr, found->ai_addr, found->ai_addrlen);
   freeaddrinfo(found);
   return address;
+}
+
+// The UDP socket libcoap bound to `bound`: libcoap 4.3.1 has no accessor for an endpoint's
+// descriptor, so the process's own descriptors are searched for a datagram socket with exactly
+// that local address. -1 when none matches.
+int find_bound_udp_socket(const coap_address_t& bound) {
+  DIR* fds = ::opendir("/proc/self/fd");
+  if (!fds) return -1;
+  int match = -1;
+  const int own = ::dirfd(fds);
+  while (const dirent* entry = ::readdir(fds)) {
+    char* end = nullptr;
+    const long number = std::strtol(entry->d_name, &end, 10);
+    if (end == entry->d_name || *end != '\0' || number == own || number < 0 || number > 1'000'000) continue;
+    const int fd = static_cast<int>(number);
+    int type = 0;
+    socklen_t type_length = sizeof type;
+    if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &type_length) != 0 || type != SOCK_DGRAM) continue;
+    sockaddr_storage local{};
+    socklen_t local_length = sizeof local;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_length) != 0) continue;
+    const sockaddr& want = bound.addr.sa;
+    if (local.ss_family != want.sa_family) continue;
+    if (want.sa_family == AF_INET) {
+      const auto& have = reinterpret_cast<const sockaddr_in&>(local);
+      if (have.sin_port == bound.addr.sin.sin_port && have.sin_addr.s_addr == bound.addr.sin.sin_addr.s_addr) match = fd;
+    } else if (want.sa_family == AF_INET6) {
+      const auto& have = reinterpret_cast<const sockaddr_in6&>(local);
+      if (have.sin6_port == bound.addr.sin6.sin6_port &&
+          std::memcmp(&have.sin6_addr, &bound.addr.sin6.sin6_addr, sizeof have.sin6_addr) == 0) {
+        match = fd;
+      }
+    }
+    if (match >= 0) break;
+  }
+  ::closedir(fds);
+  return match;
+}
+
+// Raises SO_RCVBUF of the endpoint's socket. A commit answers hundreds of devices at once, and
+// their ACKs and next requests arrive as one burst: with the kernel's default (~212 KB) the
+// excess is dropped and devices retransmit only after 2 s, 4 s, … Linux doubles the value
+// (bookkeeping) and caps the request at net.core.rmem_max; SO_RCVBUFFORCE passes the cap where
+// the process has CAP_NET_ADMIN. Logs what the kernel granted; never fails the start.
+void raise_receive_buffer(const coap_address_t& bound, std::size_t bytes, std::string_view what) {
+  if (bytes == 0) return;  // 0: keep the kernel's default
+  const int fd = find_bound_udp_socket(bound);
+  if (fd < 0) {
+    spdlog::warn("coap: cannot find the {} socket to set coap.socket_receive_buffer_bytes; the kernel default stays", what);
+    return;
+  }
+  const int asked = static_cast<int>(std::min<std::size_t>(bytes, std::size_t{1} << 30));
+  auto granted = [fd] {
+    int value = 0;
+    socklen_t length = sizeof value;
+    return ::getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &value, &length) == 0 ? value : 0;
+  };
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &asked, sizeof asked);
+  if (granted() / 2 < asked) ::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &asked, sizeof asked);
+  const int effective = granted() / 2;  // what the kernel reports is doubled
+  if (effective < asked) {
+    spdlog::warn("coap: {} receive buffer is {} bytes, not the {} of coap.socket_receive_buffer_bytes: the kernel caps it "
+                 "at net.core.rmem_max (raise it: sysctl -w net.core.rmem_max={})",
+                 what, effective, asked, asked);
+  } else {
+    spdlog::info("coap: {} receive buffer {} bytes", what, effective);
+  }
 }
 
 void log_from_libcoap(coap_log_t level, const char* message) {
@@ -616,6 +686,7 @@ void CoapListener::start() {
     if (!coap_new_endpoint(state.coap, &address, COAP_PROTO_UDP)) {
       throw std::runtime_error("coap.port: cannot listen on " + config.address + ":" + std::to_string(config.port));
     }
+    raise_receive_buffer(address, config.socket_receive_buffer_bytes, "udp");
   }
   if (config.dtls) {
     if (!coap_dtls_is_supported()) throw std::runtime_error("coap.dtls: this libcoap has no DTLS support");
@@ -629,6 +700,7 @@ void CoapListener::start() {
       throw std::runtime_error("coap.dtls_port: cannot listen on " + config.address + ":" +
                                std::to_string(config.dtls_port));
     }
+    raise_receive_buffer(address, config.socket_receive_buffer_bytes, "dtls");
   }
 
   // Every path is resolved per request against the current catalog (device types and their
