@@ -303,8 +303,8 @@ struct CoapListener::State {
   void handle(coap_session_t* session, const coap_pdu_t* request, const coap_string_t* query, coap_pdu_t* response);
   std::optional<Answer> authorize(coap_session_t* session, const coap_pdu_t* request, const coap_string_t* query,
                                   const Catalog& catalog, const DeviceIdentity*& device);
-  bool wait_for(const Pending& pending) const;
-  void drain_completions();
+  bool wait_for(const Pending& pending);
+  void drain_completions(const Pending* current = nullptr);
   void send_separate(Pending& pending);
   void run();
   const coap_bin_const_t* psk_for(const coap_bin_const_t* identity);
@@ -556,7 +556,10 @@ void CoapListener::State::handle(coap_session_t* session, const coap_pdu_t* requ
 // Waits up to coap.piggyback_wait_ms for the sink — but only while nothing else is waiting: a
 // readable libcoap descriptor (another datagram, a retransmission timer) ends the wait at once,
 // so under load every CON gets its empty ACK immediately and the I/O thread never idles.
-bool CoapListener::State::wait_for(const Pending& pending) const {
+// Completions of other requests that arrive meanwhile are answered at once, not after the wait:
+// otherwise one request waiting for the next commit held back the separate responses of the
+// commit that had just finished, by up to piggyback_wait_ms.
+bool CoapListener::State::wait_for(const Pending& pending) {
   const auto wait = context.config.coap.piggyback_wait;
   if (wait.count() == 0 || coap_fd < 0) return pending.done.load(std::memory_order_acquire);
   const auto deadline = Clock::now() + wait;
@@ -567,19 +570,29 @@ bool CoapListener::State::wait_for(const Pending& pending) const {
     const int ready = ::poll(fds, 2, static_cast<int>(remaining) + 1);
     if (ready < 0 && errno != EINTR) break;
     if (fds[0].revents & POLLIN) break;
-    if (fds[1].revents & POLLIN) drain_wake();  // drain_completions() runs after the handler anyway
+    if (fds[1].revents & POLLIN) {
+      drain_wake();
+      drain_completions(&pending);
+    }
   }
   return pending.done.load(std::memory_order_acquire);
 }
 
-// I/O thread: sends the separate responses whose completions have arrived.
-void CoapListener::State::drain_completions() {
+// I/O thread: sends the separate responses whose completions have arrived. `current`, the
+// request whose handler is waiting (wait_for), is left queued: its handler piggybacks the
+// answer, and the next drain skips it as answered.
+void CoapListener::State::drain_completions(const Pending* current) {
   std::vector<std::shared_ptr<Pending>> ready;
   {
     const std::lock_guard lock(completed_mutex);
     ready.swap(completed);
   }
   for (auto& pending : ready) {
+    if (pending.get() == current) {
+      const std::lock_guard lock(completed_mutex);
+      completed.push_back(std::move(pending));
+      continue;
+    }
     if (pending->answered) continue;
     send_separate(*pending);
   }
