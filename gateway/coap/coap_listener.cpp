@@ -1,7 +1,10 @@
 #include "coap/coap_listener.hpp"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -10,8 +13,12 @@
 #include <prometheus/counter.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <optional>
+#include <string>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -41,11 +48,13 @@ struct Answer {
   std::uint8_t code = code_byte(2, 4);
   std::optional<std::uint16_t> content_format;
   std::optional<std::uint32_t> max_age;
+  std::optional<std::uint32_t> block1;  // Block1 (RFC 7959): echoed in 2.31 and in the final answer
+  std::optional<std::uint32_t> size1;   // Size1: the limit, with 4.13 (RFC 7959 §2.9.3)
   std::string payload;
 };
 
 Answer diagnostic(int klass, int detail, std::string_view text, std::optional<std::uint32_t> max_age = {}) {
-  Answer answer{code_byte(klass, detail), std::uint16_t{0} /* text/plain */, max_age, std::string(text)};
+  Answer answer{code_byte(klass, detail), std::uint16_t{0} /* text/plain */, max_age, {}, {}, std::string(text)};
   if (answer.payload.size() > kMaxDiagnosticBytes) answer.payload.resize(kMaxDiagnosticBytes);
   return answer;
 }
@@ -71,9 +80,10 @@ std::string errors_json(const IngestOutcome& outcome) {
 
 Answer map_outcome(const IngestOutcome& outcome, std::uint32_t retry_after_s) {
   switch (outcome.status) {
-    case IngestStatus::accepted: return Answer{code_byte(2, 4), {}, {}, {}};
-    case IngestStatus::partially_accepted: return Answer{code_byte(2, 4), std::uint16_t{50}, {}, errors_json(outcome)};
-    case IngestStatus::all_rejected: return Answer{code_byte(4, 22), std::uint16_t{50}, {}, errors_json(outcome)};
+    case IngestStatus::accepted: return Answer{code_byte(2, 4), {}, {}, {}, {}, {}};
+    case IngestStatus::partially_accepted:
+      return Answer{code_byte(2, 4), std::uint16_t{50}, {}, {}, {}, errors_json(outcome)};
+    case IngestStatus::all_rejected: return Answer{code_byte(4, 22), std::uint16_t{50}, {}, {}, {}, errors_json(outcome)};
     case IngestStatus::malformed: {
       std::string text = "malformed payload: " + outcome.message;
       if (outcome.offset) text += " (at byte " + std::to_string(*outcome.offset) + ")";
@@ -88,6 +98,7 @@ Answer map_outcome(const IngestOutcome& outcome, std::uint32_t retry_after_s) {
   return diagnostic(5, 0, "internal error");
 }
 
+// Options in ascending number order (12, 14, 27, 60), as coap_add_option appends.
 void fill(coap_pdu_t* pdu, const Answer& answer) {
   coap_pdu_set_code(pdu, static_cast<coap_pdu_code_t>(answer.code));
   std::uint8_t buffer[4];
@@ -97,6 +108,12 @@ void fill(coap_pdu_t* pdu, const Answer& answer) {
   }
   if (answer.max_age) {
     coap_add_option(pdu, COAP_OPTION_MAXAGE, coap_encode_var_safe(buffer, sizeof buffer, *answer.max_age), buffer);
+  }
+  if (answer.block1) {
+    coap_add_option(pdu, COAP_OPTION_BLOCK1, coap_encode_var_safe(buffer, sizeof buffer, *answer.block1), buffer);
+  }
+  if (answer.size1) {
+    coap_add_option(pdu, COAP_OPTION_SIZE1, coap_encode_var_safe(buffer, sizeof buffer, *answer.size1), buffer);
   }
   if (!answer.payload.empty()) {
     coap_add_data(pdu, answer.payload.size(), reinterpret_cast<const std::uint8_t*>(answer.payload.data()));
@@ -136,6 +153,73 @@ coap_address_t resolve(const std::string& host, std::uint16_t port, std::string_
   return address;
 }
 
+// The UDP socket libcoap bound to `bound`: libcoap 4.3.1 has no accessor for an endpoint's
+// descriptor, so the process's own descriptors are searched for a datagram socket with exactly
+// that local address. -1 when none matches.
+int find_bound_udp_socket(const coap_address_t& bound) {
+  DIR* fds = ::opendir("/proc/self/fd");
+  if (!fds) return -1;
+  int match = -1;
+  const int own = ::dirfd(fds);
+  while (const dirent* entry = ::readdir(fds)) {
+    char* end = nullptr;
+    const long number = std::strtol(entry->d_name, &end, 10);
+    if (end == entry->d_name || *end != '\0' || number == own || number < 0 || number > 1'000'000) continue;
+    const int fd = static_cast<int>(number);
+    int type = 0;
+    socklen_t type_length = sizeof type;
+    if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &type_length) != 0 || type != SOCK_DGRAM) continue;
+    sockaddr_storage local{};
+    socklen_t local_length = sizeof local;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_length) != 0) continue;
+    const sockaddr& want = bound.addr.sa;
+    if (local.ss_family != want.sa_family) continue;
+    if (want.sa_family == AF_INET) {
+      const auto& have = reinterpret_cast<const sockaddr_in&>(local);
+      if (have.sin_port == bound.addr.sin.sin_port && have.sin_addr.s_addr == bound.addr.sin.sin_addr.s_addr) match = fd;
+    } else if (want.sa_family == AF_INET6) {
+      const auto& have = reinterpret_cast<const sockaddr_in6&>(local);
+      if (have.sin6_port == bound.addr.sin6.sin6_port &&
+          std::memcmp(&have.sin6_addr, &bound.addr.sin6.sin6_addr, sizeof have.sin6_addr) == 0) {
+        match = fd;
+      }
+    }
+    if (match >= 0) break;
+  }
+  ::closedir(fds);
+  return match;
+}
+
+// Raises SO_RCVBUF of the endpoint's socket. A commit answers hundreds of devices at once, and
+// their ACKs and next requests arrive as one burst: with the kernel's default (~212 KB) the
+// excess is dropped and devices retransmit only after 2 s, 4 s, … Linux doubles the value
+// (bookkeeping) and caps the request at net.core.rmem_max; SO_RCVBUFFORCE passes the cap where
+// the process has CAP_NET_ADMIN. Logs what the kernel granted; never fails the start.
+void raise_receive_buffer(const coap_address_t& bound, std::size_t bytes, std::string_view what) {
+  if (bytes == 0) return;  // 0: keep the kernel's default
+  const int fd = find_bound_udp_socket(bound);
+  if (fd < 0) {
+    spdlog::warn("coap: cannot find the {} socket to set coap.socket_receive_buffer_bytes; the kernel default stays", what);
+    return;
+  }
+  const int asked = static_cast<int>(std::min<std::size_t>(bytes, std::size_t{1} << 30));
+  auto granted = [fd] {
+    int value = 0;
+    socklen_t length = sizeof value;
+    return ::getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &value, &length) == 0 ? value : 0;
+  };
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &asked, sizeof asked);
+  if (granted() / 2 < asked) ::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &asked, sizeof asked);
+  const int effective = granted() / 2;  // what the kernel reports is doubled
+  if (effective < asked) {
+    spdlog::warn("coap: {} receive buffer is {} bytes, not the {} of coap.socket_receive_buffer_bytes: the kernel caps it "
+                 "at net.core.rmem_max (raise it: sysctl -w net.core.rmem_max={})",
+                 what, effective, asked, asked);
+  } else {
+    spdlog::info("coap: {} receive buffer {} bytes", what, effective);
+  }
+}
+
 void log_from_libcoap(coap_log_t level, const char* message) {
   std::string_view text(message);
   while (!text.empty() && text.back() == '\n') text.remove_suffix(1);
@@ -157,6 +241,7 @@ struct Pending {
   std::string dedup_key;
   bool confirmable = true;
   std::vector<std::uint8_t> token;
+  std::optional<std::uint32_t> block1;  // the last block of a Block1 request, echoed in the answer
   coap_session_t* session = nullptr;  // referenced while a separate response is owed
   std::shared_ptr<const Catalog> catalog;  // the snapshot the request was authenticated against
   IngestOutcome outcome;
@@ -165,8 +250,13 @@ struct Pending {
 };
 
 struct CoapListener::State {
-  explicit State(const ListenerContext& listener_context) : context(listener_context),
-      recent(listener_context.config.coap.dedup_max_entries) {}
+  explicit State(const ListenerContext& listener_context)
+      : context(listener_context),
+        recent(listener_context.config.coap.dedup_max_entries),
+        blocks(coap::Block1Transfers::Limits{
+            listener_context.config.coap.max_body_bytes, listener_context.config.coap.max_block_transfers,
+            listener_context.config.coap.block_transfer_memory_bytes,
+            listener_context.config.coap.block_transfer_timeout}) {}
 
   const ListenerContext context;
   coap_context_t* coap = nullptr;
@@ -175,6 +265,7 @@ struct CoapListener::State {
   std::thread thread;
   std::unique_ptr<PipelineWorker> pipeline;
   coap::RecentMessages recent;
+  coap::Block1Transfers blocks;  // Block1 bodies being received (telegate's own reassembly)
   std::unordered_map<Pending*, std::shared_ptr<Pending>> outstanding;  // separate responses owed
 
   std::mutex completed_mutex;
@@ -212,8 +303,8 @@ struct CoapListener::State {
   void handle(coap_session_t* session, const coap_pdu_t* request, const coap_string_t* query, coap_pdu_t* response);
   std::optional<Answer> authorize(coap_session_t* session, const coap_pdu_t* request, const coap_string_t* query,
                                   const Catalog& catalog, const DeviceIdentity*& device);
-  bool wait_for(const Pending& pending) const;
-  void drain_completions();
+  bool wait_for(const Pending& pending);
+  void drain_completions(const Pending* current = nullptr);
   void send_separate(Pending& pending);
   void run();
   const coap_bin_const_t* psk_for(const coap_bin_const_t* identity);
@@ -295,11 +386,12 @@ void CoapListener::State::handle(coap_session_t* session, const coap_pdu_t* requ
 
   // A retransmission (same endpoint, same message id) is answered as the original was, never
   // ingested twice. Pending or answered separately: an empty ACK (CON) / nothing (NON).
-  const std::string key = coap::RecentMessages::key(endpoint_bytes(session), static_cast<std::uint16_t>(coap_pdu_get_mid(request)));
+  const std::string endpoint = endpoint_bytes(session);
+  const std::string key = coap::RecentMessages::key(endpoint, static_cast<std::uint16_t>(coap_pdu_get_mid(request)));
   if (const coap::RecentAnswer* seen = recent.find(key, now)) {
     duplicates->Increment();
     if (confirmable_request && seen->state == coap::RecentAnswer::State::piggybacked) {
-      fill(response, Answer{seen->code, seen->content_format, seen->max_age, seen->payload});
+      fill(response, Answer{seen->code, seen->content_format, seen->max_age, seen->block1, seen->size1, seen->payload});
     }
     return;
   }
@@ -313,6 +405,8 @@ void CoapListener::State::handle(coap_session_t* session, const coap_pdu_t* requ
     remembered.code = answer.code;
     remembered.content_format = answer.content_format;
     remembered.max_age = answer.max_age;
+    remembered.block1 = answer.block1;
+    remembered.size1 = answer.size1;
     remembered.payload = answer.payload;
   };
 
@@ -360,21 +454,69 @@ void CoapListener::State::handle(coap_session_t* session, const coap_pdu_t* requ
                                             std::string(coap::supported_content_formats())));
   }
 
+  // The body: this datagram's payload, or (Block1) the reassembled blocks. libcoap's block mode
+  // is off, so the handler sees every block as it arrives and refuses at the first one that
+  // crosses coap.max_body_bytes (or at block 0 when Size1 announces more).
   std::size_t length = 0;
   const std::uint8_t* data = nullptr;
-  std::size_t offset = 0;
-  std::size_t total = 0;
-  if (!coap_get_data_large(request, &length, &data, &offset, &total)) {
-    length = 0;
-    total = 0;
+  if (!coap_get_data(request, &length, &data)) length = 0;
+  const std::string_view payload = length ? std::string_view(reinterpret_cast<const char*>(data), length)
+                                          : std::string_view();
+  std::optional<std::size_t> size1;
+  if (const coap_opt_t* size_option = coap_check_option(request, COAP_OPTION_SIZE1, &options)) {
+    size1 = coap_decode_var_bytes(coap_opt_value(size_option), coap_opt_length(size_option));
   }
   const std::size_t limit = context.config.coap.max_body_bytes;
-  if (total > limit || length > limit || offset != 0 || length != total) {
-    // offset/length mismatch: libcoap handed over only part of a body; never ingest a fragment.
-    Answer too_large = diagnostic(4, 13, "the payload exceeds coap.max_body_bytes (" + std::to_string(limit) + " bytes)");
-    return answer_now(too_large);
+  const auto too_large = [&] {
+    Answer answer = diagnostic(4, 13, "the payload exceeds coap.max_body_bytes (" + std::to_string(limit) + " bytes)");
+    answer.size1 = static_cast<std::uint32_t>(limit);
+    return answer;
+  };
+  std::string assembled;  // a complete Block1 body
+  std::optional<std::uint32_t> final_block;
+  std::string_view body = payload;
+  if (const coap_opt_t* block_option = coap_check_option(request, COAP_OPTION_BLOCK1, &options)) {
+    const auto block = coap::decode_block1(coap_decode_var_bytes(coap_opt_value(block_option), coap_opt_length(block_option)));
+    if (!block) return answer_now(diagnostic(4, 0, "Block1: BERT (SZX 7) needs a reliable transport; use SZX 0..6"));
+    // What identifies the transfer besides the endpoint (RFC 7959 §2.4, RFC 9175 Request-Tag):
+    // a block for another path, query, Content-Format or tag does not continue this one.
+    std::string transfer = path;
+    transfer.push_back('\0');
+    if (query) transfer.append(reinterpret_cast<const char*>(query->s), query->length);
+    transfer.push_back('\0');
+    transfer += std::to_string(format);
+    if (const coap_opt_t* tag = coap_check_option(request, COAP_OPTION_RTAG, &options)) {
+      transfer.push_back('\0');
+      transfer.append(reinterpret_cast<const char*>(coap_opt_value(tag)), coap_opt_length(tag));
+    }
+    coap::BlockResult result = blocks.add(endpoint, transfer, *block, size1, payload, now);
+    switch (result.verdict) {
+      case coap::BlockVerdict::next: {
+        Answer next{code_byte(2, 31), {}, {}, block->encode(), {}, {}};
+        return answer_now(next);
+      }
+      case coap::BlockVerdict::too_large: return answer_now(too_large());
+      case coap::BlockVerdict::incomplete:
+        return answer_now(diagnostic(4, 8, "Block1: block " + std::to_string(block->num) +
+                                               " does not continue a transfer in progress; start again at block 0"));
+      case coap::BlockVerdict::bad_block:
+        return answer_now(diagnostic(4, 0, "Block1: a block with M=1 must carry exactly its block size"));
+      case coap::BlockVerdict::busy:
+        metrics().reject(RejectReason::overloaded, 1);
+        return answer_now(diagnostic(5, 3, "too many Block1 transfers in progress; retry later", retry_after));
+      case coap::BlockVerdict::complete: break;
+    }
+    assembled = std::move(result.body);
+    body = assembled;
+    final_block = coap::Block1{block->num, false, block->szx}.encode();
+  } else if (length > limit || (size1 && *size1 > limit)) {
+    return answer_now(too_large());
   }
-  const std::string_view body(reinterpret_cast<const char*>(data), length);
+  // The final answer to a Block1 request echoes its last block (RFC 7959 §2.3).
+  const auto with_block = [&](Answer answer) {
+    answer.block1 = final_block;
+    return answer;
+  };
 
   auto pending = std::make_shared<Pending>();
   pending->dedup_key = key;
@@ -394,17 +536,18 @@ void CoapListener::State::handle(coap_session_t* session, const coap_pdu_t* requ
       });
   if (immediate) {
     --in_flight;
-    return answer_now(map_outcome(*immediate, retry_after));
+    return answer_now(with_block(map_outcome(*immediate, retry_after)));
   }
   if (confirmable_request && wait_for(*pending)) {
     pending->answered = true;  // drain_completions() will skip it
     --in_flight;
     piggybacked->Increment();
-    return answer_now(map_outcome(pending->outcome, retry_after));
+    return answer_now(with_block(map_outcome(pending->outcome, retry_after)));
   }
   // Owed later: a CON gets its empty ACK now (the handler leaves the code empty), a NON nothing.
   const coap_bin_const_t token = coap_pdu_get_token(request);
   pending->token.assign(token.s, token.s + token.length);
+  pending->block1 = final_block;
   pending->session = coap_session_reference(session);
   outstanding.emplace(pending.get(), pending);
   if (!confirmable_request) coap_pdu_set_type(response, COAP_MESSAGE_NON);
@@ -413,7 +556,10 @@ void CoapListener::State::handle(coap_session_t* session, const coap_pdu_t* requ
 // Waits up to coap.piggyback_wait_ms for the sink — but only while nothing else is waiting: a
 // readable libcoap descriptor (another datagram, a retransmission timer) ends the wait at once,
 // so under load every CON gets its empty ACK immediately and the I/O thread never idles.
-bool CoapListener::State::wait_for(const Pending& pending) const {
+// Completions of other requests that arrive meanwhile are answered at once, not after the wait:
+// otherwise one request waiting for the next commit held back the separate responses of the
+// commit that had just finished, by up to piggyback_wait_ms.
+bool CoapListener::State::wait_for(const Pending& pending) {
   const auto wait = context.config.coap.piggyback_wait;
   if (wait.count() == 0 || coap_fd < 0) return pending.done.load(std::memory_order_acquire);
   const auto deadline = Clock::now() + wait;
@@ -424,19 +570,29 @@ bool CoapListener::State::wait_for(const Pending& pending) const {
     const int ready = ::poll(fds, 2, static_cast<int>(remaining) + 1);
     if (ready < 0 && errno != EINTR) break;
     if (fds[0].revents & POLLIN) break;
-    if (fds[1].revents & POLLIN) drain_wake();  // drain_completions() runs after the handler anyway
+    if (fds[1].revents & POLLIN) {
+      drain_wake();
+      drain_completions(&pending);
+    }
   }
   return pending.done.load(std::memory_order_acquire);
 }
 
-// I/O thread: sends the separate responses whose completions have arrived.
-void CoapListener::State::drain_completions() {
+// I/O thread: sends the separate responses whose completions have arrived. `current`, the
+// request whose handler is waiting (wait_for), is left queued: its handler piggybacks the
+// answer, and the next drain skips it as answered.
+void CoapListener::State::drain_completions(const Pending* current) {
   std::vector<std::shared_ptr<Pending>> ready;
   {
     const std::lock_guard lock(completed_mutex);
     ready.swap(completed);
   }
   for (auto& pending : ready) {
+    if (pending.get() == current) {
+      const std::lock_guard lock(completed_mutex);
+      completed.push_back(std::move(pending));
+      continue;
+    }
     if (pending->answered) continue;
     send_separate(*pending);
   }
@@ -447,7 +603,8 @@ void CoapListener::State::send_separate(Pending& pending) {
   --in_flight;
   separate->Increment();
   const std::uint32_t retry_after = static_cast<std::uint32_t>(context.config.admission.retry_after.count());
-  const Answer answer = map_outcome(pending.outcome, retry_after);
+  Answer answer = map_outcome(pending.outcome, retry_after);
+  answer.block1 = pending.block1;
   count_answer(answer);
   if (coap::RecentAnswer* remembered = recent.find(pending.dedup_key, Clock::now())) {
     remembered->state = coap::RecentAnswer::State::separate;
@@ -531,7 +688,10 @@ void CoapListener::start() {
   state.coap = coap_new_context(nullptr);
   if (!state.coap) throw std::runtime_error("coap: cannot create a libcoap context");
   coap_set_app_data(state.coap, &state);
-  coap_context_set_block_mode(state.coap, COAP_BLOCK_USE_LIBCOAP | COAP_BLOCK_SINGLE_BODY);
+  // No libcoap block mode: with COAP_BLOCK_USE_LIBCOAP | COAP_BLOCK_SINGLE_BODY, libcoap 4.3.1
+  // reassembles the whole body (allocating what Size1 announces) before the handler can refuse
+  // it; without SINGLE_BODY it still keeps per-session state the handler cannot bound. The
+  // handler gets every Block1 block as it is and coap::Block1Transfers reassembles.
   coap_context_set_max_idle_sessions(state.coap, static_cast<unsigned int>(config.max_sessions));
 
   if (config.port != 0) {
@@ -539,6 +699,7 @@ void CoapListener::start() {
     if (!coap_new_endpoint(state.coap, &address, COAP_PROTO_UDP)) {
       throw std::runtime_error("coap.port: cannot listen on " + config.address + ":" + std::to_string(config.port));
     }
+    raise_receive_buffer(address, config.socket_receive_buffer_bytes, "udp");
   }
   if (config.dtls) {
     if (!coap_dtls_is_supported()) throw std::runtime_error("coap.dtls: this libcoap has no DTLS support");
@@ -552,6 +713,7 @@ void CoapListener::start() {
       throw std::runtime_error("coap.dtls_port: cannot listen on " + config.address + ":" +
                                std::to_string(config.dtls_port));
     }
+    raise_receive_buffer(address, config.socket_receive_buffer_bytes, "dtls");
   }
 
   // Every path is resolved per request against the current catalog (device types and their

@@ -165,7 +165,16 @@ void read_coap(Section section, CoapListenerConfig& coap) {
   section.duration("piggyback_wait_ms", coap.piggyback_wait, 0, 1'500);
   section.integer<std::size_t>("max_sessions", coap.max_sessions, 1, 1'000'000);
   section.integer<std::size_t>("dedup_max_entries", coap.dedup_max_entries, 16, 10'000'000);
+  section.integer<std::size_t>("max_block_transfers", coap.max_block_transfers, 1, 1'000'000);
+  section.integer<std::size_t>("block_transfer_memory_bytes", coap.block_transfer_memory_bytes, 64,
+                               std::size_t{16} << 30);
+  section.duration("block_transfer_timeout_s", coap.block_transfer_timeout, 1, 3600);
+  section.integer<std::size_t>("socket_receive_buffer_bytes", coap.socket_receive_buffer_bytes, 0, 1u << 30);
   section.finish();
+  if (coap.block_transfer_memory_bytes < coap.max_body_bytes) {
+    // Otherwise a body that max_body_bytes allows could never be reassembled.
+    throw ConfigError(section.key_path("block_transfer_memory_bytes"), "must be at least coap.max_body_bytes");
+  }
   if (coap.enabled && coap.dtls && coap.port != 0 && coap.port == coap.dtls_port) {
     throw ConfigError(section.key_path("dtls_port"), "must differ from coap.port");
   }

@@ -55,6 +55,121 @@ TEST_CASE("recent messages: a repeated (endpoint, id) is found; other endpoints 
   }
 }
 
+TEST_CASE("Block1 option values: number, More, size; BERT is refused on UDP") {
+  const auto block = coap::decode_block1(0x2a);  // num 2, M=1, SZX 2 (64 bytes)
+  REQUIRE(block.has_value());
+  CHECK(block->num == 2);
+  CHECK(block->more);
+  CHECK(block->size() == 64);
+  CHECK(block->offset() == 128);
+  CHECK(block->encode() == 0x2a);
+  CHECK_FALSE(coap::decode_block1(0x07).has_value());
+  CHECK_FALSE(coap::decode_block1(0x1000000).has_value());
+}
+
+namespace {
+// Block `num` of 64-byte blocks (SZX 2), filled with `fill`.
+std::string chunk(char fill, std::size_t size = 64) { return std::string(size, fill); }
+coap::Block1 b64(std::uint32_t num, bool more) { return coap::Block1{num, more, 2}; }
+}  // namespace
+
+TEST_CASE("Block1 reassembly: in order, bounded per body, per table and per endpoint") {
+  using coap::BlockVerdict;
+  const auto t0 = coap::Block1Transfers::Clock::now();
+  coap::Block1Transfers::Limits limits;
+  limits.max_body_bytes = 200;
+  limits.max_transfers = 3;
+  limits.max_total_bytes = 1000;
+  limits.idle_timeout = std::chrono::seconds(30);
+  coap::Block1Transfers table(limits);
+
+  SUBCASE("blocks in order make the body; the table is empty afterwards") {
+    CHECK(table.add("ep", "/v1", b64(0, true), std::nullopt, chunk('a'), t0).verdict == BlockVerdict::next);
+    CHECK(table.add("ep", "/v1", b64(1, true), std::nullopt, chunk('b'), t0).verdict == BlockVerdict::next);
+    CHECK(table.transfers() == 1);
+    CHECK(table.bytes() >= 128);
+    const auto done = table.add("ep", "/v1", b64(2, false), std::nullopt, "tail", t0);
+    CHECK(done.verdict == BlockVerdict::complete);
+    CHECK(done.body == chunk('a') + chunk('b') + "tail");
+    CHECK(table.transfers() == 0);
+    CHECK(table.bytes() == 0);
+  }
+  SUBCASE("refused at the block that crosses max_body_bytes, and the buffer is freed") {
+    CHECK(table.add("ep", "/v1", b64(0, true), std::nullopt, chunk('a'), t0).verdict == BlockVerdict::next);
+    CHECK(table.add("ep", "/v1", b64(1, true), std::nullopt, chunk('b'), t0).verdict == BlockVerdict::next);
+    CHECK(table.add("ep", "/v1", b64(2, true), std::nullopt, chunk('c'), t0).verdict == BlockVerdict::next);  // 192
+    CHECK(table.add("ep", "/v1", b64(3, true), std::nullopt, chunk('d'), t0).verdict == BlockVerdict::too_large);
+    CHECK(table.transfers() == 0);
+    CHECK(table.bytes() == 0);
+    // What follows belongs to no transfer.
+    CHECK(table.add("ep", "/v1", b64(4, false), std::nullopt, "x", t0).verdict == BlockVerdict::incomplete);
+  }
+  SUBCASE("Size1 above the limit is refused at block 0, before anything is stored") {
+    CHECK(table.add("ep", "/v1", b64(0, true), 100'000, chunk('a'), t0).verdict == BlockVerdict::too_large);
+    CHECK(table.transfers() == 0);
+    CHECK(table.add("ep", "/v1", b64(0, true), 150, chunk('a'), t0).verdict == BlockVerdict::next);
+    CHECK(table.bytes() <= limits.max_body_bytes);
+  }
+  SUBCASE("a gap, a block without block 0, or an old block: 4.08 and the transfer is gone") {
+    CHECK(table.add("ep", "/v1", b64(1, true), std::nullopt, chunk('b'), t0).verdict == BlockVerdict::incomplete);
+    CHECK(table.add("ep", "/v1", b64(0, true), std::nullopt, chunk('a'), t0).verdict == BlockVerdict::next);
+    CHECK(table.add("ep", "/v1", b64(2, true), std::nullopt, chunk('c'), t0).verdict == BlockVerdict::incomplete);
+    CHECK(table.transfers() == 0);
+  }
+  SUBCASE("a non-final block must be exactly its size") {
+    CHECK(table.add("ep", "/v1", b64(0, true), std::nullopt, chunk('a', 10), t0).verdict == BlockVerdict::bad_block);
+    CHECK(table.add("ep", "/v1", b64(0, true), std::nullopt, chunk('a'), t0).verdict == BlockVerdict::next);
+    CHECK(table.add("ep", "/v1", b64(1, true), std::nullopt, chunk('b', 63), t0).verdict == BlockVerdict::bad_block);
+    CHECK(table.transfers() == 0);
+  }
+  SUBCASE("block 0 starts over; a single block with M=0 is a whole body") {
+    CHECK(table.add("ep", "/v1", b64(0, true), std::nullopt, chunk('a'), t0).verdict == BlockVerdict::next);
+    CHECK(table.add("ep", "/v1", b64(0, true), std::nullopt, chunk('z'), t0).verdict == BlockVerdict::next);
+    const auto done = table.add("ep", "/v1", b64(1, false), std::nullopt, "!", t0);
+    CHECK(done.body == chunk('z') + "!");
+    const auto single = table.add("ep", "/v1", b64(0, false), std::nullopt, "whole", t0);
+    CHECK(single.verdict == BlockVerdict::complete);
+    CHECK(single.body == "whole");
+    CHECK(table.transfers() == 0);
+  }
+  SUBCASE("transfers are told apart by endpoint and request; the table's count is bounded") {
+    CHECK(table.add("ep1", "/v1", b64(0, true), std::nullopt, chunk('a'), t0).verdict == BlockVerdict::next);
+    CHECK(table.add("ep2", "/v1", b64(0, true), std::nullopt, chunk('b'), t0).verdict == BlockVerdict::next);
+    CHECK(table.add("ep1", "/trk", b64(0, true), std::nullopt, chunk('c'), t0).verdict == BlockVerdict::next);
+    CHECK(table.add("ep3", "/v1", b64(0, true), std::nullopt, chunk('d'), t0).verdict == BlockVerdict::busy);
+    CHECK(table.transfers() == 3);
+    CHECK(table.add("ep2", "/v1", b64(1, false), std::nullopt, "2", t0).body == chunk('b') + "2");
+    CHECK(table.add("ep1", "/v1", b64(1, false), std::nullopt, "1", t0).body == chunk('a') + "1");
+    CHECK(table.add("ep1", "/trk", b64(1, false), std::nullopt, "t", t0).body == chunk('c') + "t");
+  }
+  SUBCASE("the bytes of all transfers together are bounded") {
+    limits.max_transfers = 100;
+    limits.max_total_bytes = 300;  // room for one 200-byte body, not two
+    coap::Block1Transfers small(limits);
+    CHECK(small.add("ep1", "/v1", b64(0, true), 200, chunk('a'), t0).verdict == BlockVerdict::next);
+    CHECK(small.add("ep2", "/v1", b64(0, true), 200, chunk('b'), t0).verdict == BlockVerdict::busy);
+    CHECK(small.bytes() <= 300);
+  }
+  SUBCASE("one endpoint holds at most kPerEndpoint transfers") {
+    limits.max_transfers = 100;
+    coap::Block1Transfers wide(limits);
+    for (std::size_t i = 0; i < coap::Block1Transfers::kPerEndpoint; ++i) {
+      CHECK(wide.add("ep", "tag" + std::to_string(i), b64(0, true), std::nullopt, chunk('a'), t0).verdict ==
+            BlockVerdict::next);
+    }
+    CHECK(wide.add("ep", "tag-more", b64(0, true), std::nullopt, chunk('a'), t0).verdict == BlockVerdict::busy);
+    CHECK(wide.add("other", "tag0", b64(0, true), std::nullopt, chunk('a'), t0).verdict == BlockVerdict::next);
+  }
+  SUBCASE("idle transfers expire and free their bytes") {
+    CHECK(table.add("ep", "/v1", b64(0, true), std::nullopt, chunk('a'), t0).verdict == BlockVerdict::next);
+    table.expire(t0 + std::chrono::seconds(31));
+    CHECK(table.transfers() == 0);
+    CHECK(table.bytes() == 0);
+    CHECK(table.add("ep", "/v1", b64(1, false), std::nullopt, "x", t0 + std::chrono::seconds(31)).verdict ==
+          BlockVerdict::incomplete);
+  }
+}
+
 TEST_CASE("DTLS-PSK identities: bare device id when unambiguous, tenant/id always; key = hex token digest") {
   const std::string yaml = "device_types: [{name: tracker}]\n"
                            "tenants:\n"
@@ -97,6 +212,9 @@ TEST_CASE("coap config: defaults, device-type paths, and errors that name the ke
   CHECK(config.coap.port == 6000);
   CHECK_FALSE(config.coap.allow_token_query);
   CHECK(config.coap.piggyback_wait == std::chrono::milliseconds(10));
+  CHECK(defaults.coap.max_block_transfers == 256);
+  CHECK(defaults.coap.block_transfer_memory_bytes == 16u << 20);
+  CHECK(defaults.coap.socket_receive_buffer_bytes == 4u << 20);
   REQUIRE(config.device_types[0].coap.has_value());
   CHECK(config.device_types[0].coap->path == "/sensors/env");
 
@@ -112,6 +230,8 @@ TEST_CASE("coap config: defaults, device-type paths, and errors that name the ke
   CHECK(error_of("coap: {enabled: true, dtls: true, port: 7000, dtls_port: 7000}\n").find("coap.dtls_port") !=
         std::string::npos);
   CHECK(error_of("coap: {piggyback_wait_ms: 99999}\n").find("coap.piggyback_wait_ms") != std::string::npos);
+  CHECK(error_of("coap: {max_body_bytes: 4096, block_transfer_memory_bytes: 1024}\n")
+            .find("coap.block_transfer_memory_bytes") != std::string::npos);
   CHECK(error_of("device_types: [{name: x, coap: {path: /v1/telemetry}}]\n").find("coap.path") != std::string::npos);
   CHECK(error_of("device_types: [{name: x, coap: {path: nope}}]\n").find("coap.path") != std::string::npos);
 }

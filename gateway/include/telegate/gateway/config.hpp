@@ -45,7 +45,15 @@ struct CoapListenerConfig {
   bool dtls = false;               // DTLS-PSK endpoint (PSK identity = device id, key = SHA-256 of the token)
   std::uint16_t dtls_port = 5684;
   bool allow_token_query = true;   // plain UDP: ?t=<device token> (Uri-Query) authenticates
-  std::size_t max_body_bytes = 64u << 10;  // after Block1 reassembly
+  std::size_t max_body_bytes = 64u << 10;  // after Block1 reassembly; refused at the block that crosses it
+  // Block1 reassembly is telegate's own (libcoap 4.3.1 would hold any body a client announces):
+  // at most this many transfers at once, holding at most this many bytes together; beyond, 5.03.
+  std::size_t max_block_transfers = 256;
+  std::size_t block_transfer_memory_bytes = 16u << 20;
+  std::chrono::seconds block_transfer_timeout{60};  // idle transfers are dropped (next block: 4.08)
+  // SO_RCVBUF of the UDP/DTLS sockets: a commit answers hundreds of devices at once, and their
+  // ACKs and next requests arrive as one burst (the kernel caps it at net.core.rmem_max).
+  std::size_t socket_receive_buffer_bytes = 4u << 20;
   // A confirmable request waits this long for the sink before the empty ACK goes out (then a
   // separate response follows); cut short as soon as another datagram is waiting.
   std::chrono::milliseconds piggyback_wait{300};
