@@ -10,41 +10,11 @@ records=${1:-200000}
 devices=${2:-64}
 coap_batch=${3:-4}     # 4 records ≈ 500 bytes: one datagram, no Block1
 http_batch=${4:-4}     # the same request size over HTTP, for a like-for-like comparison
-build=${TELEGATE_BENCH_BUILD:-build/release}
+source bench/gateway_lib.sh
+bench_setup
+coap_port=$(free_port udp)
+start_gateway bench-coap "coap: {enabled: true, address: 127.0.0.1, port: $coap_port}"
 
-if [[ -z ${TELEGATE_BENCH_BUILD:-} ]]; then
-  cmake --preset release >/dev/null
-  cmake --build --preset release -j1 --target telegate telegate-sim telegate-bench >/dev/null
-fi
-scripts/kafka/kafka.sh start >/dev/null
-bootstrap=$(scripts/kafka/kafka.sh bootstrap)
-
-work=$(mktemp -d)
-trap 'kill $gateway_pid 2>/dev/null || true; rm -rf "$work"' EXIT
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-coap_port=$(python3 -c 'import socket; s=socket.socket(type=socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-run_id=$(date +%s)
-{
-  echo "instance_id: bench-coap-$run_id"
-  echo "log_level: warn"
-  echo "http: {address: 127.0.0.1, port: $port}"
-  echo "coap: {enabled: true, address: 127.0.0.1, port: $coap_port}"
-  echo "sink:"
-  echo "  type: kafka"
-  echo "  topic_template: \"bench.$run_id.{type}\""
-  echo "  kafka: {bootstrap_servers: \"$bootstrap\"}"
-  echo "device_types: [{name: tracker, codec: json}]"
-  $build/firmware-sim/telegate-sim provision --devices "$devices"
-} >"$work/telegate.yaml"
-
-$build/gateway/telegate --config "$work/telegate.yaml" 2>"$work/telegate.log" &
-gateway_pid=$!
-for _ in $(seq 1 100); do
-  curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break
-  sleep 0.2
-done
-
-cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
 # Warm-up of both paths: topic creation and producer set-up are not what we measure.
 $build/firmware-sim/telegate-sim http --url "http://127.0.0.1:$port/v1/telemetry" --devices "$devices" \
   --connections "$devices" --batch "$http_batch" --records 5000 >/dev/null || true

@@ -10,37 +10,10 @@ records=${1:-1000000}
 batch=${2:-250}
 connections=${3:-64}
 devices=${4:-64}
-build=build/release
+source bench/gateway_lib.sh
+bench_setup
+start_gateway bench
 
-cmake --preset release >/dev/null
-cmake --build --preset release -j"$(nproc)" --target telegate telegate-sim telegate-bench >/dev/null
-scripts/kafka/kafka.sh start >/dev/null
-bootstrap=$(scripts/kafka/kafka.sh bootstrap)
-
-work=$(mktemp -d)
-trap 'kill $gateway_pid 2>/dev/null || true; rm -rf "$work"' EXIT
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-run_id=$(date +%s)
-{
-  echo "instance_id: bench-$run_id"
-  echo "log_level: warn"
-  echo "http: {address: 127.0.0.1, port: $port}"
-  echo "sink:"
-  echo "  type: kafka"
-  echo "  topic_template: \"bench.$run_id.{type}\""
-  echo "  kafka: {bootstrap_servers: \"$bootstrap\"}"
-  echo "device_types: [{name: tracker, codec: json}]"
-  $build/firmware-sim/telegate-sim provision --devices "$devices"
-} >"$work/telegate.yaml"
-
-$build/gateway/telegate --config "$work/telegate.yaml" 2>"$work/telegate.log" &
-gateway_pid=$!
-for _ in $(seq 1 100); do
-  curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break
-  sleep 0.2
-done
-
-cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
 # Warm-up: topic creation, producer and connection set-up are not what we measure.
 $build/firmware-sim/telegate-sim http --url "http://127.0.0.1:$port/v1/telemetry" --devices "$devices" \
   --connections "$connections" --batch "$batch" --records 20000 >/dev/null || true

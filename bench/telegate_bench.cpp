@@ -468,7 +468,8 @@ int coap_load(int argc, char** argv) {
   std::size_t in_flight = 0;
   std::vector<double> latencies;
   std::map<std::string, std::size_t> outcomes;
-  std::uint64_t sequence = 0;
+  // Unique per run: the gateway de-duplicates by msg_id, and warm-up runs come first.
+  std::uint64_t sequence = static_cast<std::uint64_t>(std::random_device{}()) << 32;
   const std::int64_t base_ms = now_ms() - 60'000;
 
   auto send_next = [&](CoapDevice& device) {

@@ -92,11 +92,25 @@ struct LoadOptions {
 
 // One keep-alive connection posting batches in a loop. Lives until the record budget is spent;
 // runs on the single io_context thread.
+// Random per process, in hex.
+const std::string& run_nonce() {
+  static const std::string nonce = [] {
+    char text[17];
+    std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(std::random_device{}()) << 32 |
+                                                    std::random_device{}());
+    return std::string(text);
+  }();
+  return nonce;
+}
+
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(asio::io_context& io, const LoadOptions& options, std::size_t index, std::size_t& remaining, Stats& stats)
       : stream_(io), timer_(io), options_(options), remaining_(remaining), stats_(stats), random_(index * 7919 + 17) {
     device_ = index % options.devices;
+    // Unique per run and connection: the gateway de-duplicates by msg_id, so a second run (or a
+    // second connection playing the same device) must not reuse the first one's ids.
+    msg_id_prefix_ = device_id(device_) + "-" + run_nonce() + "-" + std::to_string(index);
     std::uniform_real_distribution<double> spread(-0.2, 0.2);
     track_ = Track{46.05 + spread(random_), 14.51 + spread(random_), 12.0, 90.0, now_ms()};
     interval_ = options.rate > 0 ? std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
@@ -150,7 +164,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       const int length = std::snprintf(
           record, sizeof record,
           R"(%s{"device_id":"%s","type":"location","ts":%lld,"msg_id":"%s-%llu","lat":%.7f,"lon":%.7f,"speed":%.2f,"heading":%.1f,"accuracy":4.5,"battery":87})",
-          i ? "," : "", id.c_str(), static_cast<long long>(track_.last_ms), id.c_str(),
+          i ? "," : "", id.c_str(), static_cast<long long>(track_.last_ms), msg_id_prefix_.c_str(),
           static_cast<unsigned long long>(sequence_++), track_.lat, track_.lon, track_.speed_mps, track_.heading_deg);
       body.append(record, static_cast<std::size_t>(length));
     }
@@ -233,6 +247,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::size_t device_;
   Track track_{};
   std::uint64_t sequence_ = 0;
+  std::string msg_id_prefix_;
   std::size_t count_ = 0;
   std::size_t retries_ = 0;
   Clock::duration interval_;

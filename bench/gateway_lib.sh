@@ -1,0 +1,56 @@
+# Sourced by the bench/*.sh scripts: build, broker, and a gateway under test on free ports.
+#   bench_setup            builds release (or uses $TELEGATE_BENCH_BUILD) and starts the broker;
+#                          sets $build and $bootstrap
+#   start_gateway NAME [YAML LINES…]
+#                          writes a config (Kafka sink, one `tracker` device type, $devices
+#                          simulated devices, the extra YAML lines), starts telegate and waits
+#                          for /readyz; sets $work, $port, $gateway_pid (killed on exit)
+#   free_port tcp|udp, cpu_seconds PID
+
+bench_setup() {
+  build=${TELEGATE_BENCH_BUILD:-build/release}
+  if [[ -z ${TELEGATE_BENCH_BUILD:-} ]]; then
+    cmake --preset release >/dev/null
+    cmake --build --preset release -j"$(nproc)" --target telegate telegate-sim telegate-bench >/dev/null
+  fi
+  scripts/kafka/kafka.sh start >/dev/null
+  bootstrap=$(scripts/kafka/kafka.sh bootstrap)
+}
+
+free_port() {
+  local kind=SOCK_STREAM
+  [[ $1 == udp ]] && kind=SOCK_DGRAM
+  python3 -c "import socket; s=socket.socket(type=socket.$kind); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])"
+}
+
+cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
+
+start_gateway() {
+  local name=$1
+  shift
+  work=$(mktemp -d)
+  trap 'kill $gateway_pid 2>/dev/null || true; rm -rf "$work"' EXIT
+  port=$(free_port tcp)
+  run_id=$(date +%s)
+  {
+    echo "instance_id: $name-$run_id"
+    echo "log_level: warn"
+    echo "http: {address: 127.0.0.1, port: $port}"
+    for line in "$@"; do echo "$line"; done
+    echo "sink:"
+    echo "  type: kafka"
+    echo "  topic_template: \"bench.$run_id.{type}\""
+    echo "  kafka: {bootstrap_servers: \"$bootstrap\"}"
+    echo "device_types: [{name: tracker, codec: json}]"
+    $build/firmware-sim/telegate-sim provision --devices "$devices"
+  } >"$work/telegate.yaml"
+  $build/gateway/telegate --config "$work/telegate.yaml" 2>"$work/telegate.log" &
+  gateway_pid=$!
+  for _ in $(seq 1 100); do
+    curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && return 0
+    sleep 0.2
+  done
+  echo "the gateway did not become ready:" >&2
+  tail -20 "$work/telegate.log" >&2
+  return 1
+}
