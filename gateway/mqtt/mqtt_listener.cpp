@@ -254,6 +254,11 @@ class MqttConnection final : public mqtt::Attachment, public std::enable_shared_
         pending_input_.assign(input.begin(), input.end());
         return;
       }
+      if (phase_ == Phase::awaiting_connect && !reader_.mid_frame() && input.front() != 0x10) {
+        // Not MQTT at all (or not starting with CONNECT): no need to wait for a frame's end.
+        return protocol_failure(mqtt::PacketError{mqtt::MqttErrc::protocol_error, ReasonCode::protocol_error,
+                                                  "the first packet must be CONNECT", 0});
+      }
       auto step = reader_.read(input);
       if (!step) return protocol_failure(step.error());
       input = input.subspan(step->consumed);
@@ -615,8 +620,17 @@ class MqttConnection final : public mqtt::Attachment, public std::enable_shared_
                 static_cast<int>(qos), message);
     if (qos == QoS::at_most_once) return;
     if (version_ == ProtocolVersion::v311) {
-      state_->on_ingested(id, true);  // acknowledged as dropped; a resend is answered, not re-ingested
-      return;
+      // Acknowledged as dropped; for QoS 2 the id stays until PUBREL, so a resend is answered
+      // with PUBREC rather than refused again.
+      if (qos == QoS::at_least_once) {
+        state_->forget(id);
+        finished_one();
+        send(mqtt::PublishAck{mqtt::PacketType::puback, id, ReasonCode::success, {}, {}});
+      } else {
+        state_->mark_committed(id, qos);
+        send(mqtt::PublishAck{mqtt::PacketType::pubrec, id, ReasonCode::success, {}, {}});
+      }
+      return read();
     }
     state_->forget(id);
     finished_one();

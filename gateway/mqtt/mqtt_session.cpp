@@ -152,6 +152,11 @@ std::optional<QoS> ClientState::take_committed(std::uint16_t id) {
   return qos;
 }
 
+void ClientState::mark_committed(std::uint16_t id, QoS qos) {
+  const std::lock_guard lock(mutex_);
+  entries_[id] = Entry{qos, Stage::committed};
+}
+
 void ClientState::forget(std::uint16_t id) {
   const std::lock_guard lock(mutex_);
   entries_.erase(id);

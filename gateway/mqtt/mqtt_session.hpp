@@ -96,6 +96,8 @@ class ClientState {
   // The connection answers `id`: the QoS of a committed entry (a QoS 1 entry is then finished
   // and removed; a QoS 2 one stays until PUBREL), nullopt when it is not committed.
   std::optional<QoS> take_committed(std::uint16_t id);
+  // Records `id` as answered without the pipeline (a 3.1.1 QoS 2 message acknowledged as dropped).
+  void mark_committed(std::uint16_t id, QoS qos);
   // A refused PUBLISH leaves no trace.
   void forget(std::uint16_t id);
   // PUBREL: true when `id` was a committed QoS 2 entry (removed now); false: unknown (0x92).
