@@ -1,6 +1,7 @@
 #include "http/http_listener.hpp"
 
 #include "src/admin_api.hpp"
+#include "src/tcp_acceptor.hpp"
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
@@ -24,7 +25,6 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 constexpr std::uint32_t kHeaderLimit = 16 * 1024;
-using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
 
 struct StatusMapping {
   http::status status;
@@ -394,24 +394,13 @@ HttpListener::~HttpListener() {
 
 void HttpListener::start() {
   const HttpListenerConfig& config = context_.config.http;
-  const auto address = asio::ip::make_address(config.address);
   port_ = config.port;
   for (std::size_t i = 0; i < config.threads; ++i) {
     auto worker = std::make_unique<Worker>();
     worker->pipeline = context_.pipeline.make_worker();
     worker->admin = std::make_unique<asio::thread_pool>(1);
     tcp::acceptor& acceptor = worker->acceptor.emplace(worker->io);
-    const tcp::endpoint endpoint(address, port_);
-    boost::system::error_code error;
-    acceptor.open(endpoint.protocol());
-    acceptor.set_option(asio::socket_base::reuse_address(true));
-    acceptor.set_option(ReusePort(true));
-    acceptor.bind(endpoint, error);
-    if (error) {
-      throw std::runtime_error("http.port: cannot listen on " + config.address + ":" + std::to_string(port_) + ": " +
-                               error.message());
-    }
-    acceptor.listen(asio::socket_base::max_listen_connections);
+    open_reuseport_acceptor(acceptor, config.address, port_, "http.port");
     port_ = acceptor.local_endpoint().port();  // with port 0, every other acceptor joins this one
     workers_.push_back(std::move(worker));
   }

@@ -12,6 +12,7 @@
 #include <set>
 #include <sstream>
 
+#include "mqtt/mqtt_session.hpp"
 #include "telegate/codecs/codec.hpp"
 
 namespace telegate::gateway {
@@ -178,6 +179,29 @@ void read_coap(Section section, CoapListenerConfig& coap) {
   if (coap.enabled && coap.dtls && coap.port != 0 && coap.port == coap.dtls_port) {
     throw ConfigError(section.key_path("dtls_port"), "must differ from coap.port");
   }
+}
+
+void check_mqtt_topic_scheme(const Section& section, std::string_view key, const std::string& text) {
+  if (auto compiled = mqtt::TopicScheme::compile(text); !compiled) {
+    throw ConfigError(section.key_path(key), compiled.error());
+  }
+}
+
+void read_mqtt(Section section, MqttListenerConfig& mqtt) {
+  section.boolean("enabled", mqtt.enabled);
+  section.string("address", mqtt.address);
+  section.integer<std::uint16_t>("port", mqtt.port, 0, 65535);
+  section.integer<std::size_t>("threads", mqtt.threads, 1, 64);
+  section.integer<std::uint32_t>("max_packet_size", mqtt.max_packet_size, 64, 256u << 20);
+  section.integer<std::uint16_t>("receive_maximum", mqtt.receive_maximum, 1, 65535);
+  section.integer<std::uint16_t>("topic_alias_maximum", mqtt.topic_alias_maximum, 0, 1024);
+  section.duration("connect_timeout_s", mqtt.connect_timeout, 1, 3600);
+  section.integer<std::uint16_t>("keep_alive_max_s", mqtt.keep_alive_max_s, 1, 65535);
+  section.integer<std::uint32_t>("session_expiry_max_s", mqtt.session_expiry_max_s, 0, 7 * 86'400);
+  section.string("topic", mqtt.topic);
+  check_mqtt_topic_scheme(section, "topic", mqtt.topic);
+  section.enumeration("will", mqtt.will, parse_mqtt_will_mode, "publish, refuse");
+  section.finish();
 }
 
 void read_admission(Section section, AdmissionConfig& admission) {
@@ -381,6 +405,12 @@ void apply_override(YAML::Node& root, const std::string& path, const std::string
 
 }  // namespace
 
+std::optional<MqttWillMode> parse_mqtt_will_mode(std::string_view text) noexcept {
+  if (text == "publish") return MqttWillMode::publish;
+  if (text == "refuse") return MqttWillMode::refuse;
+  return std::nullopt;
+}
+
 std::optional<HttpAuth> parse_http_auth(std::string_view text) noexcept {
   if (text == "bearer") return HttpAuth::bearer;
   if (text == "basic") return HttpAuth::basic;
@@ -438,6 +468,15 @@ DeviceTypeDefinition read_device_type(codecs::OptionReader& item, const codecs::
                                                "telegate's own /v1/telemetry or /.well-known…");
     }
     coap.finish();
+  }
+  if (item.has("mqtt")) {
+    Section mqtt = item.child("mqtt");
+    MqttRoute& route = type.mqtt.emplace();
+    mqtt.string("topic", route.topic);
+    if (route.topic.empty()) throw ConfigError(mqtt.key_path("topic"), "is required (e.g. owntracks/+/{device_id})");
+    check_mqtt_topic_scheme(mqtt, "topic", route.topic);
+    mqtt.string("content_type", route.content_type);
+    mqtt.finish();
   }
   if (const YAML::Node types = item.take("message_types"); types) {
     if (!types.IsSequence()) throw ConfigError(item.key_path("message_types"), "must be a list");
@@ -499,6 +538,7 @@ GatewayConfig parse_config(const std::string& yaml_text,
   top.enumeration("log_level", config.log_level, parse_log_level, "trace, debug, info, warn, error, critical, off");
   read_http(top.child("http"), config.http);
   read_coap(top.child("coap"), config.coap);
+  read_mqtt(top.child("mqtt"), config.mqtt);
   read_admission(top.child("admission"), config.admission);
   read_dedup(top.child("dedup"), config.dedup);
   read_decode(top.child("decode"), config.decode);

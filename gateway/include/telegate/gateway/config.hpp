@@ -61,6 +61,28 @@ struct CoapListenerConfig {
   std::size_t dedup_max_entries = 100'000;  // recent (endpoint, message id) pairs remembered
 };
 
+// MQTT 3.1.1 / 5.0 over TCP (gateway/mqtt/README.md). Off by default.
+enum class MqttWillMode : std::uint8_t {
+  publish = 1,  // an abnormal disconnect sends the Will through the pipeline as the device's message
+  refuse,       // a CONNECT carrying a Will is refused (CONNACK 0x87 / 3.1.1 0x05)
+};
+std::optional<MqttWillMode> parse_mqtt_will_mode(std::string_view text) noexcept;
+
+struct MqttListenerConfig {
+  bool enabled = false;
+  std::string address = "0.0.0.0";
+  std::uint16_t port = 1883;
+  std::size_t threads = 1;                      // one io_context per thread, SO_REUSEPORT acceptors
+  std::uint32_t max_packet_size = 256u << 10;   // ours: FrameReader limit, announced to v5 clients
+  std::uint16_t receive_maximum = 64;           // QoS 1/2 PUBLISHes a client may have unacknowledged
+  std::uint16_t topic_alias_maximum = 16;       // announced to v5 clients; 0 = no aliases
+  std::chrono::seconds connect_timeout{10};     // from TCP accept to CONNECT
+  std::uint16_t keep_alive_max_s = 1200;        // larger or 0 (off) from a client is cut to this
+  std::uint32_t session_expiry_max_s = 3600;    // clean_start=false state (QoS 2 ids) kept at most this long
+  std::string topic = "{tenant}/{device_id}/{type}";  // the default topic scheme
+  MqttWillMode will = MqttWillMode::publish;
+};
+
 struct AdmissionConfig {
   std::size_t max_inflight_records = 200'000;
   std::size_t max_inflight_bytes = 256u << 20;
@@ -78,6 +100,13 @@ std::optional<HttpAuth> parse_http_auth(std::string_view text) noexcept;
 // How devices of a type reach telegate over CoAP besides /v1/telemetry.
 struct CoapRoute {
   std::string path;  // e.g. /sensors/env; POST or PUT
+};
+
+// How devices of a type publish over MQTT when not on the gateway's default topic scheme
+// (e.g. OwnTracks: "owntracks/+/{device_id}").
+struct MqttRoute {
+  std::string topic;         // topic scheme; must contain {device_id}
+  std::string content_type;  // when the client sends no Content Type; empty: the codec's first
 };
 
 struct HttpRoute {
@@ -121,6 +150,7 @@ struct DeviceTypeDefinition {
   std::string topic_template;        // empty → sink's default template
   std::optional<HttpRoute> http;
   std::optional<CoapRoute> coap;
+  std::optional<MqttRoute> mqtt;
   std::vector<codecs::MessageType> message_types;  // produced; empty: any
   std::optional<codecs::ValidationLimits> validation;  // overrides the gateway's
   std::vector<DeviceTypeSample> samples;
@@ -167,6 +197,7 @@ struct GatewayConfig {
   std::string log_level = "info";
   HttpListenerConfig http;
   CoapListenerConfig coap;
+  MqttListenerConfig mqtt;
   AdmissionConfig admission;
   DedupConfig dedup;
   codecs::DecodeLimits decode;
