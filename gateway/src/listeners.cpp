@@ -1,6 +1,7 @@
 // The built-in listeners: one line each.
 #include "coap/coap_listener.hpp"
 #include "http/http_listener.hpp"
+#include "mqtt_bridge/mqtt_bridge_listener.hpp"
 #include "telegate/gateway/listener.hpp"
 
 namespace telegate::gateway {
@@ -24,6 +25,10 @@ void register_builtin_listeners(ListenerRegistry& registry) {
   registry.add("coap", [](const ListenerContext& context) -> std::unique_ptr<Listener> {
     if (!context.config.coap.enabled) return nullptr;
     return std::make_unique<CoapListener>(context);
+  });
+  registry.add("mqtt_bridge", [](const ListenerContext& context) -> std::unique_ptr<Listener> {
+    if (!context.config.mqtt_bridge.enabled) return nullptr;
+    return std::make_unique<MqttBridgeListener>(context);
   });
 }
 
