@@ -17,8 +17,12 @@ if [[ -z ${TELEGATE_BENCH_BUILD:-} ]]; then
   cmake --preset release >/dev/null
   cmake --build --preset release -j1 --target telegate >/dev/null
 fi
-scripts/kafka/kafka.sh start >/dev/null
-bootstrap=$(scripts/kafka/kafka.sh bootstrap)
+# A broker that is already up (TELEGATE_KAFKA_BOOTSTRAP) is used as it is, never restarted.
+bootstrap=${TELEGATE_KAFKA_BOOTSTRAP:-}
+if [[ -z $bootstrap ]]; then
+  scripts/kafka/kafka.sh start >/dev/null
+  bootstrap=$(scripts/kafka/kafka.sh bootstrap)
+fi
 
 work=$(mktemp -d)
 gateway_pid=""
