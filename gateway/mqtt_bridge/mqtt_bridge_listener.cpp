@@ -104,16 +104,16 @@ struct MqttBridgeListener::State {
   std::vector<CompiledMapping> mappings;
   std::vector<std::unique_ptr<BridgeClient>> clients;
 
-  // Gate for the delivery callback: paused or stopping holds it; `released` lets held
-  // callbacks return once every connection is closed (their acks can then no longer go out).
+  // Gate for the delivery callback: paused holds it until resume(); stopping parks a callback
+  // that has nothing committed for good (see park()).
   std::mutex gate_mutex;
   std::condition_variable gate;
   bool paused = false;
   bool stopping = false;
-  bool released = false;
   std::atomic<bool> started{false};
   std::atomic<std::size_t> in_callback{0};  // delivery callbacks running
   std::atomic<std::size_t> with_sink{0};    // of those, waiting for the sink's completion
+  std::atomic<std::size_t> parked{0};       // of those, parked at shutdown (never to return)
 
   prometheus::Counter* committed = nullptr;
   std::array<prometheus::Counter*, kDropReasons> dropped{};
@@ -132,8 +132,12 @@ struct MqttBridgeListener::State {
   void drop(DropReason reason, std::string_view topic, std::string_view detail);
   // Blocks while paused; false once stopping.
   bool wait_until_running();
-  // Blocks until stop() has closed every connection, so that returning cannot ack.
-  void hold_until_released();
+  // Never returns: at shutdown, a message that is not committed must not be acked, and Paho
+  // holds its global lock while the callback runs, so the connection cannot be closed around
+  // it either. The process exits with the callback parked; the broker sees the connection drop
+  // and redelivers. stop() then leaks this State on purpose, so the parked thread never
+  // touches freed memory.
+  [[noreturn]] void park();
   // Waits `delay` unless stop() begins; false once stopping.
   bool back_off(std::chrono::milliseconds delay);
 };
@@ -266,9 +270,10 @@ bool MqttBridgeListener::State::wait_until_running() {
   return !stopping;
 }
 
-void MqttBridgeListener::State::hold_until_released() {
+void MqttBridgeListener::State::park() {
+  ++parked;
   std::unique_lock lock(gate_mutex);
-  gate.wait(lock, [this] { return released; });
+  while (true) gate.wait(lock);
 }
 
 bool MqttBridgeListener::State::back_off(std::chrono::milliseconds delay) {
@@ -315,7 +320,7 @@ void MqttBridgeListener::State::deliver(PipelineWorker& worker, const mqtt::mess
   std::chrono::milliseconds delay(100);
   const auto max_delay = std::chrono::duration_cast<std::chrono::milliseconds>(context.config.admission.retry_after);
   while (true) {
-    if (!wait_until_running()) return hold_until_released();
+    if (!wait_until_running()) park();
     // Looked up on every attempt: the device may be deleted while Kafka is down.
     const std::shared_ptr<const Catalog> catalog = context.catalog.current();
     const DeviceIdentity* device = catalog->devices().find(tenant, device_id);
@@ -381,7 +386,7 @@ void MqttBridgeListener::State::deliver(PipelineWorker& worker, const mqtt::mess
           spdlog::warn("mqtt_bridge: not acknowledging a message on '{}', retrying in {} ms: {}", printable_prefix(topic),
                        delay.count(), outcome.message);
         }
-        if (!back_off(delay)) return hold_until_released();
+        if (!back_off(delay)) park();
         delay = std::min(delay * 2, std::max(max_delay, std::chrono::milliseconds(100)));
         break;
       }
@@ -392,11 +397,11 @@ void MqttBridgeListener::State::deliver(PipelineWorker& worker, const mqtt::mess
 MqttBridgeListener::MqttBridgeListener(const ListenerContext& context) : state_(std::make_unique<State>(context)) {}
 
 MqttBridgeListener::~MqttBridgeListener() {
-  if (state_->started) stop(std::chrono::milliseconds(0));
+  if (state_ && state_->started) stop(std::chrono::milliseconds(0));
 }
 
 bool MqttBridgeListener::accepting() const noexcept {
-  if (!state_->started) return false;
+  if (!state_ || !state_->started) return false;
   const std::lock_guard lock(state_->gate_mutex);
   return !state_->stopping;
 }
@@ -416,33 +421,46 @@ void MqttBridgeListener::start() {
 }
 
 void MqttBridgeListener::stop(std::chrono::milliseconds grace) {
+  if (!state_ || !state_->started) return;
   State& state = *state_;
-  if (!state.started) return;
   {
     const std::lock_guard lock(state.gate_mutex);
     if (state.stopping) return;
     state.stopping = true;
   }
   state.gate.notify_all();
-  // A message with the sink gets its ack if its commit comes within the grace period.
+  // A message with the sink gets its ack if its commit comes within the grace period; a paused
+  // or retrying one parks at once.
   const auto deadline = Clock::now() + grace;
-  while (state.with_sink > 0 && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  // Closing the connections first means a held callback that returns afterwards cannot ack:
-  // its message stays in the broker's session and is delivered again.
-  for (auto& client : state.clients) client->disconnect(std::chrono::milliseconds(200));
-  {
-    const std::lock_guard lock(state.gate_mutex);
-    state.released = true;
+  while (state.in_callback > state.parked && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  state.gate.notify_all();
-  const auto callbacks_deadline = Clock::now() + std::chrono::seconds(35);  // past the sink's delivery timeout
-  while (state.in_callback > 0 && Clock::now() < callbacks_deadline) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  if (state.in_callback > 0) spdlog::warn("mqtt_bridge: a delivery is still waiting for the sink at shutdown");
+  bool closed = state.parked == 0 && state.in_callback == 0;
+  if (closed) {
+    // A message arriving meanwhile holds Paho's lock until it is committed (or parks), so the
+    // DISCONNECTs go out from a helper that may be given up on.
+    auto done = std::make_shared<std::atomic<bool>>(false);
+    std::thread closer([&clients = state.clients, done] {
+      for (auto& client : clients) client->disconnect(std::chrono::milliseconds(200));
+      done->store(true);
+    });
+    const auto close_deadline = Clock::now() + std::chrono::seconds(5);
+    while (!done->load() && Clock::now() < close_deadline) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    closed = done->load();
+    closed ? closer.join() : closer.detach();
+  }
+  if (!closed) {
+    spdlog::warn("mqtt_bridge: {} message(s) not committed at shutdown stay unacknowledged; the broker redelivers them",
+                 std::max<std::size_t>(state.parked.load(), 1));
+    (void)state_.release();  // leaked on purpose: parked Paho threads still reference it (see park())
+    return;
+  }
   state.clients.clear();
   state.started = false;
 }
 
 void MqttBridgeListener::pause() {
+  if (!state_) return;
   {
     const std::lock_guard lock(state_->gate_mutex);
     state_->paused = true;
@@ -451,6 +469,7 @@ void MqttBridgeListener::pause() {
 }
 
 void MqttBridgeListener::resume() {
+  if (!state_) return;
   {
     const std::lock_guard lock(state_->gate_mutex);
     state_->paused = false;

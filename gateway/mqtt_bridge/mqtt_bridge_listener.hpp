@@ -27,8 +27,9 @@ class MqttBridgeListener final : public Listener {
   std::string_view name() const noexcept override { return "mqtt_bridge"; }
   void start() override;
   // Waits up to `grace` for messages with the sink (their acks go out), then disconnects every
-  // client without ending its session: what was not acked is redelivered to the next replica
-  // or to this one after a restart.
+  // client without ending its session. A message that cannot be committed (paused, Kafka down)
+  // stays in its callback unacknowledged and the state is leaked so the process can exit around
+  // it: the broker redelivers it to the next replica or to this one after a restart.
   void stop(std::chrono::milliseconds grace) override;
   // Paused, the delivery callback holds the next message unacknowledged and Paho stops reading
   // from the broker, which keeps the rest in the persistent session. Nothing is refused or lost.
