@@ -83,6 +83,14 @@ std::optional<DeviceRegistry::PskEntry> DeviceRegistry::by_psk_identity(std::str
   return PskEntry{&entry->second, std::move(hex)};
 }
 
+const DeviceIdentity* DeviceRegistry::find(std::string_view tenant, std::string_view device_id) const {
+  std::string key;
+  key.reserve(tenant.size() + 1 + device_id.size());
+  key.append(tenant).append(1, '/').append(device_id);
+  const auto found = by_qualified_id_.find(key);
+  return found == by_qualified_id_.end() ? nullptr : &found->second->second;
+}
+
 // The map is keyed by the token's SHA-256, so lookup timing depends only on the digest, which
 // reveals nothing usable about the token; the final comparison is constant-time regardless.
 const DeviceIdentity* DeviceRegistry::authenticate(std::string_view bearer_token) const {

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "mqtt/mqtt_session.hpp"
+#include "mqtt_bridge/topic_pattern.hpp"
 #include "telegate/codecs/codec.hpp"
 
 namespace telegate::gateway {
@@ -202,6 +203,108 @@ void read_mqtt(Section section, MqttListenerConfig& mqtt) {
   check_mqtt_topic_scheme(section, "topic", mqtt.topic);
   section.enumeration("will", mqtt.will, parse_mqtt_will_mode, "publish, refuse");
   section.finish();
+}
+
+std::optional<MqttProtocolVersion> parse_mqtt_version(std::string_view text) {
+  if (text == "3.1.1") return MqttProtocolVersion::v311;
+  if (text == "5") return MqttProtocolVersion::v5;
+  return std::nullopt;
+}
+
+// The broker password comes from a file (a mounted secret) or an environment variable, never
+// from the config file itself, so the config can live in Git.
+std::string read_broker_password(Section& section) {
+  if (section.has("password")) {
+    throw ConfigError(section.key_path("password"), "inline passwords are not accepted; use password_file or password_env");
+  }
+  std::string file;
+  std::string variable;
+  section.string("password_file", file);
+  section.string("password_env", variable);
+  if (!file.empty() && !variable.empty()) {
+    throw ConfigError(section.key_path("password_env"), "give either password_file or password_env, not both");
+  }
+  if (!file.empty()) {
+    std::ifstream in(file);
+    if (!in) throw ConfigError(section.key_path("password_file"), "cannot read '" + file + "'");
+    std::stringstream text;
+    text << in.rdbuf();
+    std::string password = text.str();
+    while (!password.empty() && (password.back() == '\n' || password.back() == '\r')) password.pop_back();
+    return password;
+  }
+  if (!variable.empty()) {
+    const char* value = std::getenv(variable.c_str());
+    if (!value) throw ConfigError(section.key_path("password_env"), "environment variable '" + variable + "' is not set");
+    return value;
+  }
+  return {};
+}
+
+void read_mqtt_bridge(Section section, MqttBridgeConfig& bridge) {
+  section.boolean("enabled", bridge.enabled);
+  section.string("broker", bridge.broker);
+  static constexpr std::string_view kSchemes[] = {"tcp://", "mqtt://", "ssl://", "mqtts://", "ws://", "wss://"};
+  if (std::none_of(std::begin(kSchemes), std::end(kSchemes), [&](std::string_view scheme) {
+        return bridge.broker.starts_with(scheme) && bridge.broker.size() > scheme.size();
+      })) {
+    throw ConfigError(section.key_path("broker"), "must be a URI such as tcp://broker:1883 (tcp, mqtt, ssl, mqtts, ws, "
+                                                  "wss), got '" + bridge.broker + "'");
+  }
+  section.string("client_id_prefix", bridge.client_id_prefix);
+  section.enumeration("protocol_version", bridge.protocol_version, parse_mqtt_version, "3.1.1, 5");
+  section.string("username", bridge.username);
+  bridge.password = read_broker_password(section);
+  section.duration("keepalive_s", bridge.keepalive, 5, 3'600);
+  section.duration("session_expiry_s", bridge.session_expiry, 60, 4'294'967'295);
+  section.integer<std::size_t>("clients", bridge.clients, 1, 64);
+  // "<prefix>-<instance_id>-<i>": MQTT 3.1.1 brokers must accept 23 characters; longer ids work
+  // on Mosquitto, EMQX, HiveMQ and VerneMQ.
+  if (!is_topic_safe(bridge.client_id_prefix)) {
+    throw ConfigError(section.key_path("client_id_prefix"), "must be 1-64 characters of [A-Za-z0-9._-]");
+  }
+
+  std::set<std::string, std::less<>> seen_filters;
+  for (Section item : section.list("subscriptions")) {
+    MqttBridgeSubscription& subscription = bridge.subscriptions.emplace_back();
+    item.string("filter", subscription.filter);
+    if (auto problem = mqtt_bridge::topic_filter_problem(subscription.filter)) {
+      throw ConfigError(item.key_path("filter"), *problem + ", got '" + subscription.filter + "'");
+    }
+    item.integer<int>("qos", subscription.qos, 0, 2);
+    item.string("shared_group", subscription.shared_group);
+    if (!subscription.shared_group.empty() && !is_topic_safe(subscription.shared_group)) {
+      throw ConfigError(item.key_path("shared_group"), "must be 1-64 characters of [A-Za-z0-9._-] (or empty for none)");
+    }
+    if (!seen_filters.insert(mqtt_bridge::subscription_topic(subscription.shared_group, subscription.filter)).second) {
+      throw ConfigError(item.key_path("filter"), "duplicate subscription '" + subscription.filter + "'");
+    }
+    item.finish();
+  }
+  for (Section item : section.list("mappings")) {
+    MqttBridgeMapping& mapping = bridge.mappings.emplace_back();
+    item.string("topic", mapping.topic);
+    const auto pattern = mqtt_bridge::TopicPattern::compile(mapping.topic);
+    if (!pattern) throw ConfigError(item.key_path("topic"), pattern.error() + ", got '" + mapping.topic + "'");
+    item.string("tenant", mapping.tenant);
+    if (pattern->captures_tenant() && !mapping.tenant.empty()) {
+      throw ConfigError(item.key_path("tenant"), "the topic pattern already names the tenant ({tenant})");
+    }
+    if (!pattern->captures_tenant() && !is_topic_safe(mapping.tenant)) {
+      throw ConfigError(item.key_path("tenant"), "is required (a tenant name) when the topic pattern has no {tenant}");
+    }
+    item.string("device_type", mapping.device_type);
+    item.string("content_type", mapping.content_type);
+    if (mapping.content_type.empty()) throw ConfigError(item.key_path("content_type"), "must not be empty");
+    item.finish();
+  }
+  section.finish();
+  if (bridge.enabled && bridge.subscriptions.empty()) {
+    throw ConfigError(section.key_path("subscriptions"), "needs at least one {filter, qos, shared_group} when enabled");
+  }
+  if (bridge.enabled && bridge.mappings.empty()) {
+    throw ConfigError(section.key_path("mappings"), "needs at least one topic pattern with {device_id} when enabled");
+  }
 }
 
 void read_admission(Section section, AdmissionConfig& admission) {
@@ -539,6 +642,7 @@ GatewayConfig parse_config(const std::string& yaml_text,
   read_http(top.child("http"), config.http);
   read_coap(top.child("coap"), config.coap);
   read_mqtt(top.child("mqtt"), config.mqtt);
+  read_mqtt_bridge(top.child("mqtt_bridge"), config.mqtt_bridge);
   read_admission(top.child("admission"), config.admission);
   read_dedup(top.child("dedup"), config.dedup);
   read_decode(top.child("decode"), config.decode);

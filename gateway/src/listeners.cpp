@@ -2,6 +2,7 @@
 #include "coap/coap_listener.hpp"
 #include "http/http_listener.hpp"
 #include "mqtt/mqtt_listener.hpp"
+#include "mqtt_bridge/mqtt_bridge_listener.hpp"
 #include "telegate/gateway/listener.hpp"
 
 namespace telegate::gateway {
@@ -20,16 +21,24 @@ std::vector<std::unique_ptr<Listener>> ListenerRegistry::create_all(const Listen
   return listeners;
 }
 
+namespace {
+
+// A listener that runs only when its config section says `enabled: true`.
+template <class ListenerType, auto section>
+ListenerFactory when_enabled() {
+  return [](const ListenerContext& context) -> std::unique_ptr<Listener> {
+    if (!(context.config.*section).enabled) return nullptr;
+    return std::make_unique<ListenerType>(context);
+  };
+}
+
+}  // namespace
+
 void register_builtin_listeners(ListenerRegistry& registry) {
   registry.add("http", [](const ListenerContext& context) { return std::make_unique<HttpListener>(context); });
-  registry.add("coap", [](const ListenerContext& context) -> std::unique_ptr<Listener> {
-    if (!context.config.coap.enabled) return nullptr;
-    return std::make_unique<CoapListener>(context);
-  });
-  registry.add("mqtt", [](const ListenerContext& context) -> std::unique_ptr<Listener> {
-    if (!context.config.mqtt.enabled) return nullptr;
-    return std::make_unique<MqttListener>(context);
-  });
+  registry.add("coap", when_enabled<CoapListener, &GatewayConfig::coap>());
+  registry.add("mqtt", when_enabled<MqttListener, &GatewayConfig::mqtt>());
+  registry.add("mqtt_bridge", when_enabled<MqttBridgeListener, &GatewayConfig::mqtt_bridge>());
 }
 
 }  // namespace telegate::gateway

@@ -168,6 +168,62 @@ std::string GatewayProcess::log_tail() const {
   return log.size() > 4000 ? log.substr(log.size() - 4000) : log;
 }
 
+MosquittoProcess::MosquittoProcess(std::filesystem::path work_dir, std::string extra_config)
+    : log_path_(work_dir / "mosquitto.log"), port_(free_port()) {
+  const std::filesystem::path config_path = work_dir / "mosquitto.conf";
+  {
+    std::ofstream config(config_path);
+    config << "listener " << port_ << " 127.0.0.1\n"
+           << "allow_anonymous true\n"
+           << "persistence true\n"
+           << "persistence_location " << work_dir.string() << "/\n"
+           << "log_dest stdout\n"
+           << "log_type error\nlog_type warning\nlog_type notice\n"
+           << extra_config << "\n";
+  }
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  std::vector<std::string> argv = {"mosquitto", "-c", config_path.string()};
+  std::vector<char*> args;
+  for (auto& arg : argv) args.push_back(arg.data());
+  args.push_back(nullptr);
+  const int spawned = posix_spawnp(&pid_, "mosquitto", &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (spawned != 0) {
+    pid_ = -1;
+    throw std::runtime_error("cannot start mosquitto (scripts/install-deps installs it)");
+  }
+  // Ready once it accepts connections.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < deadline) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(port_);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const bool connected = ::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0;
+    ::close(fd);
+    if (connected) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  throw std::runtime_error("mosquitto did not come up: " + log_tail());
+}
+
+MosquittoProcess::~MosquittoProcess() {
+  if (pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+  }
+}
+
+std::string MosquittoProcess::log_tail() const {
+  const std::string log = read_file(log_path_);
+  return log.size() > 4000 ? log.substr(log.size() - 4000) : log;
+}
+
 HttpResult curl(std::vector<std::string> argv) {
   TempDir scratch;
   const auto body = scratch.path() / "body";

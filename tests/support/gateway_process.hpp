@@ -65,6 +65,27 @@ class GatewayProcess {
   pid_t pid_ = -1;
 };
 
+// A private Mosquitto broker for one test: its own port on 127.0.0.1, anonymous access, and
+// (for restart tests) persistence in `work_dir`. Lifecycle: owned by the test thread; started
+// by the constructor, SIGKILLed by the destructor so a failing test never leaves one behind.
+class MosquittoProcess {
+ public:
+  // `extra_config` is appended to the generated mosquitto.conf (e.g. "max_queued_messages 0").
+  explicit MosquittoProcess(std::filesystem::path work_dir, std::string extra_config = {});
+  ~MosquittoProcess();
+  MosquittoProcess(const MosquittoProcess&) = delete;
+  MosquittoProcess& operator=(const MosquittoProcess&) = delete;
+
+  std::uint16_t port() const noexcept { return port_; }
+  std::string uri() const { return "tcp://127.0.0.1:" + std::to_string(port_); }
+  std::string log_tail() const;
+
+ private:
+  std::filesystem::path log_path_;
+  std::uint16_t port_;
+  pid_t pid_ = -1;
+};
+
 struct HttpResult {
   int status = 0;  // 0 when curl could not connect
   std::string body;

@@ -47,6 +47,10 @@ class DeviceRegistry {
   };
   std::optional<PskEntry> by_psk_identity(std::string_view identity) const;
 
+  // The device provisioned as `device_id` in `tenant`, or nullptr. For transports where someone
+  // else authenticated the device (the MQTT bridge trusts the broker, then checks provisioning).
+  const DeviceIdentity* find(std::string_view tenant, std::string_view device_id) const;
+
  private:
   using Entry = std::pair<const std::string, DeviceIdentity>;
   std::unordered_map<std::string, DeviceIdentity> by_digest_;  // key: raw 32-byte digest

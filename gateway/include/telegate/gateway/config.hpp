@@ -83,6 +83,38 @@ struct MqttListenerConfig {
   MqttWillMode will = MqttWillMode::publish;
 };
 
+// MQTT bridge (gateway/mqtt_bridge/README.md): telegate subscribes to an existing broker and
+// feeds what arrives into the pipeline. Off by default.
+struct MqttBridgeSubscription {
+  std::string filter;                     // e.g. "devices/+/+/telemetry"
+  int qos = 1;                            // the subscription's maximum QoS
+  std::string shared_group = "telegate";  // "$share/<group>/<filter>"; empty: a plain subscription
+};
+
+// Topic → device: the first mapping whose pattern matches a message's topic names its device.
+struct MqttBridgeMapping {
+  std::string topic;         // pattern: "{tenant}/{device_id}/{type}", "owntracks/{user}/{device_id}"
+  std::string tenant;        // fixed tenant when the pattern has no {tenant}
+  std::string device_type;   // optional: the provisioned device must be of this type
+  std::string content_type = "application/json";  // unless the message has an MQTT 5 Content Type
+};
+
+enum class MqttProtocolVersion : std::uint8_t { v311 = 4, v5 = 5 };
+
+struct MqttBridgeConfig {
+  bool enabled = false;
+  std::string broker = "tcp://127.0.0.1:1883";  // tcp://, mqtt://, ssl://, mqtts://, ws://, wss://
+  std::string client_id_prefix = "telegate";    // client i is "<prefix>-<instance_id>-<i>"
+  MqttProtocolVersion protocol_version = MqttProtocolVersion::v5;
+  std::string username;
+  std::string password;  // read from password_file or the password_env variable; never inline
+  std::chrono::seconds keepalive{30};
+  std::chrono::seconds session_expiry{7 * 86'400};  // MQTT 5; 3.1.1 sessions live until the broker drops them
+  std::size_t clients = 4;  // connections per replica in the shared group
+  std::vector<MqttBridgeSubscription> subscriptions;
+  std::vector<MqttBridgeMapping> mappings;
+};
+
 struct AdmissionConfig {
   std::size_t max_inflight_records = 200'000;
   std::size_t max_inflight_bytes = 256u << 20;
@@ -198,6 +230,7 @@ struct GatewayConfig {
   HttpListenerConfig http;
   CoapListenerConfig coap;
   MqttListenerConfig mqtt;
+  MqttBridgeConfig mqtt_bridge;
   AdmissionConfig admission;
   DedupConfig dedup;
   codecs::DecodeLimits decode;
