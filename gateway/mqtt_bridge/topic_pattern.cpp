@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "mqtt/mqtt_packet.hpp"
+
 namespace telegate::gateway::mqtt_bridge {
 
 namespace {
@@ -93,18 +95,8 @@ std::optional<TopicPattern::Match> TopicPattern::match(std::string_view topic) c
 }
 
 std::optional<std::string> topic_filter_problem(std::string_view filter) {
-  if (filter.empty()) return "must not be empty";
-  if (filter.size() > 65'535) return "is longer than 65535 bytes";
-  if (filter.find('\0') != std::string_view::npos) return "must not contain U+0000";
-  const std::vector<std::string_view> levels = levels_of(filter);
-  for (std::size_t i = 0; i < levels.size(); ++i) {
-    const std::string_view level = levels[i];
-    if (level.find_first_of("+#") == std::string_view::npos) continue;
-    if (level == "+") continue;
-    if (level == "#" && i + 1 == levels.size()) continue;
-    return "'+' and '#' must fill a whole level, and '#' must be the last level";
-  }
   if (filter.starts_with("$share/")) return "give the group in shared_group, not as $share/ in the filter";
+  if (auto valid = mqtt::validate_topic_filter(filter); !valid) return valid.error().message;
   return std::nullopt;
 }
 
