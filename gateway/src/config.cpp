@@ -443,11 +443,20 @@ void read_device_types(Section& root, GatewayConfig& config) {
   codecs::CodecRegistry codecs;
   codecs::register_builtin_codecs(codecs);
   std::set<std::string, std::less<>> seen;
+  std::map<std::string, std::string, std::less<>> http_paths, coap_paths;  // path → device type
+  auto claim = [](std::map<std::string, std::string, std::less<>>& paths, const std::string& path,
+                  const std::string& type, const std::string& key) {
+    if (const auto [taken, inserted] = paths.emplace(path, type); !inserted) {
+      throw ConfigError(key, path + " is already served by device type " + taken->second);
+    }
+  };
   for (Section item : root.list("device_types")) {
     DeviceTypeDefinition type = read_device_type(item, codecs, config.decode);
     if (!seen.insert(type.name).second) {
       throw ConfigError(item.key_path("name"), "duplicate device type '" + type.name + "'");
     }
+    if (type.http) claim(http_paths, type.http->path, type.name, item.key_path("http.path"));
+    if (type.coap) claim(coap_paths, type.coap->path, type.name, item.key_path("coap.path"));
     config.device_types.push_back(std::move(type));
   }
 }

@@ -100,6 +100,8 @@ TEST_CASE("errors name the key at fault") {
   CHECK(error_key("device_types: [{name: t, samples: [{content_type: application/json}]}]\n") ==
         "device_types[0].samples[0].body");
   CHECK(error_key("catalog: {store: redis}\n") == "catalog.store");
+  CHECK(error_key("device_types: [{name: a, http: {path: /p}}, {name: b, http: {path: /p}}]\n") ==
+        "device_types[1].http.path");
   CHECK(error_key("admin: {token_sha256: nothex}\n") == "admin.token_sha256");
   CHECK(error_key("device_types: [{name: t}]\ntenants: [{name: a, devices: [{id: d, device_type: u, token_sha256: "
                   "7c43ef5ae21d43ce2743f770c68e24def1a43ee2f416d2438410c8af7af2ff2c}]}]\n") ==
