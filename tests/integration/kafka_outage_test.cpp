@@ -1,0 +1,119 @@
+// A Kafka outage under load, in the default push-back mode: the broker is stopped while a
+// device keeps posting (retrying every batch with the same msg_ids until it is acknowledged),
+// then started again. While it is down the gateway must answer 503 and report not ready;
+// afterwards every acknowledged record must be in Kafka exactly once.
+#include <doctest/doctest.h>
+#include <signal.h>
+
+#include <atomic>
+#include <map>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "gateway_process.hpp"
+#include "kafka_reader.hpp"
+#include "telegate/envelope/envelope.hpp"
+#include "telegate/gateway/auth.hpp"
+
+using namespace telegate;
+using telegate::testing::curl_post;
+using telegate::testing::GatewayProcess;
+using telegate::testing::TempDir;
+
+namespace {
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+void kafka(const std::string& action) {
+  const auto result = testing::run_command({std::string(TELEGATE_SOURCE_DIR) + "/scripts/kafka/kafka.sh", action});
+  REQUIRE_MESSAGE(result.exit_code == 0, "kafka.sh " << action << ": " << result.out << result.err);
+}
+
+}  // namespace
+
+TEST_CASE("a Kafka outage under load: 503 and not ready while it lasts, then every acknowledged record once") {
+  std::random_device random;
+  const std::string run = std::to_string(random() % 1'000'000'000);
+  TempDir dir;
+  GatewayProcess gateway(dir.path(),
+                         "instance_id: outage-" + run + "\n" +
+                             "sink:\n"
+                             "  type: kafka\n"
+                             "  topic_template: \"it." + run + ".{tenant}.{type}\"\n" +
+                             "  kafka: {bootstrap_servers: \"" + testing::kafka_bootstrap() +
+                             "\", transaction_max_interval_ms: 50, delivery_timeout_ms: 5000}\n" +
+                             "device_types: [{name: tracker}]\n"
+                             "tenants: [{name: acme, devices: [{id: truck-1, device_type: tracker, token_sha256: " +
+                             gateway::sha256_hex("truck-1-token") + "}]}]\n");
+  gateway.start();
+  gateway.wait_ready();
+
+  constexpr int kBatches = 60;
+  constexpr int kPerBatch = 10;
+  std::atomic<int> progress{0};
+  std::atomic<int> refused_while_down{0};
+  std::set<std::string> acknowledged;
+  std::thread device([&] {
+    const std::int64_t ts = now_ms() - 10'000;
+    for (int batch = 0; batch < kBatches; ++batch) {
+      std::string body = "[";
+      for (int i = 0; i < kPerBatch; ++i) {
+        body += std::string(i ? "," : "") + R"({"device_id":"truck-1","type":"location","ts":)" + std::to_string(ts) +
+                R"(,"msg_id":"o)" + std::to_string(batch) + "-" + std::to_string(i) + R"(","lat":46,"lon":14})";
+      }
+      body += "]";
+      for (int attempt = 0; attempt < 1200; ++attempt) {
+        const auto answer = curl_post(gateway.url("/v1/telemetry"), "truck-1-token", "application/json", body);
+        if (answer.status == 200) {
+          for (int i = 0; i < kPerBatch; ++i) acknowledged.insert("o" + std::to_string(batch) + "-" + std::to_string(i));
+          break;
+        }
+        if (answer.status == 503) ++refused_while_down;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+      progress = batch + 1;
+    }
+  });
+
+  while (progress < 15) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  kafka("stop");
+  const auto down_since = std::chrono::steady_clock::now();
+  bool reported_not_ready = false;
+  while (std::chrono::steady_clock::now() - down_since < std::chrono::seconds(15)) {
+    if (testing::curl_get(gateway.url("/readyz")).status == 503) reported_not_ready = true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  const int progress_while_down = progress;
+  kafka("start");
+  device.join();
+  gateway.signal(SIGTERM);
+  CHECK(gateway.wait() == 0);
+
+  CHECK(reported_not_ready);
+  CHECK(refused_while_down > 0);
+  CHECK(progress_while_down < kBatches);  // the outage did hold the device back
+  REQUIRE(acknowledged.size() == kBatches * kPerBatch);
+  const auto messages = testing::read_committed(testing::kafka_bootstrap(), "it." + run + ".acme.location",
+                                                acknowledged.size() + 1);
+  std::map<std::string, int> seen;
+  for (const auto& message : messages) {
+    const auto decoded = envelope::decode_envelope(message.value, envelope::Format::protobuf);
+    REQUIRE(decoded.has_value());
+    ++seen[decoded->record.msg_id];
+  }
+  std::size_t missing = 0, duplicated = 0;
+  for (const auto& id : acknowledged) {
+    if (seen[id] == 0) ++missing;
+    if (seen[id] > 1) ++duplicated;
+  }
+  CHECK(missing == 0);
+  CHECK(duplicated == 0);
+  MESSAGE("acknowledged " << acknowledged.size() << ", found " << messages.size() << ", 503s while down "
+                          << refused_while_down.load() << ", batches done before the broker came back "
+                          << progress_while_down);
+}
