@@ -31,16 +31,6 @@ using telegate::testing::TempDir;
 
 namespace {
 
-std::string unique_run_id() {
-  std::random_device random;
-  return std::to_string(random() % 1'000'000'000);
-}
-
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 struct Ports {
   std::uint16_t udp = testing::free_udp_port();
   std::uint16_t dtls = testing::free_udp_port();
@@ -268,7 +258,7 @@ std::map<std::string, int> committed_ids(const std::string& run, std::size_t exp
 }  // namespace
 
 TEST_CASE("CoAP: CON, NON, Block1, DTLS-PSK and retransmissions land in Kafka exactly once; refusals never") {
-  const std::string run = unique_run_id();
+  const std::string run = testing::unique_run_id();
   const Ports ports;
   TempDir dir;
   GatewayProcess gateway(dir.path(), config_for(run, ports, "", 50));
@@ -276,7 +266,7 @@ TEST_CASE("CoAP: CON, NON, Block1, DTLS-PSK and retransmissions land in Kafka ex
   gateway.wait_ready();
   const std::string base = "coap://127.0.0.1:" + std::to_string(ports.udp);
   const std::string telemetry = base + "/v1/telemetry?t=truck-1-token";
-  const std::int64_t ts = now_ms() - 10'000;
+  const std::int64_t ts = testing::unix_ms() - 10'000;
   std::set<std::string> ids;
 
   // coap-client, confirmable, JSON (Content-Format 50), to /v1/telemetry and to the type's path.
@@ -401,14 +391,14 @@ TEST_CASE("CoAP: CON, NON, Block1, DTLS-PSK and retransmissions land in Kafka ex
 }
 
 TEST_CASE("CoAP: a slow commit gets an empty ACK, then a separate 2.04; a retransmission is not ingested again") {
-  const std::string run = unique_run_id();
+  const std::string run = testing::unique_run_id();
   const Ports ports;
   TempDir dir;
   // Commits every 600 ms and no piggyback wait: every CON is answered separately.
   GatewayProcess gateway(dir.path(), config_for(run, ports, ", piggyback_wait_ms: 0", 600));
   gateway.start();
   gateway.wait_ready();
-  const std::int64_t ts = now_ms() - 10'000;
+  const std::int64_t ts = testing::unix_ms() - 10'000;
 
   auto client = coap_client({"-m", "post", "-t", "50", "-e", location("sep-0", ts),
                              "coap://127.0.0.1:" + std::to_string(ports.udp) + "/v1/telemetry?t=truck-1-token"});
@@ -447,13 +437,13 @@ TEST_CASE("CoAP: a slow commit gets an empty ACK, then a separate 2.04; a retran
 }
 
 TEST_CASE("CoAP Block1: 4.13 with Size1 comes at the block that crosses max_body_bytes, not after the body") {
-  const std::string run = unique_run_id();
+  const std::string run = testing::unique_run_id();
   const Ports ports;
   TempDir dir;
   GatewayProcess gateway(dir.path(), config_for(run, ports, ", max_body_bytes: 4096", 50));
   gateway.start();
   gateway.wait_ready();
-  const std::int64_t ts = now_ms() - 10'000;
+  const std::int64_t ts = testing::unix_ms() - 10'000;
   UdpDevice device(ports.udp);
   std::uint16_t mid = 0x9000;
   constexpr int kSzx1024 = 6;

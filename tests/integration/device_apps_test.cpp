@@ -24,10 +24,6 @@ using telegate::testing::TempDir;
 
 namespace {
 
-std::int64_t now_s() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
 std::string read_source_file(const std::string& relative) {
   std::ifstream file(std::filesystem::path(TELEGATE_SOURCE_DIR) / relative, std::ios::binary);
   REQUIRE_MESSAGE(file.good(), relative);
@@ -111,15 +107,14 @@ std::vector<testing::KafkaMessage> topic(const std::string& run, const std::stri
 }  // namespace
 
 TEST_CASE("every built-in device app works through its own route and reply") {
-  std::random_device random;
-  const std::string run = std::to_string(random() % 1'000'000'000);
+  const std::string run = testing::unique_run_id();
   TempDir dir;
   GatewayProcess gateway(dir.path(), config_for(run));
   gateway.start();
   gateway.wait_ready();
 
   // OwnTracks HTTP mode: Basic auth, one JSON message per POST, and the app wants a JSON array.
-  const std::string owntracks = R"({"_type":"location","lat":51.5073,"lon":-0.1277,"tst":)" + std::to_string(now_s()) +
+  const std::string owntracks = R"({"_type":"location","lat":51.5073,"lon":-0.1277,"tst":)" + std::to_string((testing::unix_ms() / 1000)) +
                                 R"(,"vel":36,"acc":13,"batt":40,"tid":"JJ"})";
   HttpResult ot = curl({"-X", "POST", "-u", "jane:ot-1-token", "-H", "Content-Type: application/json", "--data-binary",
                         owntracks, gateway.url("/owntracks")});

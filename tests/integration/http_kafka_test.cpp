@@ -23,16 +23,6 @@ using telegate::testing::TempDir;
 
 namespace {
 
-std::string unique_run_id() {
-  std::random_device random;
-  return std::to_string(random() % 1'000'000'000);
-}
-
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 std::string config_for(const std::string& run_id, std::size_t max_body_bytes = 1u << 20,
                        const std::string& extra = "") {
   return "instance_id: it-" + run_id + "\n" + extra +
@@ -68,13 +58,13 @@ std::string header_value(const testing::KafkaMessage& message, std::string_view 
 }  // namespace
 
 TEST_CASE("records posted over HTTP in every shape land in Kafka exactly once; rejected ones never") {
-  const std::string run = unique_run_id();
+  const std::string run = testing::unique_run_id();
   TempDir dir;
   GatewayProcess gateway(dir.path(), config_for(run, 64 * 1024));
   gateway.start();
   gateway.wait_ready();
   const std::string url = gateway.url("/v1/telemetry");
-  const std::int64_t ts = now_ms() - 10'000;
+  const std::int64_t ts = testing::unix_ms() - 10'000;
   std::set<std::string> accepted_ids;
 
   // One object.
@@ -175,7 +165,7 @@ TEST_CASE("records posted over HTTP in every shape land in Kafka exactly once; r
 }
 
 TEST_CASE("gateway restarts lose nothing acknowledged: SIGKILL mid-load and graceful SIGTERM") {
-  const std::string run = unique_run_id();
+  const std::string run = testing::unique_run_id();
   TempDir dir;
   GatewayProcess gateway(dir.path(), config_for(run));
   gateway.start();
@@ -189,7 +179,7 @@ TEST_CASE("gateway restarts lose nothing acknowledged: SIGKILL mid-load and grac
 
   // The device: posts batches one after another, retrying each (same msg_ids) until acked.
   std::thread device([&] {
-    const std::int64_t ts = now_ms() - 10'000;
+    const std::int64_t ts = testing::unix_ms() - 10'000;
     for (int batch = 0; batch < kBatches; ++batch) {
       std::string body = "[";
       for (int i = 0; i < kPerBatch; ++i) {
@@ -251,7 +241,7 @@ TEST_CASE("gateway restarts lose nothing acknowledged: SIGKILL mid-load and grac
 }
 
 TEST_CASE("operational endpoints, unknown paths and methods, and push-back when the budget is spent") {
-  const std::string run = unique_run_id();
+  const std::string run = testing::unique_run_id();
   TempDir dir;
   // A budget of 10 records and a slow commit interval: the first request holds the budget while
   // its transaction waits to commit, and requests that arrive meanwhile must be pushed back.
@@ -268,7 +258,7 @@ TEST_CASE("operational endpoints, unknown paths and methods, and push-back when 
   CHECK(wrong_method.status == 405);
   CHECK(wrong_method.headers.find("Allow: POST") != std::string::npos);
 
-  const std::int64_t ts = now_ms() - 1000;
+  const std::int64_t ts = testing::unix_ms() - 1000;
   // Distinct msg_ids per request: identical ones would be held back as retries, not by the budget.
   auto ten = [&](int request) {
     std::string body = "[";
@@ -310,13 +300,13 @@ TEST_CASE("operational endpoints, unknown paths and methods, and push-back when 
 }
 
 TEST_CASE("a device's retries with the same msg_ids are acknowledged and written once") {
-  const std::string run = unique_run_id();
+  const std::string run = testing::unique_run_id();
   TempDir dir;
   GatewayProcess gateway(dir.path(), config_for(run));
   gateway.start();
   gateway.wait_ready();
   const std::string url = gateway.url("/v1/telemetry");
-  const std::int64_t ts = now_ms() - 5'000;
+  const std::int64_t ts = testing::unix_ms() - 5'000;
   const std::string batch = "[" + location("retry-1", 46.1, 14.5, ts) + "," + location("retry-2", 46.2, 14.5, ts + 1) + "]";
 
   const auto first = curl_post(url, "truck-1-token", "application/json", batch);

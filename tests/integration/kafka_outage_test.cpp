@@ -24,11 +24,6 @@ using telegate::testing::TempDir;
 
 namespace {
 
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 void kafka(const std::string& action) {
   const auto result = testing::run_command({std::string(TELEGATE_SOURCE_DIR) + "/scripts/kafka/kafka.sh", action});
   REQUIRE_MESSAGE(result.exit_code == 0, "kafka.sh " << action << ": " << result.out << result.err);
@@ -37,8 +32,7 @@ void kafka(const std::string& action) {
 }  // namespace
 
 TEST_CASE("a Kafka outage under load: 503 and not ready while it lasts, then every acknowledged record once") {
-  std::random_device random;
-  const std::string run = std::to_string(random() % 1'000'000'000);
+  const std::string run = testing::unique_run_id();
   TempDir dir;
   GatewayProcess gateway(dir.path(),
                          "instance_id: outage-" + run + "\n" +
@@ -59,7 +53,7 @@ TEST_CASE("a Kafka outage under load: 503 and not ready while it lasts, then eve
   std::atomic<int> refused_while_down{0};
   std::set<std::string> acknowledged;
   std::thread device([&] {
-    const std::int64_t ts = now_ms() - 10'000;
+    const std::int64_t ts = testing::unix_ms() - 10'000;
     for (int batch = 0; batch < kBatches; ++batch) {
       std::string body = "[";
       for (int i = 0; i < kPerBatch; ++i) {

@@ -28,16 +28,6 @@ using telegate::testing::TempDir;
 
 namespace {
 
-std::string unique_run_id() {
-  std::random_device random;
-  return std::to_string(random() % 1'000'000'000);
-}
-
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 struct BridgeSetup {
   std::string run;
   std::string broker_uri;
@@ -108,7 +98,7 @@ testing::CommandResult publish(const MosquittoProcess& broker, const std::string
 // Publishes every line of `lines` as one message from a single mosquitto_pub connection (-l).
 void publish_lines(const MosquittoProcess& broker, const TempDir& dir, const std::string& topic, int qos,
                    const std::vector<std::string>& lines) {
-  const auto file = dir.path() / ("lines-" + std::to_string(now_ms()) + ".txt");
+  const auto file = dir.path() / ("lines-" + std::to_string(testing::unix_ms()) + ".txt");
   {
     std::ofstream out(file);
     for (const auto& line : lines) out << line << "\n";
@@ -140,7 +130,7 @@ int times(const std::map<std::string, int>& seen, const std::string& id) {
 }  // namespace
 
 TEST_CASE("MQTT bridge: QoS 0/1/2 over MQTT 3.1.1 and 5 land exactly once; unknown devices and bad payloads never") {
-  const std::string run = unique_run_id();
+  const std::string run = testing::unique_run_id();
   TempDir dir;
   MosquittoProcess broker(dir.path());
   GatewayProcess gateway(dir.path(), config_for({run, broker.uri(), "it-bridge-" + run}));
@@ -148,7 +138,7 @@ TEST_CASE("MQTT bridge: QoS 0/1/2 over MQTT 3.1.1 and 5 land exactly once; unkno
   gateway.wait_ready();
   wait_connected(gateway, 2);
 
-  const std::int64_t ts = now_ms() - 10'000;
+  const std::int64_t ts = testing::unix_ms() - 10'000;
   std::set<std::string> ids;
   int n = 0;
   for (const std::string version : {"mqttv311", "mqttv5"}) {
@@ -186,7 +176,7 @@ TEST_CASE("MQTT bridge: QoS 0/1/2 over MQTT 3.1.1 and 5 land exactly once; unkno
 }
 
 TEST_CASE("MQTT bridge: two replicas in one shared group split the stream and deliver each message once") {
-  const std::string run = unique_run_id();
+  const std::string run = testing::unique_run_id();
   TempDir dir;
   TempDir dir_a;
   TempDir dir_b;
@@ -200,7 +190,7 @@ TEST_CASE("MQTT bridge: two replicas in one shared group split the stream and de
   wait_connected(replica_a, 1);
   wait_connected(replica_b, 1);
 
-  const std::int64_t ts = now_ms() - 60'000;
+  const std::int64_t ts = testing::unix_ms() - 60'000;
   std::vector<std::string> lines;
   std::set<std::string> ids;
   for (int i = 0; i < 200; ++i) {
@@ -225,7 +215,7 @@ TEST_CASE("MQTT bridge: two replicas in one shared group split the stream and de
 // Stops a replica mid-stream with `stop_signal`, publishes more while it is down, restarts it:
 // every message must reach Kafka.
 static void restart_mid_stream_loses_nothing(int stop_signal) {
-  const std::string run = unique_run_id();
+  const std::string run = testing::unique_run_id();
   TempDir dir;
   MosquittoProcess broker(dir.path());
   const std::string config = config_for({run, broker.uri(), "it-bridge-kill-" + run, 1});
@@ -234,7 +224,7 @@ static void restart_mid_stream_loses_nothing(int stop_signal) {
   gateway.wait_ready();
   wait_connected(gateway, 1);
 
-  const std::int64_t ts = now_ms() - 60'000;
+  const std::int64_t ts = testing::unix_ms() - 60'000;
   std::set<std::string> ids;
   auto batch = [&](const std::string& prefix, int count) {
     std::vector<std::string> lines;

@@ -31,16 +31,6 @@ namespace mqtt = telegate::gateway::mqtt;
 
 namespace {
 
-std::string unique_run_id() {
-  std::random_device random;
-  return std::to_string(random() % 1'000'000'000);
-}
-
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 std::string config_for(const std::string& run, std::uint16_t port, int transaction_interval_ms,
                        const std::string& mqtt_extra = "") {
   return "instance_id: it-mqtt-" + run + "\n" +
@@ -195,13 +185,13 @@ bool healthy(const GatewayProcess& gateway) { return testing::curl_get(gateway.u
 }  // namespace
 
 TEST_CASE("MQTT: QoS 0/1/2 over 3.1.1 and 5.0 land in Kafka exactly once; refusals never") {
-  const std::string run = unique_run_id();
+  const std::string run = testing::unique_run_id();
   const std::uint16_t port = testing::free_port();
   TempDir dir;
   GatewayProcess gateway(dir.path(), config_for(run, port, 50));
   gateway.start();
   gateway.wait_ready();
-  const std::int64_t ts = now_ms() - 10'000;
+  const std::int64_t ts = testing::unix_ms() - 10'000;
   std::vector<std::string> ids;
 
   for (const std::string version : {"mqttv311", "mqttv5"}) {
@@ -272,14 +262,14 @@ TEST_CASE("MQTT: a device that resends after losing its connection before the ac
     MESSAGE("paho-mqtt is not installed (scripts/python-env): skipped");
     return;
   }
-  const std::string run = unique_run_id();
+  const std::string run = testing::unique_run_id();
   const std::uint16_t port = testing::free_port();
   TempDir dir;
   // A slow commit: the ack cannot arrive before Paho's connection is cut.
   GatewayProcess gateway(dir.path(), config_for(run, port, 2500));
   gateway.start();
   gateway.wait_ready();
-  const std::int64_t ts = now_ms() - 10'000;
+  const std::int64_t ts = testing::unix_ms() - 10'000;
   std::vector<std::string> ids;
   for (const std::string version : {"3", "5"}) {
     for (const std::string qos : {"1", "2"}) {
@@ -303,14 +293,14 @@ TEST_CASE("MQTT: the QoS 1 ack waits for the Kafka commit") {
     MESSAGE("paho-mqtt is not installed (scripts/python-env): skipped");
     return;
   }
-  const std::string run = unique_run_id();
+  const std::string run = testing::unique_run_id();
   const std::uint16_t port = testing::free_port();
   TempDir dir;
   GatewayProcess gateway(dir.path(), config_for(run, port, 1000));
   gateway.start();
   gateway.wait_ready();
   const std::string file = write_file(dir, "one.json", R"({"device_id":"truck-1","type":"location","ts":)" +
-                                                            std::to_string(now_ms() - 1000) + R"(,"lat":46.05,"lon":14.51})");
+                                                            std::to_string(testing::unix_ms() - 1000) + R"(,"lat":46.05,"lon":14.51})");
   const int count = 4;
   const auto result = paho({"latency", "127.0.0.1", std::to_string(port), "5", "truck-1", "truck-1-token",
                             "acme/truck-1/location", "1", file, std::to_string(count)});
@@ -334,7 +324,7 @@ TEST_CASE("MQTT: the QoS 1 ack waits for the Kafka commit") {
 }
 
 TEST_CASE("MQTT: oversized and malformed packets are refused clearly and the gateway keeps running") {
-  const std::string run = unique_run_id();
+  const std::string run = testing::unique_run_id();
   const std::uint16_t port = testing::free_port();
   TempDir dir;
   GatewayProcess gateway(dir.path(), config_for(run, port, 50, ", max_packet_size: 1024"));
@@ -419,6 +409,6 @@ TEST_CASE("MQTT: oversized and malformed packets are refused clearly and the gat
   CHECK(healthy(gateway));
   // And devices still get through.
   auto after = mosquitto_pub(port, "mqttv5", 1, "truck-1", "truck-1-token", "acme/truck-1/location",
-                             location("truck-1", "after-" + run, now_ms() - 1000));
+                             location("truck-1", "after-" + run, testing::unix_ms() - 1000));
   CHECK_MESSAGE(after.out.find("RC:0") != std::string::npos, after.out);
 }

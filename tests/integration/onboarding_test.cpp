@@ -30,10 +30,6 @@ namespace {
 constexpr double kKnot = 1852.0 / 3600.0;
 constexpr double kKmh = 1000.0 / 3600.0;
 
-std::int64_t now_s() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
 std::string config_for(const std::string& run, const std::string& instance) {
   return "instance_id: " + instance + "\n" +
          "admin: {token_sha256: " + gateway::sha256_hex("admin-" + run) + "}\n" +
@@ -80,8 +76,7 @@ HttpResult traccar_ping(const GatewayProcess& gateway, const std::string& token,
 }  // namespace
 
 TEST_CASE("a device type is onboarded, updated and rolled back through the API while traffic flows") {
-  std::random_device random;
-  const std::string run = std::to_string(random() % 1'000'000'000);
+  const std::string run = testing::unique_run_id();
   TempDir dir_a, dir_b;
   GatewayProcess gateway(dir_a.path(), config_for(run, "onboard-a-" + run));
   gateway.start();
@@ -94,7 +89,7 @@ TEST_CASE("a device type is onboarded, updated and rolled back through the API w
   std::thread traffic([&] {
     for (int i = 0; !stop; ++i) {
       const std::string msg_id = "bg-" + run + "-" + std::to_string(i);
-      const std::string body = R"({"device_id":"truck-1","type":"location","ts":)" + std::to_string(now_s() * 1000) +
+      const std::string body = R"({"device_id":"truck-1","type":"location","ts":)" + std::to_string((testing::unix_ms() / 1000) * 1000) +
                                R"(,"msg_id":")" + msg_id + R"(","lat":48.1,"lon":11.5})";
       const HttpResult result = testing::curl_post(gateway.url("/v1/telemetry"), "truck-1-token", "application/json", body);
       if (result.status == 200) {
@@ -113,7 +108,7 @@ TEST_CASE("a device type is onboarded, updated and rolled back through the API w
                             R"({"device_type":"acme-phone","token":"phone-1-token"})");
   REQUIRE_MESSAGE(device.status == 200, device.body);
 
-  const std::int64_t base = now_s() - 60;
+  const std::int64_t base = (testing::unix_ms() / 1000) - 60;
   std::map<std::int64_t, double> expected_speed;  // event time (s) → m/s
   for (int i = 0; i < 3; ++i) {
     const HttpResult ping = traccar_ping(gateway, "phone-1-token", "phone-1", base + i, i == 2);
@@ -159,7 +154,7 @@ TEST_CASE("a device type is onboarded, updated and rolled back through the API w
   // 6. The dry run shows the record and envelope without writing anything.
   std::vector<std::string> dry_args = {"-X", "POST", "-H", "Authorization: Bearer admin-" + run, "-H",
                                        "Content-Type: application/x-www-form-urlencoded", "--data-binary",
-                                       "id=x&timestamp=" + std::to_string(now_s()) + "&lat=91&lon=0",
+                                       "id=x&timestamp=" + std::to_string((testing::unix_ms() / 1000)) + "&lat=91&lon=0",
                                        gateway.url("/admin/v1/device-types/acme-phone/dry-run")};
   const HttpResult dry = curl(dry_args);
   CHECK(dry.status == 200);

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <random>
@@ -49,12 +50,14 @@ int run(const std::vector<std::string>& argv, const std::filesystem::path& out, 
 
 }  // namespace
 
-std::uint16_t free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+namespace {
+
+// A port on 127.0.0.1 that the kernel just handed out for a socket of `type`.
+std::uint16_t bound_port(int type) {
+  const int fd = ::socket(AF_INET, type, 0);
   sockaddr_in address{};
   address.sin_family = AF_INET;
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = 0;
   socklen_t length = sizeof address;
   if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
       ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
@@ -65,19 +68,19 @@ std::uint16_t free_port() {
   return ntohs(address.sin_port);
 }
 
-std::uint16_t free_udp_port() {
-  const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof address;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-    ::close(fd);
-    throw std::runtime_error("cannot find a free UDP port");
-  }
-  ::close(fd);
-  return ntohs(address.sin_port);
+}  // namespace
+
+std::uint16_t free_port() { return bound_port(SOCK_STREAM); }
+std::uint16_t free_udp_port() { return bound_port(SOCK_DGRAM); }
+
+std::string unique_run_id() {
+  std::random_device random;
+  return std::to_string(random() % 1'000'000'000);
+}
+
+std::int64_t unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 std::string kafka_bootstrap() {

@@ -20,6 +20,13 @@ std::uint16_t free_port();
 // The same for UDP (CoAP).
 std::uint16_t free_udp_port();
 
+// A short random id that keeps one test run's topics, instance ids and msg_ids apart from
+// every other run's on the shared broker.
+std::string unique_run_id();
+
+// Now, as Unix epoch milliseconds (device payloads carry event times in it).
+std::int64_t unix_ms();
+
 // Bootstrap address of the test broker (TELEGATE_KAFKA_BOOTSTRAP, default 127.0.0.1:19092).
 std::string kafka_bootstrap();
 
