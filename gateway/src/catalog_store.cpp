@@ -140,10 +140,7 @@ class KafkaCatalogStore final : public CatalogStore {
   std::string describe() const override { return "Kafka topic " + topic_; }
 
   std::vector<CatalogChange> load() override {
-    std::int64_t low = 0, high = 0;
-    const rd_kafka_resp_err_t error =
-        rd_kafka_query_watermark_offsets(consumer_.get(), topic_.c_str(), 0, &low, &high, 10'000);
-    if (error) throw std::runtime_error("catalog store: cannot read the end of " + topic_ + ": " + rd_kafka_err2str(error));
+    const std::int64_t high = sinks::wait_for_watermarks(consumer_.get(), topic_, 0).second;
     std::vector<CatalogChange> changes;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
     while (next_offset_ < high) {

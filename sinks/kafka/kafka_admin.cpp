@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <stdexcept>
+#include <thread>
 
 namespace telegate::sinks {
 
@@ -68,6 +69,21 @@ void ensure_topic(const KafkaSinkConfig& sink, const std::string& topic, int par
   if (!problem.empty()) throw std::runtime_error(fmt::format("cannot create topic {}: {}", topic, problem));
 }
 
+std::pair<std::int64_t, std::int64_t> wait_for_watermarks(rd_kafka_t* client, const std::string& topic,
+                                                          std::int32_t partition, std::chrono::seconds patience) {
+  const auto deadline = std::chrono::steady_clock::now() + patience;
+  for (;;) {
+    std::int64_t low = 0, high = 0;
+    const rd_kafka_resp_err_t error =
+        rd_kafka_query_watermark_offsets(client, topic.c_str(), partition, &low, &high, 10'000);
+    if (!error) return {low, high};
+    if (std::chrono::steady_clock::now() > deadline) {
+      throw std::runtime_error(fmt::format("{}[{}]: cannot read its end: {}", topic, partition, rd_kafka_err2str(error)));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
 std::vector<std::string> read_key_since(const KafkaSinkConfig& sink, const std::string& topic, std::int32_t partition,
                                         const std::string& key, std::chrono::system_clock::time_point since) {
   const Handle consumer = make_client(RD_KAFKA_CONSUMER, sink,
@@ -75,15 +91,16 @@ std::vector<std::string> read_key_since(const KafkaSinkConfig& sink, const std::
                                        {"enable.auto.commit", "false"},
                                        {"isolation.level", "read_committed"}});
   const auto since_ms = std::chrono::duration_cast<std::chrono::milliseconds>(since.time_since_epoch()).count();
-  rd_kafka_topic_partition_list_t* start = rd_kafka_topic_partition_list_new(1);
-  rd_kafka_topic_partition_list_add(start, topic.c_str(), partition)->offset = since_ms;
-  rd_kafka_resp_err_t error = rd_kafka_offsets_for_times(consumer.get(), start, 10'000);
-  const std::int64_t first = start->elems[0].offset;
-  rd_kafka_topic_partition_list_destroy(start);
-  if (error) throw std::runtime_error(fmt::format("{}[{}]: cannot look up offsets: {}", topic, partition, rd_kafka_err2str(error)));
-  std::int64_t low = 0, high = 0;
-  error = rd_kafka_query_watermark_offsets(consumer.get(), topic.c_str(), partition, &low, &high, 10'000);
-  if (error) throw std::runtime_error(fmt::format("{}[{}]: cannot read its end: {}", topic, partition, rd_kafka_err2str(error)));
+  const std::int64_t high = wait_for_watermarks(consumer.get(), topic, partition).second;
+  std::int64_t first = high;
+  if (high > 0) {
+    rd_kafka_topic_partition_list_t* start = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(start, topic.c_str(), partition)->offset = since_ms;
+    const rd_kafka_resp_err_t error = rd_kafka_offsets_for_times(consumer.get(), start, 10'000);
+    first = start->elems[0].offset;
+    rd_kafka_topic_partition_list_destroy(start);
+    if (error) throw std::runtime_error(fmt::format("{}[{}]: cannot look up offsets: {}", topic, partition, rd_kafka_err2str(error)));
+  }
   std::vector<std::string> values;
   if (first < 0 || first >= high) return values;  // nothing written since `since`
 

@@ -9,7 +9,10 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include <librdkafka/rdkafka.h>
 
 #include "telegate/sinks/kafka_sink.hpp"
 
@@ -22,6 +25,13 @@ std::map<std::string, std::string> cluster_settings(const KafkaSinkConfig& sink)
 // Creates `topic` unless it exists (an existing topic is left as it is).
 void ensure_topic(const KafkaSinkConfig& sink, const std::string& topic, int partitions, int replication_factor,
                   const std::map<std::string, std::string>& topic_configs);
+
+// Low and high watermarks of `topic`/`partition`. A topic created a moment ago has no leader
+// yet ("Unknown partition", "Leader not available"), so errors are retried until `patience`
+// runs out; then it throws with the last one.
+std::pair<std::int64_t, std::int64_t> wait_for_watermarks(rd_kafka_t* client, const std::string& topic,
+                                                          std::int32_t partition,
+                                                          std::chrono::seconds patience = std::chrono::seconds(30));
 
 // Values of the committed records of `topic`/`partition` whose key is `key`, from the first
 // record at or after `since` to the partition's end at the time of the call.
