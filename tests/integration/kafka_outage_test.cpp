@@ -94,12 +94,7 @@ TEST_CASE("a Kafka outage under load: 503 and not ready while it lasts, then eve
   REQUIRE(acknowledged.size() == kBatches * kPerBatch);
   const auto messages = testing::read_committed(testing::kafka_bootstrap(), "it." + run + ".acme.location",
                                                 acknowledged.size() + 1);
-  std::map<std::string, int> seen;
-  for (const auto& message : messages) {
-    const auto decoded = envelope::decode_envelope(message.value, envelope::Format::protobuf);
-    REQUIRE(decoded.has_value());
-    ++seen[decoded->record.msg_id];
-  }
+  std::map<std::string, int> seen = testing::msg_id_copies(messages);
   std::size_t missing = 0, duplicated = 0;
   for (const auto& id : acknowledged) {
     if (seen[id] == 0) ++missing;

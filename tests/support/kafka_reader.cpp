@@ -1,5 +1,7 @@
 #include "kafka_reader.hpp"
 
+#include "telegate/envelope/envelope.hpp"
+
 #include <librdkafka/rdkafka.h>
 
 #include <random>
@@ -67,6 +69,16 @@ std::vector<KafkaMessage> read_committed(const std::string& bootstrap, const std
   rd_kafka_consumer_close(consumer);
   rd_kafka_destroy(consumer);
   return messages;
+}
+
+std::map<std::string, int> msg_id_copies(const std::vector<KafkaMessage>& messages) {
+  std::map<std::string, int> copies;
+  for (const KafkaMessage& message : messages) {
+    const auto decoded = envelope::decode_envelope(message.value, envelope::Format::protobuf);
+    if (!decoded) throw std::runtime_error(message.topic + ": a value is not an envelope: " + decoded.error().message);
+    ++copies[decoded->record.msg_id];
+  }
+  return copies;
 }
 
 }  // namespace telegate::testing

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -27,5 +28,9 @@ struct KafkaMessage {
 std::vector<KafkaMessage> read_committed(const std::string& bootstrap, const std::string& topic, std::size_t expected,
                                          std::chrono::milliseconds idle = std::chrono::seconds(4),
                                          std::chrono::milliseconds timeout = std::chrono::seconds(60));
+
+// msg_id → how many records of `messages` carry it (Protobuf envelopes). Throws if a value is
+// not an envelope: every audit of "acknowledged once, never twice" counts this way.
+std::map<std::string, int> msg_id_copies(const std::vector<KafkaMessage>& messages);
 
 }  // namespace telegate::testing
