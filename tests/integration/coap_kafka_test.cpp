@@ -31,6 +31,8 @@ using telegate::testing::TempDir;
 
 namespace {
 
+const testing::ExpectedOrigin kFromCoap{"acme", envelope::SourceProtocol::coap};
+
 struct Ports {
   std::uint16_t udp = testing::free_udp_port();
   std::uint16_t dtls = testing::free_udp_port();
@@ -242,19 +244,6 @@ double metric(const GatewayProcess& gateway, const std::string& series) {
   return std::strtod(body.c_str() + at + series.size() + 2, nullptr);
 }
 
-std::map<std::string, int> committed_ids(const std::string& run, std::size_t expected) {
-  std::map<std::string, int> seen;
-  const auto messages = testing::read_committed(testing::kafka_bootstrap(), "it." + run + ".acme.location", expected + 1);
-  for (const auto& message : messages) {
-    const auto decoded = envelope::decode_envelope(message.value, envelope::Format::protobuf);
-    REQUIRE(decoded.has_value());
-    CHECK(decoded->tenant == "acme");
-    CHECK(decoded->protocol == envelope::SourceProtocol::coap);
-    ++seen[decoded->record.msg_id];
-  }
-  return seen;
-}
-
 }  // namespace
 
 TEST_CASE("CoAP: CON, NON, Block1, DTLS-PSK and retransmissions land in Kafka exactly once; refusals never") {
@@ -381,7 +370,8 @@ TEST_CASE("CoAP: CON, NON, Block1, DTLS-PSK and retransmissions land in Kafka ex
   ids.insert("after-junk");
   CHECK(gateway.running());
 
-  const auto seen = committed_ids(run, ids.size());
+  const auto seen =
+      testing::committed_copies(testing::kafka_bootstrap(), "it." + run + ".acme.location", ids.size(), kFromCoap);
   for (const auto& id : ids) CHECK_MESSAGE(seen.count(id) == 1, "msg_id " << id);
   for (const auto& [id, count] : seen) {
     CHECK_MESSAGE(count == 1, "duplicate in Kafka: " << id);
@@ -427,7 +417,8 @@ TEST_CASE("CoAP: a slow commit gets an empty ACK, then a separate 2.04; a retran
   CHECK(late[0].type == 2);
   CHECK(late[0].code == 0);
 
-  const auto seen = committed_ids(run, 2);
+  const auto seen =
+      testing::committed_copies(testing::kafka_bootstrap(), "it." + run + ".acme.location", 2, kFromCoap);
   CHECK(seen.size() == 2);
   CHECK(seen.count("sep-0") == 1);
   CHECK(seen.count("sep-1") == 1);
@@ -510,7 +501,8 @@ TEST_CASE("CoAP Block1: 4.13 with Size1 comes at the block that crosses max_body
   CHECK_MESSAGE(client.out.find("4.13") != std::string::npos, client.out);
   CHECK(gateway.running());
 
-  const auto seen = committed_ids(run, ids.size());
+  const auto seen =
+      testing::committed_copies(testing::kafka_bootstrap(), "it." + run + ".acme.location", ids.size(), kFromCoap);
   for (const auto& id : ids) CHECK_MESSAGE(seen.count(id) == 1, "msg_id " << id);
   for (const auto& [id, count] : seen) {
     CHECK_MESSAGE(count == 1, "duplicate in Kafka: " << id);

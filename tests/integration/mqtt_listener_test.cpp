@@ -31,6 +31,8 @@ namespace mqtt = telegate::gateway::mqtt;
 
 namespace {
 
+const testing::ExpectedOrigin kFromMqtt{"acme", envelope::SourceProtocol::mqtt};
+
 std::string config_for(const std::string& run, std::uint16_t port, int transaction_interval_ms,
                        const std::string& mqtt_extra = "") {
   return "instance_id: it-mqtt-" + run + "\n" +
@@ -88,20 +90,6 @@ std::string write_file(const TempDir& dir, const std::string& name, const std::s
   const auto path = dir.path() / name;
   std::ofstream(path, std::ios::binary) << content;
   return path.string();
-}
-
-// msg_id → how many times it was committed, for the topic of `type`.
-std::map<std::string, int> committed_ids(const std::string& run, const std::string& type, std::size_t expected) {
-  std::map<std::string, int> seen;
-  const auto messages = testing::read_committed(testing::kafka_bootstrap(), "it." + run + ".acme." + type, expected + 1);
-  for (const auto& message : messages) {
-    const auto decoded = envelope::decode_envelope(message.value, envelope::Format::protobuf);
-    REQUIRE(decoded.has_value());
-    CHECK(decoded->tenant == "acme");
-    CHECK(decoded->protocol == envelope::SourceProtocol::mqtt);
-    ++seen[decoded->record.msg_id];
-  }
-  return seen;
 }
 
 // A raw TCP client for the packets no well-behaved client sends.
@@ -246,7 +234,8 @@ TEST_CASE("MQTT: QoS 0/1/2 over 3.1.1 and 5.0 land in Kafka exactly once; refusa
   const std::string sub_output = sub.out + sub.err;
   CHECK_MESSAGE(sub_output.find("ubscription") != std::string::npos, sub_output);
 
-  const auto seen = committed_ids(run, "location", ids.size());
+  const auto seen =
+      testing::committed_copies(testing::kafka_bootstrap(), "it." + run + ".acme.location", ids.size(), kFromMqtt);
   CHECK(seen.size() == ids.size());
   for (const auto& id : ids) CHECK_MESSAGE(seen.count(id) == 1, id);
   for (const auto& [id, count] : seen) CHECK_MESSAGE(count == 1, id, " committed ", count, " times");
@@ -283,7 +272,8 @@ TEST_CASE("MQTT: a device that resends after losing its connection before the ac
       ids.push_back(id);
     }
   }
-  const auto seen = committed_ids(run, "location", ids.size());
+  const auto seen =
+      testing::committed_copies(testing::kafka_bootstrap(), "it." + run + ".acme.location", ids.size(), kFromMqtt);
   for (const auto& id : ids) CHECK_MESSAGE(seen.count(id) == 1, id);
   for (const auto& [id, count] : seen) CHECK_MESSAGE(count == 1, id, " committed ", count, " times");
 }

@@ -71,14 +71,26 @@ std::vector<KafkaMessage> read_committed(const std::string& bootstrap, const std
   return messages;
 }
 
-std::map<std::string, int> msg_id_copies(const std::vector<KafkaMessage>& messages) {
+std::map<std::string, int> msg_id_copies(const std::vector<KafkaMessage>& messages,
+                                         const std::optional<ExpectedOrigin>& origin) {
   std::map<std::string, int> copies;
   for (const KafkaMessage& message : messages) {
     const auto decoded = envelope::decode_envelope(message.value, envelope::Format::protobuf);
     if (!decoded) throw std::runtime_error(message.topic + ": a value is not an envelope: " + decoded.error().message);
+    if (origin && (decoded->tenant != origin->tenant || decoded->protocol != origin->protocol)) {
+      throw std::runtime_error(message.topic + ": record '" + decoded->record.msg_id + "' came from tenant '" +
+                               decoded->tenant + "' over " + std::string(envelope::to_string(decoded->protocol)) +
+                               ", expected tenant '" + origin->tenant + "' over " +
+                               std::string(envelope::to_string(origin->protocol)));
+    }
     ++copies[decoded->record.msg_id];
   }
   return copies;
+}
+
+std::map<std::string, int> committed_copies(const std::string& bootstrap, const std::string& topic,
+                                            std::size_t expected, const std::optional<ExpectedOrigin>& origin) {
+  return msg_id_copies(read_committed(bootstrap, topic, expected + 1), origin);
 }
 
 }  // namespace telegate::testing

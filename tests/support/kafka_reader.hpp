@@ -6,9 +6,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "telegate/envelope/envelope.hpp"
 
 namespace telegate::testing {
 
@@ -29,8 +32,22 @@ std::vector<KafkaMessage> read_committed(const std::string& bootstrap, const std
                                          std::chrono::milliseconds idle = std::chrono::seconds(4),
                                          std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
+// Who must have sent every record an audit counts; a record from anyone else fails the audit.
+struct ExpectedOrigin {
+  std::string tenant;
+  envelope::SourceProtocol protocol;
+};
+
 // msg_id → how many records of `messages` carry it (Protobuf envelopes). Throws if a value is
-// not an envelope: every audit of "acknowledged once, never twice" counts this way.
-std::map<std::string, int> msg_id_copies(const std::vector<KafkaMessage>& messages);
+// not an envelope, or not from `origin` when given: every audit of "acknowledged once, never
+// twice" counts this way.
+std::map<std::string, int> msg_id_copies(const std::vector<KafkaMessage>& messages,
+                                         const std::optional<ExpectedOrigin>& origin = std::nullopt);
+
+// The audit an exactly-once test ends with: msg_id → copies committed to `topic`, reading one
+// more than `expected` so that a duplicate would show.
+std::map<std::string, int> committed_copies(const std::string& bootstrap, const std::string& topic,
+                                            std::size_t expected,
+                                            const std::optional<ExpectedOrigin>& origin = std::nullopt);
 
 }  // namespace telegate::testing
