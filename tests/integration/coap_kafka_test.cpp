@@ -43,12 +43,7 @@ std::string config_for(const std::string& run, const Ports& ports, const std::st
   return "instance_id: it-coap-" + run + "\n" +
          "coap: {enabled: true, address: 127.0.0.1, port: " + std::to_string(ports.udp) +
          ", dtls: true, dtls_port: " + std::to_string(ports.dtls) + coap_extra + "}\n" +
-         "sink:\n"
-         "  type: kafka\n"
-         "  topic_template: \"it." + run + ".{tenant}.{type}\"\n" +
-         "  kafka:\n"
-         "    bootstrap_servers: \"" + testing::kafka_bootstrap() + "\"\n" +
-         "    transaction_max_interval_ms: " + std::to_string(transaction_interval_ms) + "\n" +
+         testing::kafka_sink_yaml("it." + run + ".{tenant}.{type}", transaction_interval_ms) +
          "device_types:\n"
          "  - {name: tracker, codec: json, coap: {path: /trk}}\n"
          "  - {name: probe, codec: json}\n"

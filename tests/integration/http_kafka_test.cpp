@@ -27,12 +27,7 @@ std::string config_for(const std::string& run_id, std::size_t max_body_bytes = 1
                        const std::string& extra = "") {
   return "instance_id: it-" + run_id + "\n" + extra +
          "http: {max_body_bytes: " + std::to_string(max_body_bytes) + "}\n" +
-         "sink:\n"
-         "  type: kafka\n"
-         "  topic_template: \"it." + run_id + ".{tenant}.{type}\"\n" +
-         "  kafka:\n"
-         "    bootstrap_servers: \"" + testing::kafka_bootstrap() + "\"\n" +
-         "    transaction_max_interval_ms: " + (extra.empty() ? std::string("50") : std::string("1000")) + "\n" +
+         testing::kafka_sink_yaml("it." + run_id + ".{tenant}.{type}", extra.empty() ? 50 : 1000) +
          "device_types:\n"
          "  - {name: tracker, codec: json}\n"
          "  - {name: probe, codec: json, envelope_format: json}\n"

@@ -48,13 +48,8 @@ std::string config_for(const BridgeSetup& setup) {
          "  subscriptions:\n"
          "    - {filter: \"fleet/+/+/telemetry\", qos: 2, shared_group: \"g" + setup.run + "\"}\n" +
          "  mappings:\n"
-         "    - topic: \"fleet/{tenant}/{device_id}/telemetry\"\n"
-         "sink:\n"
-         "  type: kafka\n"
-         "  topic_template: \"it." + setup.run + ".{tenant}.{type}\"\n" +
-         "  kafka:\n"
-         "    bootstrap_servers: \"" + testing::kafka_bootstrap() + "\"\n" +
-         "    transaction_max_interval_ms: 5\n"
+         "    - topic: \"fleet/{tenant}/{device_id}/telemetry\"\n" +
+         testing::kafka_sink_yaml("it." + setup.run + ".{tenant}.{type}", 5) +
          "device_types:\n"
          "  - {name: tracker, codec: json}\n"
          "tenants:\n"

@@ -37,12 +37,7 @@ std::string config_for(const std::string& run, std::uint16_t port, int transacti
                        const std::string& mqtt_extra = "") {
   return "instance_id: it-mqtt-" + run + "\n" +
          "mqtt: {enabled: true, address: 127.0.0.1, port: " + std::to_string(port) + mqtt_extra + "}\n" +
-         "sink:\n"
-         "  type: kafka\n"
-         "  topic_template: \"it." + run + ".{tenant}.{type}\"\n" +
-         "  kafka:\n"
-         "    bootstrap_servers: \"" + testing::kafka_bootstrap() + "\"\n" +
-         "    transaction_max_interval_ms: " + std::to_string(transaction_interval_ms) + "\n" +
+         testing::kafka_sink_yaml("it." + run + ".{tenant}.{type}", transaction_interval_ms) +
          "device_types:\n"
          "  - {name: tracker, codec: json}\n"
          "  - {name: phone, codec: json, mqtt: {topic: \"owntracks/+/{device_id}\"}}\n"
