@@ -323,6 +323,7 @@ void read_dedup(Section section, DedupConfig& dedup) {
   }
   section.integer<int>("journal_partitions", dedup.journal_partitions, 1, 1000);
   section.integer<int>("journal_replication_factor", dedup.journal_replication_factor, 1, 16);
+  section.boolean("across_replicas", dedup.across_replicas);
   section.finish();
 }
 

@@ -102,6 +102,26 @@ void restore_dedup_window(const GatewayConfig& config, DedupWindow& window) {
                std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count());
 }
 
+// The other replicas' journals, as they commit: their keys become committed entries here too.
+// The own key is skipped (restored above, and settled by this instance's own writes).
+std::unique_ptr<sinks::TopicFollower> follow_other_replicas(const GatewayConfig& config, DedupWindow& window,
+                                                            Metrics& metrics) {
+  auto& learned = prometheus::BuildCounter()
+                      .Name("telegate_dedup_replica_keys_total")
+                      .Help("msg_ids committed by other replicas, learned from their de-duplication journals")
+                      .Register(metrics.registry())
+                      .Add({});
+  const sinks::KafkaSinkConfig& kafka = config.sink.kafka;
+  return std::make_unique<sinks::TopicFollower>(
+      kafka, kafka.journal_topic, config.dedup.journal_partitions, std::chrono::system_clock::now() - config.dedup.window,
+      [&window, &learned, own_key = kafka.journal_key](std::string_view key, std::string_view journal) {
+        if (key == own_key) return;
+        const auto keys = DedupWindow::parse_journal(journal);
+        window.restore(keys);
+        learned.Increment(static_cast<double>(keys.size()));
+      });
+}
+
 }  // namespace
 
 Gateway::Gateway(GatewayConfig config) : config_(std::move(config)) {}
@@ -128,6 +148,9 @@ int Gateway::run() {
 
   const IngestPipeline pipeline(config_, *sink, budget, metrics);
   if (journal_dedup) restore_dedup_window(config_, pipeline.dedup());
+  const auto replica_journals = journal_dedup && config_.dedup.across_replicas
+                                    ? follow_other_replicas(config_, pipeline.dedup(), metrics)
+                                    : nullptr;
   ListenerRegistry registry;
   register_builtin_listeners(registry);
   auto listeners = registry.create_all(ListenerContext{config_, catalog, pipeline, budget, metrics, *sink});

@@ -47,6 +47,7 @@ TEST_CASE("values are read and converted") {
 instance_id: gw-7
 http: {port: 9090, threads: 2, max_body_bytes: 65536, idle_timeout_s: 5}
 admission: {max_inflight_records: 1000, retry_after_s: 3}
+dedup: {max_entries: 5000, window_s: 120, journal_partitions: 6, across_replicas: true}
 validation: {max_future_skew_s: 60, max_speed_mps: 120.5}
 sink:
   type: kafka
@@ -64,6 +65,10 @@ sink:
   CHECK(config.http.idle_timeout == std::chrono::seconds(5));
   CHECK(config.admission.max_inflight_records == 1000);
   CHECK(config.admission.retry_after == std::chrono::seconds(3));
+  CHECK(config.dedup.max_entries == 5000);
+  CHECK(config.dedup.window == std::chrono::seconds(120));
+  CHECK(config.dedup.journal_partitions == 6);
+  CHECK(config.dedup.across_replicas);
   CHECK(config.validation.max_future_skew == std::chrono::seconds(60));
   CHECK(config.validation.max_speed_mps == doctest::Approx(120.5));
   CHECK(config.sink.kind == telegate::gateway::SinkKind::kafka);
@@ -89,6 +94,8 @@ TEST_CASE("errors name the key at fault") {
   CHECK(error_key(kMinimal + "sink: {kafka: {producers: 9}}\n") == "sink.kafka.producers");
   CHECK(error_key(kMinimal + "instance_id: 'has space'\n") == "instance_id");
   CHECK(error_key(kMinimal + "log_level: loud\n") == "log_level");
+  CHECK(error_key(kMinimal + "dedup: {across_replicas: sometimes}\n") == "dedup.across_replicas");
+  CHECK(error_key(kMinimal + "dedup: {window_s: 0}\n") == "dedup.window_s");
   CHECK(error_key("device_types: [{name: t, codec: morse}]\n") == "device_types[0].codec");
   CHECK(error_key("device_types: [{name: t}, {name: t}]\n") == "device_types[1].name");
   CHECK(error_key("device_types: [{name: t, envelope_format: xml}]\n") == "device_types[0].envelope_format");

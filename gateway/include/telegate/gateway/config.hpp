@@ -157,6 +157,10 @@ struct DedupConfig {
   std::string journal_topic = "_telegate_dedup";
   int journal_partitions = 12;
   int journal_replication_factor = 1;
+  // Also follow the other replicas' journals, so that a retry sent to another replica after
+  // the first copy committed is caught too. Every replica then holds the whole fleet's keys:
+  // size max_entries for the fleet's rate, not one replica's (docs/reliability.md).
+  bool across_replicas = false;
 };
 
 struct DeviceTypeSample {
