@@ -1,16 +1,21 @@
 #include "http/http_listener.hpp"
 
 #include "src/admin_api.hpp"
+#include "src/connection_limiter.hpp"
 #include "src/tcp_acceptor.hpp"
+#include "src/tls_context.hpp"
 
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <spdlog/spdlog.h>
 
 #include <openssl/evp.h>
 
 #include <charconv>
+#include <functional>
 #include <optional>
 #include <thread>
 
@@ -21,10 +26,9 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
 namespace {
-
-constexpr std::uint32_t kHeaderLimit = 16 * 1024;
 
 struct StatusMapping {
   http::status status;
@@ -116,46 +120,85 @@ std::string basic_password(std::string_view authorization) {
 struct HttpListener::Worker {
   asio::io_context io{1};
   std::optional<tcp::acceptor> acceptor;
+  std::optional<tcp::acceptor> tls_acceptor;  // with http.tls
   std::unique_ptr<PipelineWorker> pipeline;
   // Admin requests may block on the catalog store, so they run here, off the I/O thread.
   std::unique_ptr<asio::thread_pool> admin;
-  // Sessions waiting for resume(). Owned here: a parked session has no pending operation to
-  // keep it alive, and dropping it would reset the device's connection.
-  std::vector<std::shared_ptr<HttpSession>> parked;
+  // Sessions waiting for resume(), as their read_request() (the closure owns the session: a
+  // parked session has no pending operation to keep it alive, and dropping it would reset the
+  // device's connection).
+  std::vector<std::function<void()>> parked;
   std::thread thread;
 };
 
-// One keep-alive connection. Owned by shared_ptrs held by its pending asynchronous operations
-// (and, while a telemetry request waits for the sink, by that completion); runs only on its
-// Worker's thread — sink completions are posted there.
-class HttpSession : public std::enable_shared_from_this<HttpSession> {
+// One keep-alive connection, plain (Stream = beast::tcp_stream) or TLS (TlsStream). Owned by
+// shared_ptrs held by its pending asynchronous operations (and, while a telemetry request waits
+// for the sink, by that completion); runs only on its Worker's thread — sink completions are
+// posted there. Holds its place in the listener's connection caps until destroyed.
+template <class Stream>
+class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
  public:
-  HttpSession(tcp::socket socket, HttpListener& listener, HttpListener::Worker& worker)
-      : stream_(std::move(socket)), listener_(listener), worker_(worker) {}
+  HttpSession(Stream stream, HttpListener& listener, HttpListener::Worker& worker, ConnectionLimiter::Slot slot,
+              std::shared_ptr<asio::ssl::context> tls_context = nullptr)
+      : stream_(std::move(stream)),
+        listener_(listener),
+        worker_(worker),
+        slot_(std::move(slot)),
+        tls_context_(std::move(tls_context)) {}
 
+  // TLS: the handshake, bounded by http.tls.handshake_timeout_s, then the first request. The
+  // verified client certificate (if any) names the device for requests without a token.
+  void handshake() requires std::same_as<Stream, TlsStream> {
+    lowest().expires_after(listener_.context_.config.http.tls.handshake_timeout);
+    stream_.async_handshake(asio::ssl::stream_base::server, [self = this->shared_from_this()](beast::error_code error) {
+      if (error) {
+        self->listener_.limiter_->refused_tls_handshake();
+        spdlog::debug("http: TLS handshake failed: {}", error.message());
+        return self->close();
+      }
+      self->peer_identity_ = verified_peer_identity(self->stream_.native_handle());
+      self->read_request();
+    });
+  }
+
+  // Waits up to http.idle_timeout_s for a request's first bytes; from then on the whole request
+  // (headers trickled byte by byte included) must arrive within http.request_timeout_s.
   void read_request() {
     if (listener_.paused_) {
-      worker_.parked.push_back(shared_from_this());
+      worker_.parked.push_back([self = this->shared_from_this()] { self->read_request(); });
       return;
     }
+    const HttpListenerConfig& config = listener_.context_.config.http;
     parser_.emplace();
-    parser_->body_limit(listener_.context_.config.http.max_body_bytes);
-    parser_->header_limit(kHeaderLimit);
-    stream_.expires_after(listener_.context_.config.http.idle_timeout);
-    http::async_read_header(stream_, buffer_, *parser_,
-                            [self = shared_from_this()](beast::error_code error, std::size_t) { self->on_header(error); });
+    parser_->body_limit(config.max_body_bytes);
+    parser_->header_limit(static_cast<std::uint32_t>(config.max_header_bytes));
+    lowest().expires_after(buffer_.size() ? config.request_timeout : config.idle_timeout);
+    http::async_read_some(stream_, buffer_, *parser_, [self = this->shared_from_this()](beast::error_code error, std::size_t) {
+      self->on_first_bytes(error);
+    });
   }
 
  private:
+  beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+
+  void on_first_bytes(beast::error_code error) {
+    if (error) return on_read_error(error);
+    lowest().expires_after(listener_.context_.config.http.request_timeout);
+    if (parser_->is_header_done()) return on_header({});
+    http::async_read_header(stream_, buffer_, *parser_,
+                            [self = this->shared_from_this()](beast::error_code read_error, std::size_t) {
+                              self->on_header(read_error);
+                            });
+  }
+
   void on_header(beast::error_code error) {
     if (error) return on_read_error(error);
-    stream_.expires_after(listener_.context_.config.http.request_timeout);
     const auto& header = parser_->get();
     if (beast::iequals(header[http::field::expect], "100-continue")) {
       // curl asks before sending large bodies; answering saves it a one-second wait.
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
       asio::async_write(stream_, asio::buffer(kContinue.data(), kContinue.size()),
-                        [self = shared_from_this()](beast::error_code write_error, std::size_t) {
+                        [self = this->shared_from_this()](beast::error_code write_error, std::size_t) {
                           if (write_error) return self->close();
                           self->read_body();
                         });
@@ -166,7 +209,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   void read_body() {
     http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code error, std::size_t) { self->on_read(error); });
+                     [self = this->shared_from_this()](beast::error_code error, std::size_t) { self->on_read(error); });
   }
 
   void on_read_error(beast::error_code error) {
@@ -179,7 +222,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     }
     if (error == http::error::header_limit) {
       return respond(http::status::request_header_fields_too_large,
-                     error_body("headers_too_large", "request headers exceed 16 KiB"), true);
+                     error_body("headers_too_large", "the request line and headers exceed http.max_header_bytes (" +
+                                                         std::to_string(listener_.context_.config.http.max_header_bytes) +
+                                                         " bytes)"),
+                     true);
     }
     if (error.category() == http::make_error_code(http::error::bad_target).category() &&
         error != http::error::end_of_stream && error != http::error::partial_message) {
@@ -245,7 +291,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
         std::string(view(request_.method_string())), std::string(view(request_.target())),
         std::string(view(request_[http::field::authorization])), std::string(view(request_[http::field::content_type])),
         std::move(request_.body())});
-    asio::post(*worker_.admin, [self = shared_from_this(), request] {
+    asio::post(*worker_.admin, [self = this->shared_from_this(), request] {
       const auto& [method, target, authorization, content_type, body] = *request;
       AdminReply reply = handle_admin_request(self->listener_.context_.catalog, self->listener_.context_.config.admin,
                                               AdminRequest{method, target, authorization, content_type, body});
@@ -282,7 +328,11 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     } else {
       token = credentials(authorization, "bearer ");
     }
+    // Without a token, a verified client certificate names the device (docs/security.md).
     const DeviceIdentity* device = catalog_->devices().authenticate(token);
+    if (!device && token.empty() && !peer_identity_.empty() && auth != HttpAuth::path_token) {
+      if (auto entry = catalog_->devices().by_psk_identity(peer_identity_)) device = entry->device;
+    }
     if (!device) {
       metrics.reject(RejectReason::unauthenticated, 1);
       if (auth != HttpAuth::path_token) {
@@ -312,7 +362,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     in_flight_ = true;
     auto immediate = worker_.pipeline->ingest(
         IngestRequest{*catalog_, *device, content_type, body, envelope::SourceProtocol::http},
-        [self = shared_from_this()](IngestOutcome outcome) {
+        [self = this->shared_from_this()](IngestOutcome outcome) {
           asio::post(self->stream_.get_executor(),
                      [self, outcome = std::move(outcome)]() mutable { self->answer(std::move(outcome)); });
         });
@@ -352,7 +402,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     response_.keep_alive(keep_alive);
     if (request_.method() != http::verb::head) response_.body() = std::move(body);
     response_.prepare_payload();
-    http::async_write(stream_, response_, [self = shared_from_this(), keep_alive](beast::error_code error, std::size_t) {
+    http::async_write(stream_, response_, [self = this->shared_from_this(), keep_alive](beast::error_code error, std::size_t) {
       self->finish_request();
       if (error || !keep_alive) return self->close();
       self->request_ = {};
@@ -370,13 +420,16 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void close() {
     finish_request();
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-    stream_.socket().close(ignored);
+    lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
+    lowest().socket().close(ignored);
   }
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   HttpListener& listener_;
   HttpListener::Worker& worker_;
+  ConnectionLimiter::Slot slot_;
+  std::shared_ptr<asio::ssl::context> tls_context_;  // the context this connection was made with, kept alive
+  std::string peer_identity_;  // CN of a verified client certificate (TLS), else empty
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   http::request<http::string_body> request_;
@@ -386,7 +439,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   bool in_flight_ = false;
 };
 
-HttpListener::HttpListener(const ListenerContext& context) : context_(context) {}
+HttpListener::HttpListener(const ListenerContext& context)
+    : context_(context),
+      limiter_(std::make_unique<ConnectionLimiter>("http", context.config.http.limits, context.metrics.registry())) {}
 
 HttpListener::~HttpListener() {
   if (started_ && !stopping_) stop(std::chrono::milliseconds(0));
@@ -394,7 +449,9 @@ HttpListener::~HttpListener() {
 
 void HttpListener::start() {
   const HttpListenerConfig& config = context_.config.http;
+  if (config.tls.enabled()) tls_ = std::make_unique<TlsContextHolder>(config.tls, "http.tls", &context_.metrics.registry());
   port_ = config.port;
+  tls_port_ = config.tls.port;
   for (std::size_t i = 0; i < config.threads; ++i) {
     auto worker = std::make_unique<Worker>();
     worker->pipeline = context_.pipeline.make_worker();
@@ -402,24 +459,46 @@ void HttpListener::start() {
     tcp::acceptor& acceptor = worker->acceptor.emplace(worker->io);
     open_reuseport_acceptor(acceptor, config.address, port_, "http.port");
     port_ = acceptor.local_endpoint().port();  // with port 0, every other acceptor joins this one
+    if (tls_) {
+      tcp::acceptor& tls_acceptor = worker->tls_acceptor.emplace(worker->io);
+      open_reuseport_acceptor(tls_acceptor, config.address, tls_port_, "http.tls.port");
+      tls_port_ = tls_acceptor.local_endpoint().port();
+    }
     workers_.push_back(std::move(worker));
   }
   for (auto& worker : workers_) {
-    accept(*worker);
+    accept(*worker, *worker->acceptor, false);
+    if (worker->tls_acceptor) accept(*worker, *worker->tls_acceptor, true);
     worker->thread = std::thread([&io = worker->io] { io.run(); });
   }
+  if (!tls_) tls_port_ = 0;
   started_ = true;
-  spdlog::info("http: listening on {}:{} with {} threads", config.address, port_, config.threads);
+  spdlog::info("http: listening on {}:{}{} with {} threads", config.address, port_,
+               tls_ ? " and TLS on " + std::to_string(tls_port_) : std::string(), config.threads);
 }
 
-void HttpListener::accept(Worker& worker) {
-  worker.acceptor->async_accept(worker.io, [this, &worker](beast::error_code error, tcp::socket socket) {
-    if (error == asio::error::operation_aborted || !worker.acceptor->is_open()) return;
+void HttpListener::accept(Worker& worker, tcp::acceptor& acceptor, bool tls) {
+  acceptor.async_accept(worker.io, [this, &worker, &acceptor, tls](beast::error_code error, tcp::socket socket) {
+    if (error == asio::error::operation_aborted || !acceptor.is_open()) return;
     if (!error) {
-      socket.set_option(tcp::no_delay(true));
-      std::make_shared<HttpSession>(std::move(socket), *this, worker)->read_request();
+      if (auto slot = limiter_->admit(socket)) {
+        beast::error_code ignored;
+        socket.set_option(tcp::no_delay(true), ignored);
+        if (tls) {
+          auto context = tls_->current();
+          auto stream = TlsStream(std::move(socket), *context);
+          std::make_shared<HttpSession<TlsStream>>(std::move(stream), *this, worker, std::move(*slot), std::move(context))
+              ->handshake();
+        } else {
+          std::make_shared<HttpSession<beast::tcp_stream>>(beast::tcp_stream(std::move(socket)), *this, worker,
+                                                           std::move(*slot))
+              ->read_request();
+        }
+      }
+    } else if (error == asio::error::no_descriptors) {
+      spdlog::warn("http: cannot accept: {} (raise the open-file limit)", error.message());
     }
-    accept(worker);
+    accept(worker, acceptor, tls);
   });
 }
 
@@ -429,6 +508,7 @@ void HttpListener::stop(std::chrono::milliseconds grace) {
     asio::post(worker->io, [&worker] {
       beast::error_code ignored;
       worker->acceptor->close(ignored);
+      if (worker->tls_acceptor) worker->tls_acceptor->close(ignored);
     });
   }
   resume();  // parked sessions get their 503 "stopping" answers instead of hanging
@@ -450,7 +530,7 @@ void HttpListener::resume() {
     asio::post(worker->io, [&worker] {
       auto parked = std::move(worker->parked);
       worker->parked.clear();
-      for (auto& session : parked) session->read_request();
+      for (auto& read_request : parked) read_request();
     });
   }
 }

@@ -1,6 +1,7 @@
 #include "mqtt/mqtt_listener.hpp"
 
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <spdlog/spdlog.h>
 
 #include <array>
@@ -10,7 +11,9 @@
 
 #include "mqtt/mqtt_packet.hpp"
 #include "mqtt/mqtt_session.hpp"
+#include "src/connection_limiter.hpp"
 #include "src/tcp_acceptor.hpp"
+#include "src/tls_context.hpp"
 #include "telegate/gateway/catalog.hpp"
 
 namespace telegate::gateway {
@@ -28,6 +31,9 @@ namespace {
 // only while it is held back mid-buffer (overload retry, Receive Maximum), so this is also the
 // most a held-back connection holds besides one partial packet.
 constexpr std::size_t kReadBufferBytes = 16u << 10;
+// A TLS connection's own read buffer: OpenSSL already holds its records, this only needs to
+// take one MQTT packet's worth at a time.
+constexpr std::size_t kTlsReadBufferBytes = 4u << 10;
 // A client that does not read its acks is not read either once this much waits to be written.
 constexpr std::size_t kWriteBacklogBytes = 64u << 10;
 constexpr std::chrono::milliseconds kOverloadRetry{100};
@@ -120,6 +126,7 @@ struct MqttListener::Counters {
 struct MqttListener::Worker {
   asio::io_context io{1};
   std::optional<tcp::acceptor> acceptor;
+  std::optional<tcp::acceptor> tls_acceptor;  // with mqtt.tls
   std::unique_ptr<PipelineWorker> pipeline;
   std::array<std::uint8_t, kReadBufferBytes> read_buffer{};
   // Connections waiting for resume(). Owned here: a parked connection has no pending read to
@@ -131,20 +138,31 @@ struct MqttListener::Worker {
   std::thread thread;
 };
 
-// One network connection. Owned by shared_ptrs held by its pending operations (socket wait,
-// timer, write, pipeline completions) and, while parked, by its Worker; runs only on its Worker's
-// thread — pipeline completions and takeovers are posted there.
+// One network connection, plain or TLS (`tls_`, layered over socket_). Owned by shared_ptrs
+// held by its pending operations (socket wait or TLS read, timer, write, pipeline completions)
+// and, while parked, by its Worker; runs only on its Worker's thread — pipeline completions and
+// takeovers are posted there. Holds its place in the listener's connection caps until destroyed.
 class MqttConnection final : public mqtt::Attachment, public std::enable_shared_from_this<MqttConnection> {
  public:
-  MqttConnection(tcp::socket socket, MqttListener& listener, MqttListener::Worker& worker)
+  MqttConnection(tcp::socket socket, MqttListener& listener, MqttListener::Worker& worker, ConnectionLimiter::Slot slot,
+                 std::shared_ptr<asio::ssl::context> tls_context)
       : socket_(std::move(socket)),
+        tls_context_(std::move(tls_context)),
         timer_(worker.io),
         listener_(listener),
         worker_(worker),
         config_(listener.context_.config.mqtt),
         reader_(config_.max_packet_size),
-        aliases_(config_.topic_alias_maximum) {}
+        aliases_(config_.topic_alias_maximum),
+        slot_(std::move(slot)) {
+    if (tls_context_) {
+      tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(socket_, *tls_context_);
+      tls_buffer_.resize(kTlsReadBufferBytes);
+    }
+  }
 
+  // TLS: the handshake first, within mqtt.tls.handshake_timeout_s; then CONNECT within
+  // mqtt.connect_timeout_s. A verified client certificate names the device (docs/security.md).
   void start() {
     boost::system::error_code ignored;
     socket_.non_blocking(true, ignored);
@@ -152,8 +170,27 @@ class MqttConnection final : public mqtt::Attachment, public std::enable_shared_
     worker_.live.insert(this);
     listener_.counters_->connections.Increment();
     last_activity_ = Clock::now();
-    arm_timer(last_activity_ + config_.connect_timeout);
-    read();
+    if (!tls_) {
+      arm_timer(last_activity_ + config_.connect_timeout);
+      return read();
+    }
+    handshaking_ = true;
+    arm_timer(last_activity_ + config_.tls.handshake_timeout);
+    tls_->async_handshake(asio::ssl::stream_base::server, [self = shared_from_this()](boost::system::error_code error) {
+      self->handshaking_ = false;
+      if (self->phase_ >= Phase::closing) return;
+      if (error) {
+        self->listener_.limiter_->refused_tls_handshake();
+        self->listener_.counters_->count(self->listener_.counters_->disconnects, "tls_handshake");
+        spdlog::debug("mqtt: TLS handshake failed: {}", error.message());
+        self->phase_ = Phase::closing;
+        return self->close_socket();
+      }
+      self->peer_identity_ = verified_peer_identity(self->tls_->native_handle());
+      self->last_activity_ = Clock::now();
+      self->arm_timer(self->last_activity_ + self->config_.connect_timeout);
+      self->read();
+    });
   }
 
   // Takes reading up again after resume() (worker thread).
@@ -227,10 +264,36 @@ class MqttConnection final : public mqtt::Attachment, public std::enable_shared_
       return read();
     }
     waiting_ = true;
+    if (tls_) {
+      tls_->async_read_some(asio::buffer(tls_buffer_),
+                            [self = shared_from_this()](boost::system::error_code error, std::size_t size) {
+                              self->waiting_ = false;
+                              self->on_tls_read(error, size);
+                            });
+      return;
+    }
     socket_.async_wait(tcp::socket::wait_read, [self = shared_from_this()](boost::system::error_code error) {
       self->waiting_ = false;
       self->on_readable(error);
     });
+  }
+
+  // TLS: the bytes are out of the kernel already, so a held-back connection keeps them (one
+  // buffer at most: no read is started while held back).
+  void on_tls_read(boost::system::error_code error, std::size_t size) {
+    if (phase_ >= Phase::closing) return;
+    if (error) {
+      return lost(error == asio::error::eof || error == asio::ssl::error::stream_truncated
+                      ? (reader_.mid_frame() ? "closed in the middle of a packet" : "closed by the client")
+                      : "TLS error: " + error.message());
+    }
+    last_activity_ = Clock::now();
+    if (held_back()) {
+      pending_input_.insert(pending_input_.end(), tls_buffer_.begin(), tls_buffer_.begin() + static_cast<std::ptrdiff_t>(size));
+      return read();
+    }
+    process(mqtt::Bytes(tls_buffer_.data(), size));
+    read();
   }
 
   void on_readable(boost::system::error_code error) {
@@ -317,8 +380,13 @@ class MqttConnection final : public mqtt::Attachment, public std::enable_shared_
                             version_);
     }
     const std::shared_ptr<const Catalog> catalog = context.catalog.current();
+    // Password = device token; without one, a verified client certificate names the device
+    // (then a username, if sent, must still be its id).
     const DeviceIdentity* device = connect.password ? catalog->devices().authenticate(*connect.password) : nullptr;
-    if (!device || !connect.username || *connect.username != device->device_id) {
+    if (!connect.password && !peer_identity_.empty()) {
+      if (auto entry = catalog->devices().by_psk_identity(peer_identity_)) device = entry->device;
+    }
+    if (!device || (connect.username ? *connect.username != device->device_id : connect.password.has_value())) {
       metrics().reject(RejectReason::unauthenticated, 1);
       return refuse_connect(ReasonCode::bad_username_or_password,
                             !connect.password ? "credentials are required: username = device id, password = device token"
@@ -672,14 +740,16 @@ class MqttConnection final : public mqtt::Attachment, public std::enable_shared_
     if (write_in_flight_ || out_.empty()) return;
     writing_.swap(out_);
     write_in_flight_ = true;
-    asio::async_write(socket_, asio::buffer(writing_), [self = shared_from_this()](boost::system::error_code error, std::size_t) {
+    auto written = [self = shared_from_this()](boost::system::error_code error, std::size_t) {
       self->write_in_flight_ = false;
       self->writing_.clear();
       if (error) return self->lost("write failed: " + error.message());
       if (self->phase_ == Phase::closing && self->out_.empty()) return self->close_socket();
       self->flush();
       self->read();
-    });
+    };
+    if (tls_) return asio::async_write(*tls_, asio::buffer(writing_), std::move(written));
+    asio::async_write(socket_, asio::buffer(writing_), std::move(written));
   }
 
   // Server-initiated end: v5 gets a DISCONNECT with the reason (3.1.1 has none: just closed).
@@ -776,7 +846,8 @@ class MqttConnection final : public mqtt::Attachment, public std::enable_shared_
     if (phase_ >= Phase::closing) return;
     const auto now = Clock::now();
     if (phase_ == Phase::awaiting_connect) {
-      listener_.counters_->count(listener_.counters_->disconnects, "connect_timeout");
+      if (handshaking_) listener_.limiter_->refused_tls_handshake();
+      listener_.counters_->count(listener_.counters_->disconnects, handshaking_ ? "tls_handshake_timeout" : "connect_timeout");
       phase_ = Phase::closing;
       return close_socket();
     }
@@ -799,16 +870,22 @@ class MqttConnection final : public mqtt::Attachment, public std::enable_shared_
   }
 
   tcp::socket socket_;
+  std::shared_ptr<asio::ssl::context> tls_context_;  // the context this connection was made with, kept alive
+  std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls_;  // over socket_; null: plain
+  std::vector<std::uint8_t> tls_buffer_;                // TLS only
+  std::string peer_identity_;                           // CN of a verified client certificate
   asio::steady_timer timer_;
   MqttListener& listener_;
   MqttListener::Worker& worker_;
   const MqttListenerConfig& config_;
   mqtt::FrameReader reader_;
   mqtt::TopicAliases aliases_;
+  ConnectionLimiter::Slot slot_;
   Phase phase_ = Phase::awaiting_connect;
   ProtocolVersion version_ = ProtocolVersion::v311;
   bool request_problem_information_ = true;
-  bool waiting_ = false;          // an async_wait for readability is pending
+  bool waiting_ = false;          // an async_wait for readability (TLS: a read) is pending
+  bool handshaking_ = false;      // TLS handshake not finished
   bool parked_ = false;           // in worker_.parked, until resume()
   bool write_in_flight_ = false;
   std::uint16_t keep_alive_ = 0;  // seconds, as applied
@@ -832,6 +909,7 @@ class MqttConnection final : public mqtt::Attachment, public std::enable_shared_
 
 MqttListener::MqttListener(const ListenerContext& context)
     : context_(context),
+      limiter_(std::make_unique<ConnectionLimiter>("mqtt", context.config.mqtt.limits, context.metrics.registry())),
       sessions_(std::make_unique<mqtt::SessionStore>()),
       counters_(std::make_unique<Counters>(context.metrics.registry())) {
   counters_->acked_counter = &context_.metrics.protocol(envelope::SourceProtocol::mqtt).requests_with_status(0);
@@ -846,32 +924,45 @@ MqttListener::~MqttListener() {
 
 void MqttListener::start() {
   const MqttListenerConfig& config = context_.config.mqtt;
+  if (config.tls.enabled()) tls_ = std::make_unique<TlsContextHolder>(config.tls, "mqtt.tls", &context_.metrics.registry());
   port_ = config.port;
+  tls_port_ = config.tls.port;
   for (std::size_t i = 0; i < config.threads; ++i) {
     auto worker = std::make_unique<Worker>();
     worker->pipeline = context_.pipeline.make_worker();
     open_reuseport_acceptor(worker->acceptor.emplace(worker->io), config.address, port_, "mqtt.port");
     port_ = worker->acceptor->local_endpoint().port();  // with port 0, every other acceptor joins this one
+    if (tls_) {
+      open_reuseport_acceptor(worker->tls_acceptor.emplace(worker->io), config.address, tls_port_, "mqtt.tls.port");
+      tls_port_ = worker->tls_acceptor->local_endpoint().port();
+    }
     workers_.push_back(std::move(worker));
   }
   for (auto& worker : workers_) {
-    accept(*worker);
+    accept(*worker, false);
+    if (tls_) accept(*worker, true);
     worker->thread = std::thread([&io = worker->io] { io.run(); });
   }
+  if (!tls_) tls_port_ = 0;
   started_ = true;
-  spdlog::info("mqtt: listening on {}:{} with {} threads (topic scheme {})", config.address, port_, config.threads,
-               config.topic);
+  spdlog::info("mqtt: listening on {}:{}{} with {} threads (topic scheme {})", config.address, port_,
+               tls_ ? " and TLS on " + std::to_string(tls_port_) : std::string(), config.threads, config.topic);
 }
 
-void MqttListener::accept(Worker& worker) {
-  worker.acceptor->async_accept(worker.io, [this, &worker](boost::system::error_code error, tcp::socket socket) {
-    if (error == asio::error::operation_aborted || !worker.acceptor->is_open()) return;
+void MqttListener::accept(Worker& worker, bool tls) {
+  tcp::acceptor& acceptor = tls ? *worker.tls_acceptor : *worker.acceptor;
+  acceptor.async_accept(worker.io, [this, &worker, &acceptor, tls](boost::system::error_code error, tcp::socket socket) {
+    if (error == asio::error::operation_aborted || !acceptor.is_open()) return;
     if (!error) {
-      std::make_shared<MqttConnection>(std::move(socket), *this, worker)->start();
+      if (auto slot = limiter_->admit(socket)) {
+        std::make_shared<MqttConnection>(std::move(socket), *this, worker, std::move(*slot),
+                                         tls ? tls_->current() : nullptr)
+            ->start();
+      }
     } else if (error == asio::error::no_descriptors) {
       spdlog::warn("mqtt: cannot accept: {} (raise the open-file limit)", error.message());
     }
-    accept(worker);
+    accept(worker, tls);
   });
 }
 
@@ -881,6 +972,7 @@ void MqttListener::stop(std::chrono::milliseconds grace) {
     asio::post(worker->io, [&worker] {
       boost::system::error_code ignored;
       worker->acceptor->close(ignored);
+      if (worker->tls_acceptor) worker->tls_acceptor->close(ignored);
     });
   }
   // Reading has stopped (held_back() sees stopping_); what is in the pipeline gets its acks.

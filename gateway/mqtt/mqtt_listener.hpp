@@ -9,6 +9,8 @@
 // tens of thousands of idle devices cheap. Flow control: pause() stops reading from every
 // socket (the kernel's TCP window then pushes back on the devices) and resume() takes it up
 // again; a QoS 1/2 PUBLISH is acknowledged only once the pipeline says its records are durable.
+// With mqtt.tls, each thread has a second acceptor on mqtt.tls.port; those connections read
+// through OpenSSL into a small buffer of their own (decrypted bytes cannot wait in the kernel).
 #pragma once
 
 #include <atomic>
@@ -26,6 +28,8 @@ class TopicScheme;
 }  // namespace mqtt
 
 class MqttConnection;
+class ConnectionLimiter;
+class TlsContextHolder;
 
 // Lifecycle: constructed, start()ed and stop()ed on the main thread; between start() and stop()
 // each Worker's thread owns its io_context, acceptor, pipeline worker and connections. The
@@ -42,22 +46,26 @@ class MqttListener final : public Listener {
   void resume() override;
   bool accepting() const noexcept override { return started_ && !stopping_; }
 
-  // The bound port (useful with mqtt.port 0).
+  // The bound ports (useful with port 0); tls_port() is 0 without mqtt.tls.
   std::uint16_t port() const noexcept { return port_; }
+  std::uint16_t tls_port() const noexcept { return tls_port_; }
 
  private:
   friend class MqttConnection;
   struct Worker;
   struct Counters;
 
-  void accept(Worker& worker);
+  void accept(Worker& worker, bool tls);
 
   const ListenerContext context_;
+  std::unique_ptr<ConnectionLimiter> limiter_;
+  std::unique_ptr<TlsContextHolder> tls_;
   std::unique_ptr<mqtt::TopicScheme> default_scheme_;
   std::unique_ptr<mqtt::SessionStore> sessions_;
   std::unique_ptr<Counters> counters_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::uint16_t port_ = 0;
+  std::uint16_t tls_port_ = 0;
   std::atomic<bool> started_{false};
   std::atomic<bool> stopping_{false};
   std::atomic<bool> paused_{false};

@@ -146,6 +146,31 @@ void check_topic_template(const Section& section, std::string_view key, const st
   }
 }
 
+// `<listener>.tls`: checks what can be checked without reading the files (the listener loads
+// them at start-up and names the key of a file it cannot use).
+void read_tls(Section section, TlsListenerConfig& tls) {
+  section.integer<std::uint16_t>("port", tls.port, 0, 65535);
+  section.string("cert_file", tls.cert_file);
+  section.string("key_file", tls.key_file);
+  section.string("client_ca_file", tls.client_ca_file);
+  section.enumeration("client_auth", tls.client_auth, parse_tls_client_auth, "none, optional, require");
+  section.duration("reload_interval_s", tls.reload_interval, 1, 86'400);
+  section.duration("handshake_timeout_s", tls.handshake_timeout, 1, 300);
+  section.finish();
+  if (tls.enabled() && tls.key_file.empty()) throw ConfigError(section.key_path("key_file"), "is required with cert_file");
+  if (!tls.enabled() && (!tls.key_file.empty() || !tls.client_ca_file.empty())) {
+    throw ConfigError(section.key_path("cert_file"), "is required with key_file or client_ca_file");
+  }
+  if (tls.client_auth != TlsClientAuth::none && tls.client_ca_file.empty()) {
+    throw ConfigError(section.key_path("client_ca_file"), "is required with client_auth optional or require");
+  }
+}
+
+void read_limits(Section& section, ConnectionLimits& limits) {
+  section.integer<std::size_t>("max_connections", limits.max_connections, 0, 10'000'000);
+  section.integer<std::size_t>("max_connections_per_source", limits.max_connections_per_source, 0, 10'000'000);
+}
+
 void read_http(Section section, HttpListenerConfig& http) {
   section.string("address", http.address);
   section.integer<std::uint16_t>("port", http.port, 0, 65535);
@@ -153,6 +178,9 @@ void read_http(Section section, HttpListenerConfig& http) {
   section.integer<std::size_t>("max_body_bytes", http.max_body_bytes, 1024, 256u << 20);
   section.duration("idle_timeout_s", http.idle_timeout, 1, 3600);
   section.duration("request_timeout_s", http.request_timeout, 1, 3600);
+  section.integer<std::size_t>("max_header_bytes", http.max_header_bytes, 1024, 1u << 20);
+  read_limits(section, http.limits);
+  read_tls(section.child("tls"), http.tls);
   section.finish();
 }
 
@@ -202,6 +230,8 @@ void read_mqtt(Section section, MqttListenerConfig& mqtt) {
   section.string("topic", mqtt.topic);
   check_mqtt_topic_scheme(section, "topic", mqtt.topic);
   section.enumeration("will", mqtt.will, parse_mqtt_will_mode, "publish, refuse");
+  read_limits(section, mqtt.limits);
+  read_tls(section.child("tls"), mqtt.tls);
   section.finish();
 }
 
@@ -521,6 +551,13 @@ void apply_override(YAML::Node& root, const std::string& path, const std::string
 std::optional<MqttWillMode> parse_mqtt_will_mode(std::string_view text) noexcept {
   if (text == "publish") return MqttWillMode::publish;
   if (text == "refuse") return MqttWillMode::refuse;
+  return std::nullopt;
+}
+
+std::optional<TlsClientAuth> parse_tls_client_auth(std::string_view text) noexcept {
+  if (text == "none") return TlsClientAuth::none;
+  if (text == "optional") return TlsClientAuth::optional;
+  if (text == "require") return TlsClientAuth::require;
   return std::nullopt;
 }
 

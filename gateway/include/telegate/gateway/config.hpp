@@ -28,13 +28,43 @@ namespace telegate::gateway {
 
 using ConfigError = codecs::OptionError;
 
+// TLS on a stream listener's second port (docs/security.md). Off while cert_file is empty.
+enum class TlsClientAuth : std::uint8_t {
+  none = 1,  // no client certificate asked for
+  optional,  // asked for; a verified one whose CN names a device authenticates it
+  require,   // the handshake fails without a certificate the client CA verifies
+};
+std::optional<TlsClientAuth> parse_tls_client_auth(std::string_view text) noexcept;
+
+struct TlsListenerConfig {
+  explicit TlsListenerConfig(std::uint16_t default_port) : port(default_port) {}
+  bool enabled() const noexcept { return !cert_file.empty(); }
+  std::uint16_t port = 0;          // the TLS port, beside the plain one (listener default: 8443 / 8883)
+  std::string cert_file;           // PEM chain, leaf first
+  std::string key_file;            // PEM private key
+  std::string client_ca_file;      // PEM CA(s) that sign device certificates (client_auth optional/require)
+  TlsClientAuth client_auth = TlsClientAuth::none;
+  std::chrono::seconds reload_interval{30};    // files polled for changes; a change loads a new context
+  std::chrono::seconds handshake_timeout{10};  // from TCP accept to a finished handshake
+};
+
+// Per-listener connection caps against one noisy or hostile source (docs/security.md).
+struct ConnectionLimits {
+  explicit ConnectionLimits(std::size_t default_max) : max_connections(default_max) {}
+  std::size_t max_connections = 0;             // open at once on the listener, all ports; 0 = unlimited
+  std::size_t max_connections_per_source = 256;  // open at once from one IP address; 0 = unlimited
+};
+
 struct HttpListenerConfig {
   std::string address = "0.0.0.0";
   std::uint16_t port = 8080;
   std::size_t threads = 1;  // one io_context per thread, SO_REUSEPORT acceptors
   std::size_t max_body_bytes = 4u << 20;
+  std::size_t max_header_bytes = 16u << 10;  // request line + headers; beyond: 431
   std::chrono::seconds idle_timeout{60};
-  std::chrono::seconds request_timeout{30};  // whole request read, including a slow body
+  std::chrono::seconds request_timeout{30};  // whole request read from its first byte, including a slow body
+  TlsListenerConfig tls{8443};
+  ConnectionLimits limits{10'000};
 };
 
 // CoAP (RFC 7252) over UDP and DTLS (gateway/coap/README.md). Off by default.
@@ -81,6 +111,8 @@ struct MqttListenerConfig {
   std::uint32_t session_expiry_max_s = 3600;    // clean_start=false state (QoS 2 ids) kept at most this long
   std::string topic = "{tenant}/{device_id}/{type}";  // the default topic scheme
   MqttWillMode will = MqttWillMode::publish;
+  TlsListenerConfig tls{8883};
+  ConnectionLimits limits{100'000};
 };
 
 // MQTT bridge (gateway/mqtt_bridge/README.md): telegate subscribes to an existing broker and
