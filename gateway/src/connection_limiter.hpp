@@ -55,11 +55,12 @@ class ConnectionLimiter {
   // A Slot for a just-accepted connection, or an empty optional when a cap is reached (counted,
   // logged at most once a second); then the socket is closed here.
   std::optional<Slot> admit(boost::asio::ip::tcp::socket& socket);
+  // The same decision for a source address (no socket to close).
+  std::optional<Slot> admit(const boost::asio::ip::address& source);
   // A refusal decided elsewhere (the TLS handshake failed or timed out).
   void refused_tls_handshake();
 
  private:
-  std::optional<Slot> admit(const boost::asio::ip::address& source);
   void release(const SourceKey& source);
   struct KeyHash {
     std::size_t operator()(const SourceKey& key) const noexcept {
