@@ -172,22 +172,27 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     parser_.emplace();
     parser_->body_limit(config.max_body_bytes);
     parser_->header_limit(static_cast<std::uint32_t>(config.max_header_bytes));
-    lowest().expires_after(buffer_.size() ? config.request_timeout : config.idle_timeout);
-    http::async_read_some(stream_, buffer_, *parser_, [self = this->shared_from_this()](beast::error_code error, std::size_t) {
-      self->on_first_bytes(error);
-    });
+    if (buffer_.size()) return read_header();  // a pipelined request: its bytes have arrived
+    lowest().expires_after(config.idle_timeout);
+    stream_.async_read_some(buffer_.prepare(kFirstReadBytes),
+                            [self = this->shared_from_this()](beast::error_code error, std::size_t size) {
+                              self->buffer_.commit(size);
+                              if (error) return self->on_read_error(error);
+                              self->read_header();
+                            });
   }
 
  private:
+  // A request's first read: whatever has arrived, up to this much.
+  static constexpr std::size_t kFirstReadBytes = 4096;
+
   beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
 
-  void on_first_bytes(beast::error_code error) {
-    if (error) return on_read_error(error);
+  void read_header() {
     lowest().expires_after(listener_.context_.config.http.request_timeout);
-    if (parser_->is_header_done()) return on_header({});
     http::async_read_header(stream_, buffer_, *parser_,
-                            [self = this->shared_from_this()](beast::error_code read_error, std::size_t) {
-                              self->on_header(read_error);
+                            [self = this->shared_from_this()](beast::error_code error, std::size_t) {
+                              self->on_header(error);
                             });
   }
 

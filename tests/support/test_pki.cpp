@@ -54,7 +54,9 @@ void TestPki::issue(const std::string& name, const std::string& cn, int serial, 
   std::vector<std::string> request = {"req"};
   const auto key = new_key(key_tmp);
   request.insert(request.end(), key.begin(), key.end());
-  request.insert(request.end(), {"-out", csr.string(), "-subj", "/CN=" + cn});
+  std::string subject = "/CN=";
+  for (char c : cn) subject += c == '/' ? std::string("\\/") : std::string(1, c);  // "acme/truck-1" is one CN
+  request.insert(request.end(), {"-out", csr.string(), "-subj", subject});
   openssl(request);
   openssl({"x509", "-req", "-in", csr.string(), "-CA", ca_cert().string(), "-CAkey", (dir_ / "ca.key").string(),
            "-set_serial", std::to_string(serial), "-days", "2", "-extfile", ext.string(), "-out", cert_tmp.string()});
