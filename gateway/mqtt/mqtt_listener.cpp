@@ -125,6 +125,9 @@ struct MqttListener::Counters {
 
 struct MqttListener::Worker {
   asio::io_context io{1};
+  // Keeps run() going once the acceptors are closed and no connection is left: stop() still
+  // posts the shutdown round to this thread, and only io.stop() ends it.
+  asio::executor_work_guard<asio::io_context::executor_type> keep_running{io.get_executor()};
   std::optional<tcp::acceptor> acceptor;
   std::optional<tcp::acceptor> tls_acceptor;  // with mqtt.tls
   std::unique_ptr<PipelineWorker> pipeline;
