@@ -55,6 +55,12 @@ follow config.* so that the port lives in one place. Defaults are telegate's own
 {{- define "telegate.mqttPort" -}}
 {{- (.Values.config.mqtt | default dict).port | default 1883 }}
 {{- end }}
+{{- define "telegate.httpsPort" -}}
+{{- ((.Values.config.http | default dict).tls | default dict).port | default 8443 }}
+{{- end }}
+{{- define "telegate.mqttsPort" -}}
+{{- ((.Values.config.mqtt | default dict).tls | default dict).port | default 8883 }}
+{{- end }}
 {{- define "telegate.coapEnabled" -}}
 {{- $coap := .Values.config.coap | default dict }}
 {{- if and $coap.enabled (ne (toString $coap.port) "0") }}true{{ end }}
