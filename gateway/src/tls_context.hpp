@@ -16,7 +16,6 @@
 #include <ctime>
 #include <memory>
 #include <mutex>
-#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
