@@ -427,6 +427,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     beast::error_code ignored;
     lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
     lowest().socket().close(ignored);
+    slot_ = {};  // the place under the connection caps is free now, not when the last handler runs
   }
 
   Stream stream_;

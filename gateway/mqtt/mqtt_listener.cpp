@@ -814,6 +814,7 @@ class MqttConnection final : public mqtt::Attachment, public std::enable_shared_
     }
     worker_.live.erase(this);
     listener_.counters_->connections.Decrement();
+    slot_ = {};  // the place under the connection caps is free now, not when the last handler runs
   }
 
   void publish_will() {
