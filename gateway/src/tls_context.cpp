@@ -17,14 +17,16 @@ namespace ssl = boost::asio::ssl;
 
 namespace {
 
-// OpenSSL's own reason for the last failure ("no start line", "key values mismatch").
+// OpenSSL's own reasons for the last failure, oldest first ("no start line; PEM lib").
 std::string openssl_reason(const boost::system::error_code& error) {
-  const unsigned long queued = ERR_get_error();
-  ERR_clear_error();
-  if (queued == 0) return error.message();
+  std::string reasons;
   std::array<char, 256> text{};
-  ERR_error_string_n(queued, text.data(), text.size());
-  return text.data();
+  while (const unsigned long queued = ERR_get_error()) {
+    ERR_error_string_n(queued, text.data(), text.size());
+    if (!reasons.empty()) reasons += "; ";
+    reasons += text.data();
+  }
+  return reasons.empty() ? error.message() : reasons;
 }
 
 // Builds a server context from the files, or says which key's file it could not use.

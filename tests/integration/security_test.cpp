@@ -196,7 +196,7 @@ TEST_CASE("TLS: curl and mosquitto_pub with tokens and with client certificates 
   // No certificate and no password: CONNACK "Bad User Name or Password".
   auto mqtt_none = mosquitto_pub_tls(pki, ports.mqtts, "acme/truck-1/location", record, {});
   CHECK(mqtt_none.exit_code != 0);
-  CHECK(mqtt_none.out.find("CONNACK") != std::string::npos);
+  CHECK_MESSAGE(mqtt_none.out.find("CONNACK (134)") != std::string::npos, mqtt_none.out);
 
   gateway.signal(SIGTERM);
   CHECK(gateway.wait() == 0);
