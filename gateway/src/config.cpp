@@ -344,6 +344,25 @@ void read_validation(Section section, codecs::ValidationLimits& validation) {
   section.finish();
 }
 
+void read_spool(Section section, sinks::SpoolConfig& spool) {
+  std::string directory = spool.directory.string();
+  section.string("directory", directory);
+  if (directory.empty()) throw ConfigError(section.key_path("directory"), "must not be empty");
+  spool.directory = directory;
+  section.enumeration("fsync", spool.fsync, parse_fsync, "always, interval, never");
+  section.duration("fsync_interval_ms", spool.fsync_interval, 1, 60'000);
+  section.integer<std::uint64_t>("max_bytes", spool.max_bytes, 1u << 20, std::uint64_t{1} << 44);
+  section.integer<std::uint64_t>("segment_bytes", spool.segment_bytes, 1u << 20, std::uint64_t{1} << 40);
+  section.integer<std::uint64_t>("replay_batch_bytes", spool.replay_batch_bytes, 1, std::uint64_t{1} << 30);
+  section.string("position_topic", spool.position_topic);
+  if (!is_topic_safe(spool.position_topic)) {
+    throw ConfigError(section.key_path("position_topic"), "must be 1-64 characters of [A-Za-z0-9._-]");
+  }
+  section.integer<int>("position_partitions", spool.position_partitions, 1, 1000);
+  section.integer<int>("position_replication_factor", spool.position_replication_factor, 1, 16);
+  section.finish();
+}
+
 void read_sink(Section section, SinkConfig& sink) {
   section.enumeration("type", sink.kind, parse_sink_kind, "local_log, kafka");
   section.string("topic_template", sink.topic_template);
@@ -366,6 +385,7 @@ void read_sink(Section section, SinkConfig& sink) {
   kafka.duration("transaction_max_interval_ms", sink.kafka.transaction_max_interval, 1, 60'000);
   kafka.duration("delivery_timeout_ms", sink.kafka.delivery_timeout, 1'000, 3'600'000);
   for (auto& [name, value] : kafka.string_map("librdkafka")) sink.kafka.librdkafka[name] = value;
+  if (kafka.has("spool")) read_spool(kafka.child("spool"), sink.spool.emplace());
   kafka.finish();
   if (sink.kind == SinkKind::kafka && sink.kafka.bootstrap_servers.empty()) {
     throw ConfigError(kafka.key_path("bootstrap_servers"), "is required when sink.type is kafka");

@@ -1,6 +1,7 @@
 #include "telegate/gateway/pipeline.hpp"
 
 #include "telegate/gateway/catalog.hpp"
+#include "telegate/sinks/kafka_admin.hpp"
 
 #include <algorithm>
 #include <stdexcept>
@@ -104,7 +105,11 @@ IngestPipeline::IngestPipeline(const GatewayConfig& config, sinks::Sink& sink, I
       sink_(sink),
       budget_(budget),
       dedup_(std::make_unique<DedupWindow>(config.dedup.max_entries, config.dedup.window)),
-      journal_dedup_(!config.sink.kafka.journal_topic.empty()),
+      journal_(config.sink.kind == SinkKind::kafka && config.dedup.max_entries > 0
+                   ? sinks::ControlRecord{config.dedup.journal_topic,
+                                          sinks::instance_partition(config.instance_id, config.dedup.journal_partitions),
+                                          config.instance_id, {}}
+                   : sinks::ControlRecord{}),
       metrics_(metrics) {}
 
 IngestPipeline::~IngestPipeline() = default;
@@ -221,7 +226,9 @@ std::optional<IngestOutcome> PipelineWorker::ingest(const IngestRequest& request
   // sink → ack
   outcome.accepted = sink_batch.records.size() + outcome.duplicates;
   outcome.status = outcome.errors.empty() ? IngestStatus::accepted : IngestStatus::partially_accepted;
-  if (pipeline_.journal_dedup_) DedupWindow::append_journal(reserved, sink_batch.journal);
+  if (pipeline_.journal() && !reserved.empty()) {
+    DedupWindow::append_journal(reserved, sink_batch.control.emplace_back(pipeline_.journal_).value);
+  }
   // std::function needs a copyable callable; the permit and outcome move into shared state.
   auto state = std::make_shared<std::tuple<InflightBudget::Permit, IngestOutcome, IngestCallback, std::vector<DedupWindow::Key>>>(
       std::move(*permit), std::move(outcome), std::move(done), std::move(reserved));

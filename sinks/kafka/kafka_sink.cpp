@@ -363,8 +363,8 @@ class KafkaSink final : public Sink {
     for (const envelope::SealedRecord& record : batch.records) {
       if (!produce_or_poison(slot, record.topic, [&] { return produce(slot.producer, record); })) return;
     }
-    if (!batch.journal.empty() && !config_.journal_topic.empty()) {
-      produce_or_poison(slot, config_.journal_topic, [&] { return produce_journal(slot.producer, batch.journal); });
+    for (const ControlRecord& control : batch.control) {
+      if (!produce_or_poison(slot, control.topic, [&] { return produce_control(slot.producer, control); })) return;
     }
   }
 
@@ -384,17 +384,15 @@ class KafkaSink final : public Sink {
     }
   }
 
-  rd_kafka_resp_err_t produce_journal(rd_kafka_t* producer, const std::string& journal) const {
+  static rd_kafka_resp_err_t produce_control(rd_kafka_t* producer, const ControlRecord& control) {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wold-style-cast"
-    return rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(config_.journal_topic.c_str()),
-                             RD_KAFKA_V_PARTITION(config_.journal_partition),
-                             RD_KAFKA_V_KEY(config_.journal_key.data(), config_.journal_key.size()),
-                             RD_KAFKA_V_VALUE(const_cast<char*>(journal.data()), journal.size()),
+    return rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(control.topic.c_str()), RD_KAFKA_V_PARTITION(control.partition),
+                             RD_KAFKA_V_KEY(control.key.data(), control.key.size()),
+                             RD_KAFKA_V_VALUE(const_cast<char*>(control.value.data()), control.value.size()),
                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
 #pragma GCC diagnostic pop
   }
-
 
   // Flushes the active producer (its records are now in the log, uncommitted, so the next
   // producer's records land after them: per-partition order holds) and lets its committer

@@ -23,6 +23,7 @@
 #include "telegate/envelope/envelope.hpp"
 #include "telegate/sinks/kafka_sink.hpp"
 #include "telegate/sinks/local_log.hpp"
+#include "telegate/sinks/spool.hpp"
 
 namespace telegate::gateway {
 
@@ -222,6 +223,8 @@ struct SinkConfig {
   std::string topic_template = "telemetry.{tenant}.{type}";
   sinks::LocalLogConfig local_log;
   sinks::KafkaSinkConfig kafka;
+  // sink.kafka.spool: absent → push-back while Kafka is out (503s); present → spool and replay.
+  std::optional<sinks::SpoolConfig> spool;
 };
 
 struct GatewayConfig {

@@ -105,6 +105,8 @@ class IngestPipeline {
   // One worker per listener thread: workers own codec and envelope state.
   std::unique_ptr<PipelineWorker> make_worker() const;
   DedupWindow& dedup() const noexcept { return *dedup_; }
+  // The journal's placement (value empty), or nullptr when batches carry no journal.
+  const sinks::ControlRecord* journal() const noexcept { return journal_.topic.empty() ? nullptr : &journal_; }
 
  private:
   friend class PipelineWorker;
@@ -112,7 +114,9 @@ class IngestPipeline {
   sinks::Sink& sink_;
   InflightBudget& budget_;
   std::unique_ptr<DedupWindow> dedup_;  // shared by every worker; thread-safe
-  bool journal_dedup_;                  // the sink keeps a journal of committed keys (Kafka)
+  // Where each batch's de-duplication journal goes (Kafka: a control record committed with the
+  // batch); an empty topic when the sink keeps no journal.
+  sinks::ControlRecord journal_;
   Metrics& metrics_;
 };
 

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -21,6 +22,11 @@ namespace telegate::sinks {
 // Settings of a client that reaches the same cluster as the sink: bootstrap servers and the
 // security settings (security.protocol, ssl.*, sasl.*) of `sink`'s librdkafka pass-through.
 std::map<std::string, std::string> cluster_settings(const KafkaSinkConfig& sink);
+
+// The partition of a `partitions`-partition control topic (de-duplication journal, spool
+// positions) that instance `instance_id` writes to. FNV-1a, not std::hash: the partition must
+// not move when the standard library changes.
+std::int32_t instance_partition(std::string_view instance_id, int partitions) noexcept;
 
 // Creates `topic` unless it exists (an existing topic is left as it is).
 void ensure_topic(const KafkaSinkConfig& sink, const std::string& topic, int partitions, int replication_factor,

@@ -48,12 +48,22 @@ struct SinkError {
 
 using Completion = std::function<void(std::expected<void, SinkError>)>;
 
+// A record of the gateway's own bookkeeping that must become durable atomically with a batch's
+// records: the de-duplication journal (the batch's msg_id keys) and the spool's replay
+// position. Placed explicitly (topic, partition, key) because its readers look it up by
+// instance id, never by a device's key.
+struct ControlRecord {
+  std::string topic;
+  std::int32_t partition = 0;
+  std::string key;
+  std::string value;
+};
+
 struct SinkBatch {
   std::vector<envelope::SealedRecord> records;
-  // Bytes made durable atomically with the records, for the gateway's own recovery (the
-  // de-duplication journal); empty for none. Kafka: one record in the journal topic, in the
-  // same transaction. Sinks without a journal ignore it.
-  std::string journal;
+  // Kafka: produced in the same transaction as the records. The spool keeps them with the
+  // records and replays them together. The local log ignores them (it has no journal).
+  std::vector<ControlRecord> control;
   Completion on_complete;
 };
 
