@@ -243,18 +243,20 @@ class KafkaSink final : public Sink {
       }
       taken.clear();
       ProducerSlot& slot = *slots_[active];
-      rd_kafka_poll(slot.producer, 0);
       bool stopping;
+      bool committing;  // then its committer owns the producer (and may be re-creating it)
       {
         std::lock_guard lock(mutex_);
         stopping = stopping_ && queue_.empty();
+        committing = slot.state == ProducerSlot::State::committing;
       }
+      if (!committing) rd_kafka_poll(slot.producer, 0);
       if (slot.state == ProducerSlot::State::open &&
           (stopping || Clock::now() - slot.opened_at >= config_.transaction_max_interval)) {
         active = hand_over(active);
       }
       if (stopping) break;
-      probe_while_unready(slot.producer);
+      if (!committing) probe_while_unready(slot.producer);
     }
   }
 
@@ -449,12 +451,19 @@ class KafkaSink final : public Sink {
       for (const SinkBatch& batch : slot.batches) produce_records(slot, batch);
       rd_kafka_flush(slot.producer, static_cast<int>(config_.delivery_timeout.count()));
     }
+    std::vector<SinkBatch> batches = std::move(slot.batches);
+    const std::size_t records = slot.records;
     if (!committed && !fenced_) {
-      // Nothing of this transaction may become visible: abort it before telling the devices.
+      // Nothing of this transaction can become visible: it was never committed, and it is
+      // aborted below or, if the broker is unreachable, by the new producer's
+      // init_transactions before that writes anything. So the devices are told now: the abort
+      // and a new producer may have to wait for the broker's return, and a spool must not.
+      complete(batches, records, false, last_error);
       const KafkaError abort_error(rd_kafka_abort_transaction(slot.producer, 10'000));
       if (abort_error) recreate(slot);
     }
-    finish(slot, committed, started, last_error);
+    finish(slot, committed, started);
+    if (committed || fenced_) complete(batches, records, committed, last_error);
   }
 
   void recreate(ProducerSlot& slot) {
@@ -470,15 +479,14 @@ class KafkaSink final : public Sink {
     }
   }
 
-  void finish(ProducerSlot& slot, bool committed, Clock::time_point started, const std::string& error) {
+  // Releases the slot to the sink thread once its transaction is over.
+  void finish(ProducerSlot& slot, bool committed, Clock::time_point started) {
     commit_seconds_.Observe(std::chrono::duration<double>(Clock::now() - started).count());
     (committed ? committed_transactions_ : failed_transactions_).Increment();
     if (committed) {
       transaction_records_.Observe(static_cast<double>(slot.records));
       ready_ = true;
     }
-    std::vector<SinkBatch> batches = std::move(slot.batches);
-    const std::size_t records = slot.records;
     {
       std::lock_guard lock(mutex_);
       slot.batches.clear();
@@ -487,6 +495,9 @@ class KafkaSink final : public Sink {
       slot.state = ProducerSlot::State::idle;
     }
     slot_idle_.notify_all();
+  }
+
+  void complete(std::vector<SinkBatch>& batches, std::size_t records, bool committed, const std::string& error) {
     queued_records_.Decrement(static_cast<double>(records));
     (committed ? counters_.durable : counters_.failed).Increment(static_cast<double>(records));
     for (SinkBatch& batch : batches) {

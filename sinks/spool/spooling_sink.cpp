@@ -126,6 +126,8 @@ class SpoolingSinkImpl final : public SpoolingSink {
         later.emplace_back(fail_later(std::move(batch.on_complete), SinkErrc::stopping, "the spool is shutting down"));
       } else if (mode_ == Mode::direct && kafka_->ready()) {
         submit_direct(std::move(batch));
+      } else if (holding_) {
+        held_.push_back(std::move(batch));
       } else {
         if (mode_ == Mode::direct) {
           spdlog::warn("spool: Kafka is not ready; spooling");
@@ -157,6 +159,12 @@ class SpoolingSinkImpl final : public SpoolingSink {
     }
     wake_.notify_all();
     if (replayer_.joinable()) replayer_.join();
+    std::vector<std::function<void()>> later;
+    {
+      std::lock_guard lock(mutex_);
+      unhold_locked(later);  // the spool is still open: held batches are kept, not failed
+    }
+    for (auto& call : later) call();
     kafka_->stop();
     {
       std::lock_guard lock(mutex_);
@@ -294,33 +302,75 @@ class SpoolingSinkImpl final : public SpoolingSink {
 
   // The replayer thread: while the spool holds unreplayed entries and Kafka is ready, submits
   // them in order, one transaction at a time (a later transaction must never commit while an
-  // earlier one fails), each with the position after it; hands over to direct mode when done.
+  // earlier one fails), each with the position after it.
+  //
+  // Catching up under load: devices keep adding to the spool while it is replayed, so once a
+  // round has replayed everything that was in the spool when it began, new batches are held in
+  // memory (bounded by the admission budget) instead of spooled; the next round replays what
+  // landed meanwhile, and then, under the lock, the sink switches to direct mode and submits
+  // the held batches to Kafka first, in their order.
   void replay_loop() {
     local_log::SegmentReader reader(config_.directory, std::string(spool::kSpoolSuffix));
     for (;;) {
       std::uint64_t from = 0, until = 0;
+      std::vector<std::function<void()>> later;
       {
         std::unique_lock lock(mutex_);
-        wake_.wait_for(lock, std::chrono::milliseconds(200), [&] { return stopping_; });
+        wake_.wait_for(lock, std::chrono::milliseconds(200),
+                       [&] { return stopping_ || (holding_ && outstanding_ == 0); });
         if (stopping_) return;
-        if (mode_ == Mode::direct || !kafka_->ready()) continue;
-        if (committed_ == appended_end_) {
-          if (outstanding_ == 0) {
-            spdlog::info("spool: replay caught up at position {}; back to direct mode", committed_);
-            set_mode(Mode::direct);
-          }
+        if (mode_ == Mode::direct) continue;
+        if (!kafka_->ready()) {
+          unhold_locked(later);
+        } else if (committed_ == appended_end_ && outstanding_ == 0) {
+          hand_over_locked();
           continue;
+        } else if (committed_ < appended_end_) {
+          if (mode_ == Mode::spooling) spdlog::info("spool: Kafka is ready; replaying from position {}", committed_);
+          set_mode(Mode::replaying);
+          from = committed_;
+          until = appended_end_;
         }
-        if (mode_ == Mode::spooling) spdlog::info("spool: Kafka is ready; replaying from position {}", committed_);
-        set_mode(Mode::replaying);
-        from = committed_;
-        until = appended_end_;
       }
-      replay_from(reader, from, until);
+      for (auto& call : later) call();
+      if (until == 0) continue;
+      const Round round = replay_from(reader, from, until);
+      std::unique_lock lock(mutex_);
+      if (round == Round::caught_up) holding_ = true;
+      if (round == Round::failed) {
+        set_mode(Mode::spooling);
+        unhold_locked(later);
+        lock.unlock();
+        for (auto& call : later) call();
+      }
     }
   }
 
-  void replay_from(local_log::SegmentReader& reader, std::uint64_t from, std::uint64_t until) {
+  // Holds mutex_. Direct mode from here on: the held batches go to Kafka first, in order.
+  void hand_over_locked() {
+    spdlog::info("spool: replay caught up at position {}; back to direct mode", committed_);
+    set_mode(Mode::direct);
+    holding_ = false;
+    for (SinkBatch& batch : held_) submit_direct(std::move(batch));
+    held_.clear();
+  }
+
+  // Holds mutex_. Kafka is not ready after all: the held batches go to the spool, in order.
+  void unhold_locked(std::vector<std::function<void()>>& later) {
+    holding_ = false;
+    for (SinkBatch& batch : held_) {
+      std::string frame;
+      spool::append_batch_frame(batch.records, batch.control, unix_ms(), frame);
+      if (auto refused = spool_locked(std::move(frame), batch.records.size(), std::move(batch.on_complete))) {
+        later.push_back(std::move(refused));
+      }
+    }
+    held_.clear();
+  }
+
+  enum class Round : std::uint8_t { failed, partial, caught_up };
+
+  Round replay_from(local_log::SegmentReader& reader, std::uint64_t from, std::uint64_t until) {
     SinkBatch replay;
     spool::SpooledBatch batch;
     std::string problem;
@@ -339,13 +389,19 @@ class SpoolingSinkImpl final : public SpoolingSink {
       std::move(batch.control.begin(), batch.control.end(), std::back_inserter(replay.control));
     });
     if (!read || !problem.empty() || *read <= from) {
-      // A spool that cannot be read back would be replayed wrong: stop replaying, loudly.
-      spdlog::critical("spool: cannot replay from position {}: {}; the spool keeps accepting until full", from,
+      // A spool that cannot be read back would be replayed wrong: stop replaying, loudly (the
+      // spool keeps accepting until full, and a restart retries).
+      spdlog::critical("spool: cannot replay from position {}: {}", from,
                        read ? (problem.empty() ? "no entry found" : problem) : read.error());
+      std::vector<std::function<void()>> later;
       std::unique_lock lock(mutex_);
       set_mode(Mode::spooling);
+      unhold_locked(later);
+      lock.unlock();
+      for (auto& call : later) call();
+      lock.lock();
       wake_.wait(lock, [&] { return stopping_; });
-      return;
+      return Round::failed;
     }
     const std::uint64_t next = *read;
     ControlRecord& position = replay.control.emplace_back(position_);
@@ -357,9 +413,7 @@ class SpoolingSinkImpl final : public SpoolingSink {
     if (!result) {
       spdlog::warn("spool: replay from position {} failed ({}); retrying when Kafka is ready", from,
                    result.error().message);
-      std::lock_guard lock(mutex_);
-      set_mode(Mode::spooling);
-      return;
+      return Round::failed;
     }
     replayed_.Increment(static_cast<double>(records));
     lag_seconds_.Set(static_cast<double>(unix_ms() - spooled_at_ms) / 1000.0);
@@ -371,6 +425,7 @@ class SpoolingSinkImpl final : public SpoolingSink {
     if (freed > 0) refused_full_ = false;
     pending_records_.Set(static_cast<double>(pending_));
     bytes_.Set(static_cast<double>(spool_bytes_));
+    return next == until ? Round::caught_up : Round::partial;
   }
 
   SpoolConfig config_;
@@ -399,6 +454,8 @@ class SpoolingSinkImpl final : public SpoolingSink {
   std::uint64_t appended_end_ = 0;  // entries [0, appended_end_) are written to the spool
   std::size_t outstanding_ = 0;     // appends queued to the spool and not yet written
   std::uint64_t pending_ = 0;       // records spooled and not yet replayed
+  bool holding_ = false;            // the replay is about to catch up: new batches wait in held_
+  std::vector<SinkBatch> held_;
   std::atomic<std::uint64_t> spool_bytes_{0};
   bool stopping_ = false;
   bool closing_ = false;

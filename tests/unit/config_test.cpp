@@ -87,6 +87,11 @@ TEST_CASE("errors name the key at fault") {
   CHECK(error_key(kMinimal + "sink: {topic_template: 't.{nope}'}\n") == "sink.topic_template");
   CHECK(error_key(kMinimal + "sink: {local_log: {fsync: sometimes}}\n") == "sink.local_log.fsync");
   CHECK(error_key(kMinimal + "sink: {kafka: {producers: 9}}\n") == "sink.kafka.producers");
+  CHECK(error_key(kMinimal + "sink: {kafka: {spool: {fsync: sometimes}}}\n") == "sink.kafka.spool.fsync");
+  CHECK(error_key(kMinimal + "sink: {kafka: {spool: {max_bytes: 10}}}\n") == "sink.kafka.spool.max_bytes");
+  CHECK(error_key(kMinimal + "sink: {kafka: {spool: {directory: ''}}}\n") == "sink.kafka.spool.directory");
+  CHECK(error_key(kMinimal + "sink: {kafka: {spool: {position_topic: 'a b'}}}\n") == "sink.kafka.spool.position_topic");
+  CHECK(error_key(kMinimal + "sink: {kafka: {spool: {sizee: 1}}}\n") == "sink.kafka.spool.sizee");
   CHECK(error_key(kMinimal + "instance_id: 'has space'\n") == "instance_id");
   CHECK(error_key(kMinimal + "log_level: loud\n") == "log_level");
   CHECK(error_key("device_types: [{name: t, codec: morse}]\n") == "device_types[0].codec");
@@ -111,6 +116,21 @@ TEST_CASE("errors name the key at fault") {
   CHECK(error_key("tenants: [{name: 'a/b'}]\n") == "tenants[0].name");
   CHECK(error_key("tenants: [{name: a}, {name: a}]\n") == "tenants[1].name");
   CHECK(error_key("http: [1, 2\n") == "(file)");
+}
+
+TEST_CASE("the Kafka spool is off unless configured, and its keys are read") {
+  CHECK_FALSE(parse_config(kMinimal).sink.spool.has_value());
+  const auto config = parse_config(kMinimal +
+                                   "sink: {kafka: {spool: {directory: /var/spool/tg, fsync: interval, fsync_interval_ms: 50, "
+                                   "max_bytes: 2097152, segment_bytes: 1048576, replay_batch_bytes: 4096}}}\n");
+  REQUIRE(config.sink.spool.has_value());
+  CHECK(config.sink.spool->directory == "/var/spool/tg");
+  CHECK(config.sink.spool->fsync == telegate::sinks::FsyncPolicy::interval);
+  CHECK(config.sink.spool->fsync_interval == std::chrono::milliseconds(50));
+  CHECK(config.sink.spool->max_bytes == 2097152);
+  CHECK(config.sink.spool->segment_bytes == 1048576);
+  CHECK(config.sink.spool->replay_batch_bytes == 4096);
+  CHECK(config.sink.spool->position_topic == "_telegate_spool");
 }
 
 TEST_CASE("two devices may not share a token") {
