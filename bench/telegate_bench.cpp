@@ -12,6 +12,10 @@
 //       sink's settings: the baseline for HTTP → Kafka (bench/http_kafka.sh)
 //   telegate-bench kafka-headers --bootstrap HOST:PORT [--records 500000]
 //       the same producer with no header, the one tg-route header, and four separate headers
+//   telegate-bench spool --bootstrap HOST:PORT [--records 200000] [--batch 100] [--fsync always]
+//       the Kafka spool: records/s appended to the spool (Kafka held "not ready") and replayed
+//       from it into Kafka, next to the plain Kafka sink and the spooling sink in direct mode,
+//       all with the same envelopes in the same run
 //   telegate-bench coap --port P [--host 127.0.0.1] [--devices 64] [--batch 4] [--records 200000]
 //       closed-loop CoAP load (bench/coap_kafka.sh): each simulated device (one UDP socket,
 //       token sim-token-<i> as telegate-sim provision makes them) POSTs a CON request of `batch`
@@ -25,13 +29,16 @@
 #include <sys/socket.h>
 #include <malloc.h>
 #include <unistd.h>
+#include <prometheus/registry.h>
 #include <simdjson.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -40,6 +47,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <tuple>
 #include <unordered_set>
 #include <vector>
@@ -48,6 +56,8 @@
 #include "telegate/codecs/validate.hpp"
 #include "telegate/envelope/envelope.hpp"
 #include "telegate/gateway/dedup.hpp"
+#include "telegate/sinks/kafka_sink.hpp"
+#include "telegate/sinks/spool.hpp"
 
 using namespace telegate;
 using Clock = std::chrono::steady_clock;
@@ -394,6 +404,105 @@ int kafka_headers(int argc, char** argv) {
   return 0;
 }
 
+// ---- spool ------------------------------------------------------------------------------------
+
+// The Kafka sink behind a gate: while closed it reports not ready, so the spooling sink spools.
+// Lifecycle: owned by the spooling sink; `open` is flipped by the bench's main thread.
+class GatedSink final : public sinks::Sink {
+ public:
+  GatedSink(std::unique_ptr<sinks::Sink> inner, const std::atomic<bool>& open) : inner_(std::move(inner)), open_(open) {}
+  std::string_view name() const noexcept override { return inner_->name(); }
+  void start() override { inner_->start(); }
+  void submit(sinks::SinkBatch batch) override { inner_->submit(std::move(batch)); }
+  bool ready() const noexcept override { return open_ && inner_->ready(); }
+  void stop() override { inner_->stop(); }
+
+ private:
+  std::unique_ptr<sinks::Sink> inner_;
+  const std::atomic<bool>& open_;
+};
+
+double gauge_value(prometheus::Registry& registry, const std::string& name) {
+  for (const auto& family : registry.Collect()) {
+    if (family.name == name && !family.metric.empty()) return family.metric[0].gauge.value;
+  }
+  return -1;
+}
+
+// Submits `records` records in batches of `batch` and waits for every completion; records/s.
+double submit_all(sinks::Sink& sink, const std::vector<envelope::SealedRecord>& sealed, const std::string& topic,
+                  std::size_t records, std::size_t batch) {
+  std::atomic<std::size_t> done{0}, failed{0};
+  const auto started = Clock::now();
+  for (std::size_t at = 0; at < records; at += batch) {
+    sinks::SinkBatch out;
+    for (std::size_t i = at; i < std::min(records, at + batch); ++i) {
+      out.records.push_back(sealed[i % sealed.size()]);
+      out.records.back().topic = topic;
+    }
+    const std::size_t count = out.records.size();
+    out.on_complete = [&done, &failed, count](std::expected<void, sinks::SinkError> result) {
+      if (!result) failed += count;
+      done += count;
+    };
+    sink.submit(std::move(out));
+  }
+  while (done < records) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  if (failed > 0) throw std::runtime_error(std::to_string(failed.load()) + " records failed");
+  return static_cast<double>(records) / std::chrono::duration<double>(Clock::now() - started).count();
+}
+
+int spool_costs(int argc, char** argv) {
+  sinks::KafkaSinkConfig kafka;
+  kafka.bootstrap_servers = flag(argc, argv, "--bootstrap", "127.0.0.1:19092");
+  const std::size_t records = std::stoul(flag(argc, argv, "--records", "200000"));
+  const std::size_t batch = std::stoul(flag(argc, argv, "--batch", "100"));
+  const std::string fsync = flag(argc, argv, "--fsync", "always");
+  const auto sealed = prebuilt_envelopes();
+  const std::string run = std::to_string(now_ms());
+  const std::string topic = "bench.spool." + run;
+  prometheus::Registry registry;
+
+  kafka.transactional_id_prefix = "bench-plain-" + run;
+  auto plain = sinks::make_kafka_sink(kafka, registry);
+  plain->start();
+  const double plain_rate = submit_all(*plain, sealed, topic, records, batch);
+  plain->stop();
+
+  const auto directory = std::filesystem::temp_directory_path() / ("telegate-bench-spool-" + run);
+  sinks::SpoolConfig spool;
+  spool.directory = directory;
+  spool.fsync = fsync == "never" ? sinks::FsyncPolicy::never : fsync == "interval" ? sinks::FsyncPolicy::interval
+                                                                                    : sinks::FsyncPolicy::always;
+  spool.position_topic = topic + ".positions";
+  kafka.transactional_id_prefix = "bench-spool-" + run;
+  std::atomic<bool> open{true};
+  prometheus::Registry spool_registry;
+  auto spooling = sinks::make_spooling_sink(
+      spool, std::make_unique<GatedSink>(sinks::make_kafka_sink(kafka, spool_registry), open),
+      {spool.position_topic, 0, "bench", {}}, [] { return std::optional<std::uint64_t>(); }, spool_registry);
+  spooling->start();
+  const double direct_rate = submit_all(*spooling, sealed, topic, records, batch);
+  open = false;
+  const double append_rate = submit_all(*spooling, sealed, topic, records, batch);
+  const auto replay_started = Clock::now();
+  open = true;
+  while (gauge_value(spool_registry, "telegate_spool_mode") != 0 ||
+         gauge_value(spool_registry, "telegate_spool_pending_records") != 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  const double replay_rate =
+      static_cast<double>(records) / std::chrono::duration<double>(Clock::now() - replay_started).count();
+  spooling->stop();
+  std::filesystem::remove_all(directory);
+  std::printf("{\"benchmark\":\"spool\",\"records\":%zu,\"batch\":%zu,\"fsync\":\"%s\",\"kafka_sink_per_second\":%.0f,"
+              "\"spooling_sink_direct_per_second\":%.0f,\"spool_append_per_second\":%.0f,"
+              "\"spool_replay_per_second\":%.0f,\"direct_ratio\":%.2f,\"append_ratio\":%.2f,\"replay_ratio\":%.2f}\n",
+              records, batch, fsync.c_str(), plain_rate, direct_rate, append_rate, replay_rate, direct_rate / plain_rate,
+              append_rate / plain_rate, replay_rate / plain_rate);
+  return 0;
+}
+
 // ---- coap -------------------------------------------------------------------------------------
 
 std::string coap_option(int& previous, int number, std::string_view value) {
@@ -631,10 +740,11 @@ int main(int argc, char** argv) {
     if (mode == "kafka-headers") return kafka_headers(argc, argv);
     if (mode == "coap") return coap_load(argc, argv);
     if (mode == "dedup") return dedup_costs(argc, argv);
+    if (mode == "spool") return spool_costs(argc, argv);
   } catch (const std::exception& error) {
     std::fprintf(stderr, "telegate-bench %s: %s\n", mode.c_str(), error.what());
     return 1;
   }
-  std::fprintf(stderr, "usage: telegate-bench pipeline|codecs|kafka-baseline|kafka-headers|coap|dedup [options] (see bench/telegate_bench.cpp)\n");
+  std::fprintf(stderr, "usage: telegate-bench pipeline|codecs|kafka-baseline|kafka-headers|spool|coap|dedup [options] (see bench/telegate_bench.cpp)\n");
   return 2;
 }

@@ -314,15 +314,23 @@ void read_admission(Section section, AdmissionConfig& admission) {
   section.finish();
 }
 
+// A topic of the gateway's own control records, created by telegate when missing:
+// `<prefix>topic`, `<prefix>partitions`, `<prefix>replication_factor`.
+void read_control_topic(Section& section, const std::string& prefix, std::string& topic, int& partitions,
+                        int& replication_factor) {
+  section.string(prefix + "topic", topic);
+  if (!is_topic_safe(topic)) {
+    throw ConfigError(section.key_path(prefix + "topic"), "must be 1-64 characters of [A-Za-z0-9._-]");
+  }
+  section.integer<int>(prefix + "partitions", partitions, 1, 1000);
+  section.integer<int>(prefix + "replication_factor", replication_factor, 1, 16);
+}
+
 void read_dedup(Section section, DedupConfig& dedup) {
   section.integer<std::size_t>("max_entries", dedup.max_entries, 0, 100'000'000);
   section.duration("window_s", dedup.window, 1, 86'400 * 7);
-  section.string("journal_topic", dedup.journal_topic);
-  if (!is_topic_safe(dedup.journal_topic)) {
-    throw ConfigError(section.key_path("journal_topic"), "must be 1-64 characters of [A-Za-z0-9._-]");
-  }
-  section.integer<int>("journal_partitions", dedup.journal_partitions, 1, 1000);
-  section.integer<int>("journal_replication_factor", dedup.journal_replication_factor, 1, 16);
+  read_control_topic(section, "journal_", dedup.journal_topic, dedup.journal_partitions,
+                     dedup.journal_replication_factor);
   section.finish();
 }
 
@@ -354,12 +362,8 @@ void read_spool(Section section, sinks::SpoolConfig& spool) {
   section.integer<std::uint64_t>("max_bytes", spool.max_bytes, 1u << 20, std::uint64_t{1} << 44);
   section.integer<std::uint64_t>("segment_bytes", spool.segment_bytes, 1u << 20, std::uint64_t{1} << 40);
   section.integer<std::uint64_t>("replay_batch_bytes", spool.replay_batch_bytes, 1, std::uint64_t{1} << 30);
-  section.string("position_topic", spool.position_topic);
-  if (!is_topic_safe(spool.position_topic)) {
-    throw ConfigError(section.key_path("position_topic"), "must be 1-64 characters of [A-Za-z0-9._-]");
-  }
-  section.integer<int>("position_partitions", spool.position_partitions, 1, 1000);
-  section.integer<int>("position_replication_factor", spool.position_replication_factor, 1, 16);
+  read_control_topic(section, "position_", spool.position_topic, spool.position_partitions,
+                     spool.position_replication_factor);
   section.finish();
 }
 

@@ -30,6 +30,7 @@ using Clock = std::chrono::steady_clock;
 namespace fs = std::filesystem;
 
 constexpr std::string_view kDirectoryKey = "sink.kafka.spool.directory";
+constexpr std::string_view kFencedMessage = "another instance took over this gateway's Kafka transactional id";
 
 std::int64_t unix_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -124,6 +125,8 @@ class SpoolingSinkImpl final : public SpoolingSink {
       std::lock_guard lock(mutex_);
       if (stopping_) {
         later.emplace_back(fail_later(std::move(batch.on_complete), SinkErrc::stopping, "the spool is shutting down"));
+      } else if (fenced_) {
+        later.emplace_back(fail_later(std::move(batch.on_complete), SinkErrc::fenced, std::string(kFencedMessage)));
       } else if (mode_ == Mode::direct && kafka_->ready()) {
         submit_direct(std::move(batch));
       } else if (holding_) {
@@ -146,7 +149,7 @@ class SpoolingSinkImpl final : public SpoolingSink {
   // Ready while Kafka is, or while the spool has room (it has not refused a batch for space
   // since it last shrank).
   bool ready() const noexcept override {
-    if (!log_ || !log_->healthy() || stopping_flag_) return false;
+    if (!log_ || !log_->healthy() || stopping_flag_ || fenced_) return false;
     return kafka_->ready() || !refused_full_;
   }
 
@@ -238,6 +241,7 @@ class SpoolingSinkImpl final : public SpoolingSink {
     batch.on_complete = [this, frame, records, done = std::move(batch.on_complete)](
                             std::expected<void, SinkError> result) mutable {
       if (result || !spoolable(result.error().code)) {
+        if (!result && result.error().code == SinkErrc::fenced) fenced_ = true;
         done(std::move(result));
         return;
       }
@@ -411,6 +415,7 @@ class SpoolingSinkImpl final : public SpoolingSink {
     kafka_->submit(std::move(replay));
     const auto result = outcome.get_future().get();
     if (!result) {
+      if (result.error().code == SinkErrc::fenced) fenced_ = true;
       spdlog::warn("spool: replay from position {} failed ({}); retrying when Kafka is ready", from,
                    result.error().message);
       return Round::failed;
@@ -460,7 +465,10 @@ class SpoolingSinkImpl final : public SpoolingSink {
   bool stopping_ = false;
   bool closing_ = false;
   std::atomic<bool> stopping_flag_{false};
-  std::atomic<bool> refused_full_{false};  // the spool refused a batch and has not shrunk since
+  std::atomic<bool> refused_full_{false};
+  // Another instance took over our transactional id: this one must not accept what it can
+  // never replay. Its spool keeps what it acknowledged; a restart on this directory replays it.
+  std::atomic<bool> fenced_{false};  // the spool refused a batch and has not shrunk since
 };
 
 }  // namespace

@@ -6,18 +6,14 @@
 #include <fstream>
 #include <random>
 
+#include "scratch_dir.hpp"
 #include "telegate/sinks/local_log.hpp"
 
 using namespace telegate;
 namespace fs = std::filesystem;
+using telegate::testing::ScratchDir;
 
 namespace {
-
-struct ScratchDir {
-  ScratchDir() : path(fs::temp_directory_path() / ("telegate-log-" + std::to_string(std::random_device{}()))) {}
-  ~ScratchDir() { fs::remove_all(path); }
-  fs::path path;
-};
 
 sinks::SinkBatch batch(int first, int count, std::atomic<int>& ok, std::atomic<int>& failed,
                        std::size_t value_bytes = 40) {

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "kafka_mock.hpp"
+#include "scratch_dir.hpp"
 #include "local_log/log_format.hpp"
 #include "local_log/segment_log.hpp"
 #include "spool/spool_format.hpp"
@@ -23,11 +24,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct ScratchDir {
-  ScratchDir() : path(fs::temp_directory_path() / ("telegate-spool-" + std::to_string(std::random_device{}()))) {}
-  ~ScratchDir() { fs::remove_all(path); }
-  fs::path path;
-};
 
 prometheus::Histogram& histogram(prometheus::Registry& registry) {
   return prometheus::BuildHistogram().Name("test_fsync").Register(registry).Add({}, prometheus::Histogram::BucketBoundaries{1});
