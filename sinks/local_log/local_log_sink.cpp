@@ -14,10 +14,6 @@ namespace telegate::sinks {
 
 namespace {
 
-prometheus::Histogram& fsync_histogram(prometheus::Registry& registry, const std::string& name, const std::string& help) {
-  return prometheus::BuildHistogram().Name(name).Help(help).Register(registry).Add(
-      {}, prometheus::Histogram::BucketBoundaries{0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1});
-}
 
 // Lifecycle: constructed and start()ed on the main thread; the segment log's writer thread
 // writes and runs the completions; submit() may be called from any thread; stop() drains.
@@ -31,7 +27,7 @@ class LocalLogSink final : public Sink {
                    .Help("Bytes appended to the local log")
                    .Register(registry)
                    .Add({})),
-        fsync_seconds_(fsync_histogram(registry, "telegate_local_log_fsync_seconds", "Latency of fdatasync on the local log")) {}
+        fsync_seconds_(local_log::fsync_histogram(registry, "telegate_local_log_fsync_seconds", "Latency of fdatasync on the local log")) {}
 
   std::string_view name() const noexcept override { return "local_log"; }
 

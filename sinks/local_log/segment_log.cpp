@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <prometheus/histogram.h>
+#include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -19,6 +20,11 @@ namespace telegate::sinks::local_log {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
+
+prometheus::Histogram& fsync_histogram(prometheus::Registry& registry, const std::string& name, const std::string& help) {
+  return prometheus::BuildHistogram().Name(name).Help(help).Register(registry).Add(
+      {}, prometheus::Histogram::BucketBoundaries{0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1});
+}
 
 std::vector<std::pair<std::uint64_t, fs::path>> list_segments(const fs::path& directory, std::string_view suffix) {
   std::vector<std::pair<std::uint64_t, fs::path>> segments;

@@ -21,6 +21,7 @@
 
 namespace prometheus {
 class Histogram;
+class Registry;
 }
 
 namespace telegate::sinks::local_log {
@@ -33,6 +34,9 @@ struct SegmentLogConfig {
   std::chrono::milliseconds fsync_interval{100};
   std::uint64_t segment_bytes = 64ull << 20;
 };
+
+// The fdatasync latency histogram a segment log observes, registered under `name`.
+prometheus::Histogram& fsync_histogram(prometheus::Registry& registry, const std::string& name, const std::string& help);
 
 // Segments of `directory` with `suffix`, oldest first: (first offset, path).
 std::vector<std::pair<std::uint64_t, std::filesystem::path>> list_segments(const std::filesystem::path& directory,

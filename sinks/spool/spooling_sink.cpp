@@ -43,6 +43,10 @@ bool spoolable(SinkErrc code) { return code == SinkErrc::unavailable || code == 
 
 enum class Mode : std::uint8_t { direct = 0, spooling = 1, replaying = 2 };
 
+prometheus::Gauge& gauge(prometheus::Registry& registry, const std::string& name, const std::string& help) {
+  return prometheus::BuildGauge().Name(name).Help(help).Register(registry).Add({});
+}
+
 class SpoolingSinkImpl final : public SpoolingSink {
  public:
   SpoolingSinkImpl(SpoolConfig config, std::unique_ptr<Sink> kafka, ControlRecord position,
@@ -58,32 +62,13 @@ class SpoolingSinkImpl final : public SpoolingSink {
         spooled_(records_.Add({{"result", "spooled"}})),
         replayed_(records_.Add({{"result", "replayed"}})),
         full_(records_.Add({{"result", "refused_full"}})),
-        pending_records_(prometheus::BuildGauge()
-                             .Name("telegate_spool_pending_records")
-                             .Help("Records in the spool not yet committed to Kafka")
-                             .Register(registry)
-                             .Add({})),
-        bytes_(prometheus::BuildGauge()
-                   .Name("telegate_spool_bytes")
-                   .Help("Bytes of spool segments on disk (and being written)")
-                   .Register(registry)
-                   .Add({})),
-        mode_gauge_(prometheus::BuildGauge()
-                        .Name("telegate_spool_mode")
-                        .Help("0 direct to Kafka, 1 spooling, 2 replaying")
-                        .Register(registry)
-                        .Add({})),
-        lag_seconds_(prometheus::BuildGauge()
-                         .Name("telegate_spool_replay_lag_seconds")
-                         .Help("Age of the spooled batch replayed last (0 in direct mode)")
-                         .Register(registry)
-                         .Add({})),
-        fsync_seconds_(prometheus::BuildHistogram()
-                           .Name("telegate_spool_fsync_seconds")
-                           .Help("Latency of fdatasync on the spool")
-                           .Register(registry)
-                           .Add({}, prometheus::Histogram::BucketBoundaries{0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05,
-                                                                            0.1, 0.5, 1})) {}
+        pending_records_(gauge(registry, "telegate_spool_pending_records", "Records in the spool not yet committed to Kafka")),
+        bytes_(gauge(registry, "telegate_spool_bytes", "Bytes of spool segments on disk (and being written)")),
+        mode_gauge_(gauge(registry, "telegate_spool_mode", "0 direct to Kafka, 1 spooling, 2 replaying")),
+        lag_seconds_(gauge(registry, "telegate_spool_replay_lag_seconds",
+                           "Age of the spooled batch replayed last (0 in direct mode)")),
+        fsync_seconds_(local_log::fsync_histogram(registry, "telegate_spool_fsync_seconds",
+                                                  "Latency of fdatasync on the spool")) {}
 
   ~SpoolingSinkImpl() override {
     if (replayer_.joinable()) stop();
