@@ -12,6 +12,7 @@
 #include "gateway_process.hpp"
 #include "kafka_reader.hpp"
 #include "telegate/sinks/kafka_sink.hpp"
+#include "telegate/sinks/spool.hpp"
 
 using namespace telegate;
 
@@ -108,6 +109,51 @@ TEST_CASE("a fenced instance's open transaction never becomes visible; its succe
   first->stop();  // its commit is refused (fenced): the batch fails rather than being reported durable
   CHECK(first_ok == 0);
   CHECK(first_failed == 1);
+
+  const auto messages = testing::read_committed(testing::kafka_bootstrap(), topic, 31);
+  CHECK(messages.size() == 30);
+  for (const auto& message : messages) CHECK(message.headers[0].second.find("id=2-") != std::string::npos);
+}
+
+TEST_CASE("a fenced spooling instance neither spools nor acknowledges what it could never replay") {
+  const std::string topic = unique("it.spool-fence.");
+  const std::string transactional_prefix = unique("it-spool-fence-");
+  testing::TempDir dir;
+  prometheus::Registry registry;
+  auto first_config = config_for(transactional_prefix);
+  first_config.producers = 1;
+  first_config.transaction_max_interval = std::chrono::milliseconds(3'000);  // open while the successor starts
+  first_config.delivery_timeout = std::chrono::milliseconds(5'000);
+  sinks::SpoolConfig spool;
+  spool.directory = dir.path() / "spool";
+  auto first = sinks::make_spooling_sink(spool, sinks::make_kafka_sink(first_config, registry),
+                                         {"_telegate_spool", 0, transactional_prefix, {}},
+                                         [] { return std::optional<std::uint64_t>(); }, registry);
+  first->start();
+  std::atomic<int> first_ok{0}, first_failed{0};
+  first->submit(batch_of(topic, 1, 40, first_ok, first_failed));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // produced, not committed
+
+  prometheus::Registry second_registry;
+  auto second_config = config_for(transactional_prefix);
+  second_config.producers = 1;
+  auto second = sinks::make_kafka_sink(second_config, second_registry);
+  second->start();  // fences the first and aborts its open transaction
+  std::atomic<int> second_ok{0}, second_failed{0};
+  second->submit(batch_of(topic, 2, 30, second_ok, second_failed));
+  second->stop();
+  CHECK(second_ok == 1);
+
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (first_ok + first_failed == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  CHECK(first_failed == 1);  // fenced: not spooled, so not acknowledged
+  CHECK(first_ok == 0);
+  CHECK_FALSE(first->ready());
+  first->submit(batch_of(topic, 3, 10, first_ok, first_failed));  // refused at once
+  CHECK(first_failed == 2);
+  first->stop();
 
   const auto messages = testing::read_committed(testing::kafka_bootstrap(), topic, 31);
   CHECK(messages.size() == 30);

@@ -341,38 +341,3 @@ TEST_CASE("spooling sink: a second process cannot open the same spool") {
   CHECK_THROWS_WITH_AS(second->start(), doctest::Contains("sink.kafka.spool.directory"), std::runtime_error);
   first->stop();
 }
-
-TEST_CASE("spooling sink: once fenced it neither spools nor acknowledges what it could never replay") {
-  MockCluster cluster;
-  rd_kafka_mock_topic_create(cluster.get(), "mock.position", 1, 1);
-  ScratchDir dir;
-  prometheus::Registry registry;
-  SpoolHarness harness(cluster, dir.path);
-  harness.kafka_config.producers = 1;
-  auto first = harness.make(cluster, registry);
-  first->start();
-
-  prometheus::Registry successor_registry;
-  auto successor = sinks::make_kafka_sink(harness.kafka_config, successor_registry);
-  successor->start();  // same transactional id: fences the first
-
-  std::atomic<int> fenced{0}, ok{0};
-  const auto count = [&](std::expected<void, sinks::SinkError> result) {
-    if (result) ++ok;
-    if (!result && result.error().code == sinks::SinkErrc::fenced) ++fenced;
-  };
-  Counts unused;
-  auto attempt = batch(5, unused);
-  attempt.on_complete = count;
-  first->submit(std::move(attempt));
-  REQUIRE(eventually([&] { return fenced + ok == 1; }));
-  CHECK(fenced == 1);
-  CHECK_FALSE(first->ready());
-  auto after = batch(5, unused);
-  after.on_complete = count;
-  first->submit(std::move(after));  // refused at once, not spooled
-  CHECK(fenced == 2);
-  CHECK(metric(registry, "telegate_spool_records_total", "spooled") == 0);
-  first->stop();
-  successor->stop();
-}
