@@ -51,8 +51,9 @@ fetch_jars() {
 answers() { (exec 3<>"/dev/tcp/127.0.0.1/${1:-$port}") 2>/dev/null; }
 
 running_pid() {
-  [[ -f $pidfile ]] || return 1
-  local pid; pid=$(cat "$pidfile")
+  local file=${1:-$pidfile}
+  [[ -f $file ]] || return 1
+  local pid; pid=$(cat "$file")
   kill -0 "$pid" 2>/dev/null && echo "$pid"
 }
 
@@ -123,15 +124,16 @@ start() {
   tail -30 "$log" >&2; die "broker did not answer on 127.0.0.1:$port within 60 s (log: $log)"
 }
 
+# stop [PIDFILE MESSAGE]: SIGTERM (a controlled shutdown), SIGKILL if still there after 30 s.
 stop() {
-  local pid
-  if pid=$(running_pid); then
+  local file=${1:-$pidfile} pid
+  if pid=$(running_pid "$file"); then
     kill "$pid"
     for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
     kill -9 "$pid" 2>/dev/null || true
-    echo "kafka.sh: stopped"
+    echo "kafka.sh: ${2:-stopped}"
   fi
-  rm -f "$pidfile"
+  rm -f "$file"
 }
 
 # --- cluster mode (TELEGATE_KAFKA_NODES > 1) -------------------------------------------------
@@ -165,9 +167,9 @@ CFG
 
 # Launches node N (formatting its storage on first use) without waiting for it.
 launch_node() {
-  local node=$1 dir pid
+  local node=$1 dir
   dir=$(node_dir "$node")
-  if [[ -f $dir/broker.pid ]] && pid=$(cat "$dir/broker.pid") && kill -0 "$pid" 2>/dev/null; then return 0; fi
+  running_pid "$dir/broker.pid" >/dev/null && return 0
   write_node_config "$node"
   if [[ ! -f $dir/data/meta.properties ]]; then
     [[ -f $state/cluster.id ]] || java_run kafka.tools.StorageTool random-uuid >"$state/cluster.id"
@@ -189,19 +191,7 @@ wait_node() {
   tail -30 "$dir/broker.log" >&2; die "node $node did not answer on 127.0.0.1:$(node_port "$node") within 90 s"
 }
 
-stop_node() {
-  local node=$1 dir pid
-  dir=$(node_dir "$node")
-  [[ -f $dir/broker.pid ]] || return 0
-  pid=$(cat "$dir/broker.pid")
-  if kill -0 "$pid" 2>/dev/null; then
-    kill "$pid"
-    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-    kill -9 "$pid" 2>/dev/null || true
-    echo "kafka.sh: node $node stopped"
-  fi
-  rm -f "$dir/broker.pid"
-}
+stop_node() { stop "$(node_dir "$1")/broker.pid" "node $1 stopped"; }
 
 cluster_node() {
   [[ ${1:-} =~ ^[1-9]$ && $1 -le $nodes ]] || die "node must be 1-$nodes (TELEGATE_KAFKA_NODES=$nodes), got '${1:-}'"
