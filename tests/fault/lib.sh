@@ -191,8 +191,10 @@ audit_and_record() {
     echo "| date (UTC) | scenario | records sent | acknowledged | found in Kafka | lost | duplicated | max RSS (MB) |"
     echo "|---|---|---|---|---|---|---|---|"
   } >"$results"
-  printf '| %s | %s | %s | %s | %s | %s | %s | %d |\n' "$(date -u '+%F %H:%M')" "$scenario" "$sent" "$acked" "$found" \
-    "$lost" "$duplicated" $(((max_rss_kb + 512) / 1024)) >>"$results"
+  local variant=""
+  [[ $long == 1 ]] && variant=" (long)"
+  printf '| %s | %s%s | %s | %s | %s | %s | %s | %d |\n' "$(date -u '+%F %H:%M')" "$scenario" "$variant" \
+    "$sent" "$acked" "$found" "$lost" "$duplicated" $(((max_rss_kb + 512) / 1024)) >>"$results"
   ((status == 0 && lost == 0 && duplicated == 0)) || die "$lost acknowledged records lost, $duplicated duplicated"
 }
 
