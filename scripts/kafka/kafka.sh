@@ -10,6 +10,7 @@
 #                                  shutdown), SIGKILL (a crash), start and wait until it answers
 #   scripts/kafka/kafka.sh throttle BYTES_PER_S | unthrottle
 #                                  a default client quota (producer_byte_rate) on every broker
+# A partition's leader: `telegate-sim leaders --bootstrap "$(kafka.sh bootstrap)" --topic T`.
 # Environment: TELEGATE_KAFKA_PORT (default 19092), TELEGATE_KAFKA_DIR (state, default
 # $repo/.cache/kafka), TELEGATE_CACHE (jar cache, default ~/.cache/telegate),
 # TELEGATE_KAFKA_NODES (default 1). With N > 1, node i listens on PORT + 2(i-1) (controller on
