@@ -41,6 +41,7 @@ StatusMapping map_status(IngestStatus status) {
     case IngestStatus::unsupported_media_type: return {http::status::unsupported_media_type, "unsupported_media_type"};
     case IngestStatus::forbidden: return {http::status::forbidden, "forbidden"};
     case IngestStatus::overloaded: return {http::status::service_unavailable, "overloaded"};
+    case IngestStatus::quota_exceeded: return {http::status::too_many_requests, "quota_exceeded"};
     case IngestStatus::sink_failed: return {http::status::service_unavailable, "not_durable"};
   }
   return {http::status::internal_server_error, "internal"};
@@ -328,9 +329,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     const bool per_record = outcome.status == IngestStatus::accepted ||
                             outcome.status == IngestStatus::partially_accepted ||
                             outcome.status == IngestStatus::all_rejected;
-    if (mapping.status == http::status::service_unavailable) {
+    if (mapping.status == http::status::service_unavailable || mapping.status == http::status::too_many_requests) {
       response_extra_ = {http::field::retry_after,
-                         std::to_string(listener_.context_.config.admission.retry_after.count())};
+                         std::to_string(retry_after(outcome, listener_.context_.config.admission).count())};
     }
     respond(mapping.status,
             per_record ? outcome_body(outcome) : error_body(mapping.code, outcome.message, outcome.offset));
