@@ -249,7 +249,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     asio::post(*worker_.admin, [self = shared_from_this(), request] {
       const auto& [method, target, authorization, content_type, body] = *request;
       AdminReply reply = handle_admin_request(self->listener_.context_.catalog, self->listener_.context_.config.admin,
-                                              AdminRequest{method, target, authorization, content_type, body});
+                                              AdminRequest{method, target, authorization, content_type, body},
+                                              &self->listener_.context_.metrics);
       asio::post(self->stream_.get_executor(), [self, reply = std::move(reply)]() mutable {
         if (reply.status == 401) self->response_extra_ = {http::field::www_authenticate, "Bearer realm=\"telegate-admin\""};
         self->respond(static_cast<http::status>(reply.status), std::move(reply.body));

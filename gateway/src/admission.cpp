@@ -54,17 +54,17 @@ void InflightBudget::remove(ShareAccount* account, std::size_t records, std::siz
   if (account->records_.fetch_sub(records) == records) active_weight_of_parent(*account).fetch_sub(account->weight_);
 }
 
-bool InflightBudget::over_share(const ShareAccount& account, std::size_t active_weight, std::size_t limit_records,
-                                std::size_t limit_bytes, std::size_t records, std::size_t bytes) noexcept {
+InflightBudget::Share InflightBudget::share_of(std::size_t weight, std::size_t active_weight, Share limit) noexcept {
+  // max(): the counters may race with the asker's own release and momentarily leave it out.
+  const double fraction = static_cast<double>(weight) / static_cast<double>(std::max(active_weight, weight));
+  return {static_cast<std::size_t>(static_cast<double>(limit.records) * fraction),
+          static_cast<std::size_t>(static_cast<double>(limit.bytes) * fraction)};
+}
+
+bool InflightBudget::over_share(const ShareAccount& account, Share share, std::size_t records, std::size_t bytes) noexcept {
   const std::size_t held_records = account.records();
   if (held_records == 0) return false;  // holding nothing: one request always passes the layer
-  // The asker counts among the active even while the counters race with its own release.
-  const std::size_t weight = account.weight_;
-  const std::size_t total = std::max(active_weight, weight);
-  const auto share = [&](std::size_t limit) {
-    return static_cast<std::size_t>(static_cast<double>(limit) * static_cast<double>(weight) / static_cast<double>(total));
-  };
-  return held_records + records > share(limit_records) || account.bytes() + bytes > share(limit_bytes);
+  return held_records + records > share.records || account.bytes() + bytes > share.bytes;
 }
 
 std::optional<InflightBudget::Refusal> InflightBudget::check_layers(const Holder& holder, std::size_t records,
@@ -79,16 +79,21 @@ std::optional<InflightBudget::Refusal> InflightBudget::check_layers(const Holder
                          bytes_.load(std::memory_order_relaxed) + bytes > low_bytes_;
   if (!contended) return std::nullopt;  // spare capacity: anyone may borrow
   const ShareAccount& tenant = *holder.tenant;
-  const std::size_t active = active_weight_.load(std::memory_order_relaxed) + (tenant.records() == 0 ? tenant.weight_ : 0);
-  if (over_share(tenant, active, max_records_, max_bytes_, records, bytes)) return Refusal::fair_share;
+  // The tenants holding records, the asker, and one default weight for a tenant that holds
+  // nothing right now: a light tenant between two requests holds nothing, and without that
+  // slot a noisy tenant alone would count as the only one and fill the budget to the brim,
+  // leaving the light one nothing but refusals. So a lone tenant borrows up to the low
+  // watermark, and the headroom above it stays open to everyone below their share.
+  const std::size_t active = active_weight_.load(std::memory_order_relaxed) +
+                             (tenant.records() == 0 ? tenant.weight_ : 0) + kNewcomerWeight;
+  const Share tenant_share = share_of(tenant.weight_, active, {max_records_, max_bytes_});
+  if (over_share(tenant, tenant_share, records, bytes)) return Refusal::fair_share;
   if (holder.device_type == nullptr) return std::nullopt;
-  // The tenant's own share, split among its device types the same way.
-  const double fraction = static_cast<double>(tenant.weight_) / static_cast<double>(std::max(active, tenant.weight_));
-  const auto tenant_records = static_cast<std::size_t>(static_cast<double>(max_records_) * fraction);
-  const auto tenant_bytes = static_cast<std::size_t>(static_cast<double>(max_bytes_) * fraction);
+  // The tenant's share, split among its device types holding records (and the asker).
   const ShareAccount& type = *holder.device_type;
-  const std::size_t type_active = tenant.active_weight_.load(std::memory_order_relaxed) + (type.records() == 0 ? type.weight_ : 0);
-  if (over_share(type, type_active, tenant_records, tenant_bytes, records, bytes)) return Refusal::fair_share;
+  const std::size_t type_active =
+      tenant.active_weight_.load(std::memory_order_relaxed) + (type.records() == 0 ? type.weight_ : 0);
+  if (over_share(type, share_of(type.weight_, type_active, tenant_share), records, bytes)) return Refusal::fair_share;
   return std::nullopt;
 }
 

@@ -119,22 +119,27 @@ TEST_CASE("moving a permit moves the obligation to release") {
   CHECK(budget.records() == 0);
 }
 
-// ---- layered fair shares (budget 100 records, low watermark 50: shares apply above it)
+// ---- layered fair shares. Above the low watermark a tenant holds at most
+//   budget × weight / (Σ weights of tenants holding records, the asker's included, + 1)
 
 namespace {
 using Refusal = InflightBudget::Refusal;
 constexpr std::size_t kBytes = 1'000'000;
 }  // namespace
 
-TEST_CASE("a lone tenant borrows the whole budget") {
-  InflightBudget budget(100, kBytes, 0.5);
+TEST_CASE("a lone tenant borrows up to the low watermark; the headroom stays open to a newcomer") {
+  InflightBudget budget(100, kBytes, 0.8);
   auto& acme = budget.account("acme", {}, 1);
+  auto& late = budget.account("late", {}, 1);
   auto a = budget.try_acquire(60, 10, {&acme, nullptr, nullptr});
-  auto b = budget.try_acquire(40, 10, {&acme, nullptr, nullptr});
+  auto b = budget.try_acquire(20, 10, {&acme, nullptr, nullptr});
   CHECK(a.has_value());
   CHECK(b.has_value());
-  CHECK(acme.records() == 100);
-  CHECK(budget.try_acquire(1, 1, {&acme, nullptr, nullptr}).error() == Refusal::budget);
+  CHECK(acme.records() == 80);
+  CHECK(budget.try_acquire(1, 1, {&acme, nullptr, nullptr}).error() == Refusal::fair_share);  // share: 50
+  auto newcomer = budget.try_acquire(15, 1, {&late, nullptr, nullptr});
+  CHECK(newcomer.has_value());
+  CHECK(budget.try_acquire(10, 1, {&late, nullptr, nullptr}).error() == Refusal::budget);  // 105: the hard limit
 }
 
 TEST_CASE("a noisy tenant is held to its share while another tenant holds records") {
@@ -145,42 +150,41 @@ TEST_CASE("a noisy tenant is held to its share while another tenant holds record
   REQUIRE(borrowed.has_value());
   auto first = budget.try_acquire(2, 10, {&quiet, nullptr, nullptr});
   REQUIRE(first.has_value());
-  // 47 in flight; 10 more passes the low watermark: contended, two tenants, 50 each
+  // 47 in flight; 10 more passes the low watermark: contended, shares of 100 / 3
   auto over = budget.try_acquire(10, 10, {&noisy, nullptr, nullptr});
   REQUIRE_FALSE(over.has_value());
   CHECK(over.error() == Refusal::fair_share);
-  auto to_share = budget.try_acquire(5, 10, {&noisy, nullptr, nullptr});  // 50: exactly its share
-  CHECK(to_share.has_value());
-  auto quiet_more = budget.try_acquire(40, 10, {&quiet, nullptr, nullptr});  // 42 of its 50
+  auto quiet_more = budget.try_acquire(31, 10, {&quiet, nullptr, nullptr});  // 33: exactly its share
   CHECK(quiet_more.has_value());
-  CHECK(budget.try_acquire(1, 1, {&noisy, nullptr, nullptr}).error() == Refusal::fair_share);
-  CHECK(noisy.records() == 50);  // the refused requests left nothing behind
-  CHECK(budget.records() == 92);
+  CHECK(budget.try_acquire(1, 1, {&quiet, nullptr, nullptr}).error() == Refusal::fair_share);
+  CHECK(noisy.records() == 45);  // the refused requests left nothing behind
+  CHECK(quiet.records() == 33);
+  CHECK(budget.records() == 78);
 }
 
-TEST_CASE("once the other tenant stops holding records, the share is whole again") {
-  InflightBudget budget(100, kBytes, 0.5);
+TEST_CASE("once the other tenant stops holding records, the share grows again") {
+  InflightBudget budget(100, kBytes, 0.0);  // contended from the first record
   auto& noisy = budget.account("noisy", {}, 1);
   auto& quiet = budget.account("quiet", {}, 1);
-  auto held = budget.try_acquire(50, 10, {&noisy, nullptr, nullptr});
+  auto held = budget.try_acquire(30, 10, {&noisy, nullptr, nullptr});
   {
     auto other = budget.try_acquire(1, 10, {&quiet, nullptr, nullptr});
-    CHECK(budget.try_acquire(10, 10, {&noisy, nullptr, nullptr}).error() == Refusal::fair_share);
+    CHECK(budget.try_acquire(10, 10, {&noisy, nullptr, nullptr}).error() == Refusal::fair_share);  // 40 > 33
   }
-  CHECK(budget.try_acquire(10, 10, {&noisy, nullptr, nullptr}).has_value());
+  CHECK(budget.try_acquire(10, 10, {&noisy, nullptr, nullptr}).has_value());  // 40 <= 50
 }
 
-TEST_CASE("weights: a tenant of weight 3 gets three quarters against one of weight 1") {
-  InflightBudget budget(100, kBytes, 0.0);  // contended from the first record
+TEST_CASE("weights: a tenant of weight 3 gets three times the share of one of weight 1") {
+  InflightBudget budget(100, kBytes, 0.0);
   auto& big = budget.account("big", {}, 3);
   auto& small = budget.account("small", {}, 1);
   auto s = budget.try_acquire(1, 1, {&small, nullptr, nullptr});
-  auto b = budget.try_acquire(75, 1, {&big, nullptr, nullptr});
+  auto b = budget.try_acquire(60, 1, {&big, nullptr, nullptr});  // 100 × 3 / 5
   REQUIRE(b.has_value());
   CHECK(budget.try_acquire(1, 1, {&big, nullptr, nullptr}).error() == Refusal::fair_share);
-  auto s2 = budget.try_acquire(24, 1, {&small, nullptr, nullptr});  // 25 of its 25
+  auto s2 = budget.try_acquire(19, 1, {&small, nullptr, nullptr});  // 100 × 1 / 5
   CHECK(s2.has_value());
-  CHECK(budget.try_acquire(1, 1, {&small, nullptr, nullptr}).error() == Refusal::budget);  // 100 in flight
+  CHECK(budget.try_acquire(1, 1, {&small, nullptr, nullptr}).error() == Refusal::fair_share);
 }
 
 TEST_CASE("inside a tenant, device types split the tenant's share") {
@@ -192,11 +196,14 @@ TEST_CASE("inside a tenant, device types split the tenant's share") {
   CHECK(&budget.account("acme", {}, 7) == &acme);  // one account per tenant; the first weight counts
   auto o = budget.try_acquire(1, 1, {&other, nullptr, nullptr});
   auto m = budget.try_acquire(1, 1, {&acme, &meters, nullptr});
-  // acme's share is 50, split between two active types: 25 each
-  auto t = budget.try_acquire(25, 1, {&acme, &trackers, nullptr});
+  // acme's share is 33, split between its two active types: 16 each
+  auto t = budget.try_acquire(16, 1, {&acme, &trackers, nullptr});
   REQUIRE(t.has_value());
   CHECK(budget.try_acquire(1, 1, {&acme, &trackers, nullptr}).error() == Refusal::fair_share);
-  CHECK(budget.try_acquire(20, 1, {&acme, &meters, nullptr}).has_value());
+  auto m2 = budget.try_acquire(15, 1, {&acme, &meters, nullptr});
+  CHECK(m2.has_value());
+  CHECK(budget.try_acquire(1, 1, {&acme, &meters, nullptr}).error() == Refusal::fair_share);
+  CHECK(acme.records() == 32);
 }
 
 TEST_CASE("a device is capped whether or not the budget is contended") {

@@ -9,8 +9,9 @@
 // Layered fair shares (tenant → device type → device): while the budget is contended (what
 // would be in flight passes the low watermark) a tenant may hold at most
 //   budget × weight / Σ weights of the tenants currently holding records,
-// and inside a tenant each device type at most the tenant's share split the same way. Below
-// the low watermark nobody is held to a share, so a lone tenant can use the whole gateway. A
+// (Σ counts one default weight more, for tenants that hold nothing at this moment), and inside
+// a tenant each device type at most the tenant's share split the same way. Below the low
+// watermark nobody is held to a share, so a lone tenant can use the gateway up to it. A
 // single device is capped at `device_max_records` always. The checks read the layers' counters
 // and then add to them, so concurrent requests can overshoot a share by at most one request per
 // listener thread: a share is a fairness bound, the global budget is the hard one. A share or
@@ -125,9 +126,15 @@ class InflightBudget {
   std::atomic<std::size_t>& active_weight_of_parent(ShareAccount& account) noexcept {
     return account.parent_ ? account.parent_->active_weight_ : active_weight_;
   }
-  // Whether `account` may not take `records`/`bytes` more out of a limit split among `active`.
-  static bool over_share(const ShareAccount& account, std::size_t active_weight, std::size_t limit_records,
-                         std::size_t limit_bytes, std::size_t records, std::size_t bytes) noexcept;
+  struct Share {
+    std::size_t records;
+    std::size_t bytes;
+  };
+  static constexpr std::size_t kNewcomerWeight = 1;
+  // `weight`'s part of `limit` when `active_weight` in all shares it.
+  static Share share_of(std::size_t weight, std::size_t active_weight, Share limit) noexcept;
+  // Whether `account` may not take `records`/`bytes` more within `share`.
+  static bool over_share(const ShareAccount& account, Share share, std::size_t records, std::size_t bytes) noexcept;
   std::optional<Refusal> check_layers(const Holder& holder, std::size_t records, std::size_t bytes) const noexcept;
   void release(const Holder& holder, std::size_t records, std::size_t bytes) noexcept;
   bool at_or_below_low_watermark() const noexcept;
