@@ -97,6 +97,15 @@ std::optional<InflightBudget::Refusal> InflightBudget::check_layers(const Holder
   return std::nullopt;
 }
 
+std::optional<InflightBudget::Refusal> InflightBudget::refuses_one(const Holder& holder) {
+  const std::size_t held = records_.load(std::memory_order_relaxed);
+  if (held != 0 && (held + 1 > max_records_ || bytes_.load(std::memory_order_relaxed) >= max_bytes_)) {
+    enter_high_watermark();
+    return Refusal::budget;
+  }
+  return check_layers(holder, 1, 0);
+}
+
 std::optional<InflightBudget::Permit> InflightBudget::try_acquire(std::size_t records, std::size_t bytes) {
   auto permit = try_acquire(records, bytes, Holder{});
   if (!permit) return std::nullopt;

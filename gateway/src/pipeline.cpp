@@ -32,6 +32,19 @@ IngestOutcome refusal(IngestStatus status, std::string message) {
   return outcome;
 }
 
+IngestOutcome overloaded(InflightBudget::Refusal why, const DeviceIdentity& device) {
+  switch (why) {
+    case InflightBudget::Refusal::budget:
+      return refusal(IngestStatus::overloaded, "the gateway is at its in-flight limit; retry later");
+    case InflightBudget::Refusal::fair_share:
+      return refusal(IngestStatus::overloaded, "the gateway is busy and tenant '" + device.tenant +
+                                                   "' (or its device type '" + device.device_type +
+                                                   "') holds its fair share of it; retry later");
+    case InflightBudget::Refusal::device_cap: break;
+  }
+  return refusal(IngestStatus::overloaded, "this device has too many records in flight; retry once they are acknowledged");
+}
+
 }  // namespace
 
 DeviceTypeStages::DeviceTypeStages(std::shared_ptr<const DeviceTypeVersion> type)
@@ -193,17 +206,7 @@ std::expected<InflightBudget::Permit, IngestOutcome> PipelineWorker::admit(const
   auto permit = pipeline_.budget_.try_acquire(records, bytes, {slot.layer.share, type->second.share, &device_state.inflight});
   if (permit) return std::move(*permit);
   Quotas::give_back(rates, count);  // refused for load, not for rate: the device did not spend its quota
-  switch (permit.error()) {
-    case InflightBudget::Refusal::budget:
-      return std::unexpected(refusal(IngestStatus::overloaded, "the gateway is at its in-flight limit; retry later"));
-    case InflightBudget::Refusal::fair_share:
-      return std::unexpected(refusal(IngestStatus::overloaded,
-                                     "the gateway is busy and tenant '" + device.tenant + "' (or its device type '" +
-                                         device.device_type + "') holds its fair share of it; retry later"));
-    case InflightBudget::Refusal::device_cap: break;
-  }
-  return std::unexpected(
-      refusal(IngestStatus::overloaded, "this device has too many records in flight; retry once they are acknowledged"));
+  return std::unexpected(overloaded(permit.error(), device));
 }
 
 std::optional<IngestOutcome> PipelineWorker::ingest(const IngestRequest& request, IngestCallback done) {
@@ -223,6 +226,10 @@ std::optional<IngestOutcome> PipelineWorker::ingest(const IngestRequest& request
     return refuse_all(RejectReason::decode, 1,
                       refusal(IngestStatus::unsupported_media_type,
                               "device type '" + request.device.device_type + "' is not defined (deleted?)"));
+  }
+  if (const auto early = pipeline_.budget_.refuses_one({slot.layer.share, nullptr, nullptr})) {
+    tenant.received->Increment();  // not decoded: counted as one record, like a malformed body
+    return refuse_all(RejectReason::overloaded, 1, overloaded(*early, request.device));
   }
   std::unique_ptr<DeviceTypeStages>& stages = types_[request.device.device_type];
   if (!stages || &stages->type() != type) {

@@ -232,3 +232,17 @@ TEST_CASE("a share refusal does not pause the listeners; only the global budget 
   CHECK(budget.try_acquire(1, 1, {&noisy, nullptr, nullptr}).error() == Refusal::fair_share);
   CHECK(events.empty());
 }
+
+TEST_CASE("refuses_one: the answer before decoding, reserving nothing") {
+  InflightBudget budget(100, kBytes, 0.5);
+  auto& noisy = budget.account("noisy", {}, 1);
+  auto& quiet = budget.account("quiet", {}, 1);
+  CHECK_FALSE(budget.refuses_one({&noisy, nullptr, nullptr}).has_value());
+  auto n = budget.try_acquire(60, 1, {&noisy, nullptr, nullptr});
+  CHECK(budget.refuses_one({&noisy, nullptr, nullptr}) == Refusal::fair_share);  // 61 > 50 (100 / 2)
+  CHECK_FALSE(budget.refuses_one({&quiet, nullptr, nullptr}).has_value());
+  auto q = budget.try_acquire(40, 1, {&quiet, nullptr, nullptr});
+  CHECK(budget.refuses_one({&quiet, nullptr, nullptr}) == Refusal::budget);
+  CHECK(budget.above_high_watermark());
+  CHECK(budget.records() == 100);
+}

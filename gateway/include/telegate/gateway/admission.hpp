@@ -107,6 +107,11 @@ class InflightBudget {
   std::expected<Permit, Refusal> try_acquire(std::size_t records, std::size_t bytes, const Holder& holder);
   // The global budget alone.
   std::optional<Permit> try_acquire(std::size_t records, std::size_t bytes);
+  // Whether even one record of `holder` would be refused right now (the budget spent, or the
+  // layers at their shares), so that a listener can refuse before decoding: under overload the
+  // refused majority then costs no decode, validation or envelope work. Like a budget refusal
+  // it raises the high watermark. Reserves nothing: try_acquire() still decides.
+  std::optional<Refusal> refuses_one(const Holder& holder);
 
   // The tenant's account, or a device type's inside it (`device_type` non-empty). Weights count
   // from the first call on (config at start-up). Thread-safe; takes a mutex: cache the result.
