@@ -412,3 +412,21 @@ TEST_CASE("MQTT: oversized and malformed packets are refused clearly and the gat
                              location("truck-1", "after-" + run, testing::unix_ms() - 1000));
   CHECK_MESSAGE(after.out.find("RC:0") != std::string::npos, after.out);
 }
+
+TEST_CASE("MQTT 5: over a rate quota, PUBACK 0x97 Quota exceeded") {
+  const std::string run = testing::unique_run_id();
+  const std::uint16_t port = testing::free_port();
+  TempDir dir;
+  // One record saved up, then one every 10 s: the second PUBLISH is over the quota.
+  GatewayProcess gateway(dir.path(), config_for(run, port, 50, "}\nquotas: {device: {records_per_second: 0.1, burst: 1}"));
+  gateway.start();
+  gateway.wait_ready();
+  const std::int64_t ts = testing::unix_ms() - 10'000;
+  const auto within = mosquitto_pub(port, "mqttv5", 1, "truck-1", "truck-1-token", "acme/truck-1/location",
+                                    location("truck-1", "quota-1", ts));
+  CHECK_MESSAGE(within.exit_code == 0, within.out);
+  const auto over = mosquitto_pub(port, "mqttv5", 1, "truck-1", "truck-1-token", "acme/truck-1/location",
+                                  location("truck-1", "quota-2", ts));
+  CHECK_MESSAGE(over.out.find("RC:151") != std::string::npos, over.out);
+  CHECK_MESSAGE(over.out.find("rate quota") != std::string::npos, over.out);  // the reason string
+}

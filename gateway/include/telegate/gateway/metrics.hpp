@@ -1,7 +1,9 @@
 // The gateway's Prometheus metrics (docs/component-spec.md lists what each listener must have).
 //
 // Built once at start-up on the main thread; counters are looked up here, not per request, so
-// the data path only increments. prometheus-cpp metrics are thread-safe.
+// the data path only increments. Per-tenant children are added on a tenant's first request
+// (Metrics::tenant, under a mutex) and cached by each pipeline worker. prometheus-cpp metrics
+// are thread-safe.
 #pragma once
 
 #include <prometheus/counter.h>
