@@ -11,11 +11,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <map>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gateway_process.hpp"
@@ -142,12 +145,13 @@ class RawClient {
   bool connected_ = false;
 };
 
-std::vector<std::uint8_t> connect_packet(mqtt::ProtocolVersion version, const std::string& user, const std::string& token) {
+std::vector<std::uint8_t> connect_packet(mqtt::ProtocolVersion version, const std::string& user, const std::string& token,
+                                         const std::string& client_id = "raw-client") {
   mqtt::Connect connect;
   connect.version = version;
   connect.clean_start = true;
   connect.keep_alive = 30;
-  connect.client_id = "raw-client";
+  connect.client_id = client_id;
   connect.username = user;
   connect.password = token;
   std::vector<std::uint8_t> out;
@@ -429,4 +433,53 @@ TEST_CASE("MQTT 5: over a rate quota, PUBACK 0x97 Quota exceeded") {
                                   location("truck-1", "quota-2", ts));
   CHECK_MESSAGE(over.out.find("RC:151") != std::string::npos, over.out);
   CHECK_MESSAGE(over.out.find("rate quota") != std::string::npos, over.out);  // the reason string
+}
+
+TEST_CASE("MQTT: at the high watermark the listener stops reading every connection; at the low it resumes") {
+  const std::string run = testing::unique_run_id();
+  const std::uint16_t port = testing::free_port();
+  TempDir dir;
+  // A budget of 10 records and commits every 2 s: what is admitted stays in flight that long.
+  GatewayProcess gateway(dir.path(), config_for(run, port, 2000, "}\nadmission: {max_inflight_records: 10"));
+  gateway.start();
+  gateway.wait_ready();
+  const std::int64_t ts = testing::unix_ms() - 10'000;
+  bool closed = false;
+  RawClient idle(port);  // connected before the pause, then only pings
+  REQUIRE(idle.connected());
+  idle.send(connect_packet(mqtt::ProtocolVersion::v311, "truck-2", "truck-2-token", "raw-idle"));
+  REQUIRE(packets(idle.receive(closed, std::chrono::milliseconds(500))) == std::vector<std::pair<int, int>>{{2, 0}});
+
+  RawClient busy(port);
+  REQUIRE(busy.connected());
+  busy.send(connect_packet(mqtt::ProtocolVersion::v311, "truck-1", "truck-1-token", "raw-busy"));
+  REQUIRE(packets(busy.receive(closed, std::chrono::milliseconds(500))) == std::vector<std::pair<int, int>>{{2, 0}});
+  // 10 records in one PUBLISH fill the budget; one more is over it: the high watermark.
+  std::string ten = "[";
+  for (int i = 0; i < 10; ++i) ten += (i ? "," : "") + location("truck-1", "wm-" + run + "-" + std::to_string(i), ts + i);
+  std::vector<std::uint8_t> bytes;
+  for (const auto& [id, payload] : {std::pair<std::uint16_t, std::string>{1, ten + "]"},
+                                    {2, location("truck-1", "wm-" + run + "-10", ts + 10)}}) {
+    mqtt::Publish publish;
+    publish.qos = mqtt::QoS::at_least_once;
+    publish.packet_id = id;
+    publish.topic = "acme/truck-1/location";
+    publish.payload = payload;
+    REQUIRE(mqtt::encode(publish, mqtt::ProtocolVersion::v311, bytes).has_value());
+  }
+  busy.send(bytes);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+
+  // Paused: the idle connection's PINGREQ stays in the kernel, unanswered...
+  const auto pinged = std::chrono::steady_clock::now();
+  idle.send({0xC0, 0x00});
+  CHECK(idle.receive(closed, std::chrono::milliseconds(1000)).empty());
+  // ...until the commit empties the budget below the low watermark and reading resumes.
+  const auto answered = packets(idle.receive(closed, std::chrono::milliseconds(4000)));
+  CHECK(answered == std::vector<std::pair<int, int>>{{13, 0}});  // PINGRESP
+  CHECK(std::chrono::steady_clock::now() - pinged < std::chrono::seconds(12));
+  // Both PUBLISHes acknowledged in the end: the one over the limit was held, not refused.
+  const auto acks = packets(busy.receive(closed, std::chrono::milliseconds(3000)));
+  CHECK(std::count(acks.begin(), acks.end(), std::pair{4, 0}) == 2);
+  CHECK(committed_ids(run, "location", 11).size() == 11);
 }
