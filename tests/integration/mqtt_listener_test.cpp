@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <random>
 #include <string>
 #include <thread>
@@ -445,15 +446,17 @@ TEST_CASE("MQTT: at the high watermark the listener stops reading every connecti
   gateway.wait_ready();
   const std::int64_t ts = testing::unix_ms() - 10'000;
   bool closed = false;
-  RawClient idle(port);  // connected before the pause, then only pings
-  REQUIRE(idle.connected());
-  idle.send(connect_packet(mqtt::ProtocolVersion::v311, "truck-2", "truck-2-token", "raw-idle"));
-  REQUIRE(packets(idle.receive(closed, std::chrono::milliseconds(500))) == std::vector<std::pair<int, int>>{{2, 0}});
-
-  RawClient busy(port);
-  REQUIRE(busy.connected());
-  busy.send(connect_packet(mqtt::ProtocolVersion::v311, "truck-1", "truck-1-token", "raw-busy"));
-  REQUIRE(packets(busy.receive(closed, std::chrono::milliseconds(500))) == std::vector<std::pair<int, int>>{{2, 0}});
+  const auto connected = [&](const std::string& device, const std::string& client_id) {  // CONNACK success
+    auto client = std::make_unique<RawClient>(port);
+    REQUIRE(client->connected());
+    client->send(connect_packet(mqtt::ProtocolVersion::v311, device, device + "-token", client_id));
+    REQUIRE(packets(client->receive(closed, std::chrono::milliseconds(500))) == std::vector<std::pair<int, int>>{{2, 0}});
+    return client;
+  };
+  const auto idle_client = connected("truck-2", "raw-idle");  // connected before the pause, then only pings
+  const auto busy_client = connected("truck-1", "raw-busy");
+  RawClient& idle = *idle_client;
+  RawClient& busy = *busy_client;
   // 10 records in one PUBLISH fill the budget; one more is over it: the high watermark.
   std::string ten = "[";
   for (int i = 0; i < 10; ++i) ten += (i ? "," : "") + location("truck-1", "wm-" + run + "-" + std::to_string(i), ts + i);
