@@ -138,7 +138,9 @@ int Gateway::run() {
   if (config_.admin.token_sha256 == sha256_hex("demo-admin-token")) {
     spdlog::warn("the admin API accepts the demo token demo-admin-token: fine for a first run, not for production");
   }
-  InflightBudget budget(config_.admission.max_inflight_records, config_.admission.max_inflight_bytes);
+  InflightBudget budget(config_.admission.max_inflight_records, config_.admission.max_inflight_bytes, 0.8,
+                        config_.admission.device_max_inflight_records);
+  Quotas quotas(config_.quotas, budget);  // like the budget, outlives the sink (permits point into both)
 
   const bool journal_dedup = config_.sink.kind == SinkKind::kafka && config_.dedup.max_entries > 0;
   if (journal_dedup) prepare_dedup_journal(config_);
@@ -146,7 +148,7 @@ int Gateway::run() {
   sink->start();
   spdlog::info("sink {} started", sink->name());
 
-  const IngestPipeline pipeline(config_, *sink, budget, metrics);
+  const IngestPipeline pipeline(config_, *sink, budget, quotas, metrics);
   if (journal_dedup) restore_dedup_window(config_, pipeline.dedup());
   const auto replica_journals = journal_dedup && config_.dedup.across_replicas
                                     ? follow_other_replicas(config_, pipeline.dedup(), metrics)

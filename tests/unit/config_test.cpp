@@ -149,3 +149,34 @@ TEST_CASE("the documented example config is valid") {
   CHECK(config.device_types.at(0).envelope_format == telegate::envelope::Format::protobuf);
   CHECK_THROWS_AS(telegate::gateway::load_config(TELEGATE_SOURCE_DIR "/config/no-such-file.yaml"), ConfigError);
 }
+
+TEST_CASE("quotas: weights and rate quotas per layer, errors name the key") {
+  const auto config = parse_config(kMinimal + R"(
+admission: {device_max_inflight_records: 500}
+quotas:
+  tenants:
+    acme: {weight: 3, records_per_second: 1000, burst: 5000}
+  device_types:
+    tracker: {records_per_second: 200}
+  device: {records_per_second: 10, burst: 20}
+)");
+  CHECK(config.admission.device_max_inflight_records == 500);
+  CHECK(config.quotas.tenant("acme").weight == 3);
+  CHECK(config.quotas.tenant("acme").rate.records_per_second == 1000);
+  CHECK(config.quotas.tenant("acme").rate.burst == 5000);
+  CHECK(config.quotas.tenant("other").weight == 1);  // unlisted: weight 1, no rate quota
+  CHECK_FALSE(config.quotas.tenant("other").rate.limited());
+  CHECK(config.quotas.device_type("tracker").rate.burst == 200);  // burst defaults to one second's worth
+  CHECK(config.quotas.device.records_per_second == 10);
+  CHECK(config.quotas.device.burst == 20);
+  CHECK_FALSE(parse_config(kMinimal).quotas.device.limited());  // no quota by default
+
+  CHECK(error_key(kMinimal + "quotas: {tenants: {acme: {weight: 0}}}\n") == "quotas.tenants.acme.weight");
+  CHECK(error_key(kMinimal + "quotas: {tenants: {acme: {rate: 5}}}\n") == "quotas.tenants.acme.rate");
+  CHECK(error_key(kMinimal + "quotas: {device_types: {tracker: {records_per_second: -1}}}\n") ==
+        "quotas.device_types.tracker.records_per_second");
+  CHECK(error_key(kMinimal + "quotas: {device: {records_per_second: 5, burst: 0.5}}\n") == "quotas.device.burst");
+  CHECK(error_key(kMinimal + "quotas: {devices: {}}\n") == "quotas.devices");
+  CHECK(error_key(kMinimal + "quotas: {tenants: [acme]}\n") == "quotas.tenants");
+  CHECK(error_key(kMinimal + "admission: {device_max_inflight_records: 0}\n") == "admission.device_max_inflight_records");
+}
