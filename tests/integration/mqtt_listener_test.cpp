@@ -469,5 +469,6 @@ TEST_CASE("MQTT: at the high watermark the listener stops reading every connecti
   // Both PUBLISHes acknowledged in the end: the one over the limit was held, not refused.
   const auto acks = packets(busy.receive(closed, std::chrono::milliseconds(3000)));
   CHECK(std::count(acks.begin(), acks.end(), std::pair{4, 0}) == 2);
-  CHECK(committed_ids(run, "location", 11).size() == 11);
+  CHECK(testing::committed_copies(testing::kafka_bootstrap(), "it." + run + ".acme.location", 11, kFromMqtt).size() ==
+        11);
 }
