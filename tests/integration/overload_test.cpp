@@ -196,7 +196,7 @@ TEST_CASE("a 3x overload: bounded memory, the sink's rate, a calm tenant served,
     }
   });
   // The calm tenant: 5 records every 200 ms. The noisy tenant's probe: one curl request every
-  // 250 ms, so that the refusals it gets can be read for Retry-After.
+  // 50 ms, so that the refusals it gets can be read for Retry-After.
   std::size_t calm_sent = 0, calm_acknowledged = 0, probe_refused = 0, refusals_without_retry_after = 0;
   std::thread calm([&] {
     for (int i = 0; !stop; ++i) {
@@ -216,7 +216,7 @@ TEST_CASE("a 3x overload: bounded memory, the sink's rate, a calm tenant served,
         ++probe_refused;
         if (!has_retry_after(answer)) ++refusals_without_retry_after;
       }
-      std::this_thread::sleep_for(250ms);
+      std::this_thread::sleep_for(50ms);
     }
   });
 
