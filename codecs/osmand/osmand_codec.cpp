@@ -233,18 +233,11 @@ error_code OsmandCodec::read_json_message(ondemand::value value, std::size_t ind
   if (!lon) problem.note("location.coords.longitude", "is required");
   const auto battery = device_apps::battery_percent(level, "location.battery.level", problem);
   if (device_id && device_id->empty()) problem.note("device_id", "must not be empty");
-  if (problem) {
-    out.reject(index, std::move(problem.first->field), std::move(problem.first->reason));
-    return simdjson::SUCCESS;
-  }
-
-  CanonicalRecord& record = out.append(index);
-  record.device_id = device_id ? *device_id : context.device_id;
-  record.type = MessageType::location;
-  record.event_time_ms = *time;
+  CanonicalRecord* const located = device_apps::location_or_reject(
+      out, index, problem, device_id ? *device_id : context.device_id, time, lat, lon);
+  if (located == nullptr) return simdjson::SUCCESS;
+  CanonicalRecord& record = *located;
   if (uuid) record.msg_id = *uuid;
-  record.location.lat = *lat;
-  record.location.lon = *lon;
   record.location.alt = alt;
   record.location.speed = device_apps::known(speed);
   record.location.heading = device_apps::known(heading);

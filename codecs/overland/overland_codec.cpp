@@ -203,17 +203,9 @@ error_code OverlandCodec::read_feature(ondemand::value value, std::size_t index,
     verdict.note("properties.timestamp", "is required");
   }
   const auto battery = device_apps::battery_percent(level, "properties.battery_level", verdict);
-  if (verdict) {
-    out.reject(index, std::move(verdict.first->field), std::move(verdict.first->reason));
-    return simdjson::SUCCESS;
-  }
-
-  CanonicalRecord& record = out.append(index);
-  record.device_id = context.device_id;
-  record.type = MessageType::location;
-  record.event_time_ms = *time;
-  record.location.lat = *lat;
-  record.location.lon = *lon;
+  CanonicalRecord* const located = device_apps::location_or_reject(out, index, verdict, context.device_id, time, lat, lon);
+  if (located == nullptr) return simdjson::SUCCESS;
+  CanonicalRecord& record = *located;
   record.location.alt = alt ? alt : coordinate_alt;
   record.location.speed = device_apps::known(speed);
   record.location.heading = device_apps::known(course);

@@ -97,19 +97,11 @@ error_code OwnTracksCodec::read_message(ondemand::value value, std::size_t index
   if (!lat) problem.note("lat", "is required for a location message");
   if (!lon) problem.note("lon", "is required for a location message");
   if (!tst) problem.note("tst", "is required for a location message (epoch seconds)");
-  if (problem) {
-    out.reject(index, std::move(problem.first->field), std::move(problem.first->reason));
-    return simdjson::SUCCESS;
-  }
-
   // The identity is the authenticated one: OwnTracks' `tid` is a two-letter display label and
   // the user/device pair lives in the MQTT topic or HTTP headers, not in the message.
-  CanonicalRecord& record = out.append(index);
-  record.device_id = context.device_id;
-  record.type = MessageType::location;
-  record.event_time_ms = *time;
-  record.location.lat = *lat;
-  record.location.lon = *lon;
+  CanonicalRecord* const located = device_apps::location_or_reject(out, index, problem, context.device_id, time, lat, lon);
+  if (located == nullptr) return simdjson::SUCCESS;
+  CanonicalRecord& record = *located;
   record.location.alt = alt;
   if (const auto speed = device_apps::known(vel)) record.location.speed = *speed * metres_per_second_;
   record.location.heading = device_apps::known(cog);

@@ -34,6 +34,26 @@ struct RecordProblem {
   explicit operator bool() const noexcept { return first.has_value(); }
 };
 
+// The end of every app message: rejected with its first problem (nullptr), or appended as the
+// location record of `device_id` at the fix it gave. A fix that is incomplete without a noted
+// problem is a codec bug, and is still a rejection rather than a read of an empty optional.
+inline CanonicalRecord* location_or_reject(DecodedBatch& out, std::size_t index, RecordProblem& problem,
+                                           std::string_view device_id, std::optional<std::int64_t> time_ms,
+                                           std::optional<double> lat, std::optional<double> lon) {
+  if (!problem && !(time_ms && lat && lon)) problem.note("", "the location fix is incomplete");
+  if (problem) {
+    out.reject(index, std::move(problem.first->field), std::move(problem.first->reason));
+    return nullptr;
+  }
+  CanonicalRecord& record = out.append(index);
+  record.device_id = device_id;
+  record.type = MessageType::location;
+  record.event_time_ms = *time_ms;
+  record.location.lat = *lat;
+  record.location.lon = *lon;
+  return &record;
+}
+
 inline std::string_view type_name(simdjson::ondemand::json_type type) {
   using simdjson::ondemand::json_type;
   switch (type) {

@@ -76,39 +76,13 @@ class FileCatalogStore final : public CatalogStore {
   std::filesystem::path file_;
 };
 
-struct RdKafkaDeleter {
-  void operator()(rd_kafka_t* handle) const { rd_kafka_destroy(handle); }
-};
-using RdKafkaHandle = std::unique_ptr<rd_kafka_t, RdKafkaDeleter>;
-
-using DeliveryCallback = void (*)(rd_kafka_t*, const rd_kafka_message_t*, void*);
-
-RdKafkaHandle make_client(rd_kafka_type_t type, const GatewayConfig& config,
-                          std::initializer_list<std::pair<const char*, const char*>> settings,
-                          DeliveryCallback on_delivery = nullptr) {
-  char error_text[512];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  auto set = [&](const std::string& name, const std::string& value) {
-    if (rd_kafka_conf_set(conf, name.c_str(), value.c_str(), error_text, sizeof error_text) != RD_KAFKA_CONF_OK) {
-      rd_kafka_conf_destroy(conf);
-      throw std::runtime_error("catalog store: " + name + ": " + error_text);
-    }
-  };
-  for (const auto& [name, value] : sinks::cluster_settings(config.sink.kafka)) set(name, value);
-  for (const auto& [name, value] : settings) set(name, value);
-  if (on_delivery) rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-  RdKafkaHandle handle(rd_kafka_new(type, conf, error_text, sizeof error_text));
-  if (!handle) throw std::runtime_error(std::string("catalog store: ") + error_text);
-  return handle;
-}
-
 // Lifecycle: created at start-up; append() runs under the CatalogManager's lock; the watch
 // thread (started by watch()) consumes the topic until the store is destroyed.
 class KafkaCatalogStore final : public CatalogStore {
  public:
   explicit KafkaCatalogStore(const GatewayConfig& config)
       : topic_(config.catalog.kafka_topic),
-        producer_(make_client(RD_KAFKA_PRODUCER, config,
+        producer_(sinks::make_cluster_client(RD_KAFKA_PRODUCER, config.sink.kafka,
                               // A delivery report always arrives before append() stops waiting (30 s), so a change
                               // the API refused can never land later behind its back.
                               {{"enable.idempotence", "true"},
@@ -116,7 +90,7 @@ class KafkaCatalogStore final : public CatalogStore {
                                {"linger.ms", "0"},
                                {"message.timeout.ms", "25000"}},
                               &on_delivery)),
-        consumer_(make_client(RD_KAFKA_CONSUMER, config,
+        consumer_(sinks::make_cluster_client(RD_KAFKA_CONSUMER, config.sink.kafka,
                               {{"group.id", "telegate-catalog-unused"},
                                {"enable.auto.commit", "false"},
                                {"isolation.level", "read_committed"},
@@ -205,8 +179,8 @@ class KafkaCatalogStore final : public CatalogStore {
   }
 
   std::string topic_;
-  RdKafkaHandle producer_;
-  RdKafkaHandle consumer_;
+  sinks::KafkaHandle producer_;
+  sinks::KafkaHandle consumer_;
   std::int64_t next_offset_ = 0;
   std::atomic<bool> stopping_{false};
   std::thread watcher_;

@@ -311,6 +311,33 @@ void read_admission(Section section, AdmissionConfig& admission) {
   section.integer<std::size_t>("max_inflight_records", admission.max_inflight_records, 1, 100'000'000);
   section.integer<std::size_t>("max_inflight_bytes", admission.max_inflight_bytes, 1024, std::size_t{64} << 30);
   section.duration("retry_after_s", admission.retry_after, 1, 3600);
+  section.integer<std::size_t>("device_max_inflight_records", admission.device_max_inflight_records, 1, 100'000'000);
+  section.finish();
+}
+
+void read_rate(Section& section, RateQuota& rate) {
+  section.number("records_per_second", rate.records_per_second, 0, 1e9);
+  section.number("burst", rate.burst, 0, 1e9);
+  if (rate.burst == 0) rate.burst = rate.records_per_second;
+  if (rate.limited() && rate.burst < 1) throw ConfigError(section.key_path("burst"), "must be at least 1 record");
+}
+
+// quotas.tenants / quotas.device_types: name → {weight, records_per_second, burst}.
+void read_layers(Section& quotas, std::string_view key, std::map<std::string, LayerQuota, std::less<>>& layers) {
+  for (auto& [name, item] : quotas.entries(key)) {
+    LayerQuota& layer = layers[name];
+    item.integer<std::size_t>("weight", layer.weight, 1, 1000);
+    read_rate(item, layer.rate);
+    item.finish();
+  }
+}
+
+void read_quotas(Section section, QuotaConfig& quotas) {
+  read_layers(section, "tenants", quotas.tenants);
+  read_layers(section, "device_types", quotas.device_types);
+  Section device = section.child("device");
+  read_rate(device, quotas.device);
+  device.finish();
   section.finish();
 }
 
@@ -331,6 +358,7 @@ void read_dedup(Section section, DedupConfig& dedup) {
   section.duration("window_s", dedup.window, 1, 86'400 * 7);
   read_control_topic(section, "journal_", dedup.journal_topic, dedup.journal_partitions,
                      dedup.journal_replication_factor);
+  section.boolean("across_replicas", dedup.across_replicas);
   section.finish();
 }
 
@@ -677,6 +705,7 @@ GatewayConfig parse_config(const std::string& yaml_text,
   read_mqtt(top.child("mqtt"), config.mqtt);
   read_mqtt_bridge(top.child("mqtt_bridge"), config.mqtt_bridge);
   read_admission(top.child("admission"), config.admission);
+  read_quotas(top.child("quotas"), config.quotas);
   read_dedup(top.child("dedup"), config.dedup);
   read_decode(top.child("decode"), config.decode);
   read_validation(top.child("validation"), config.validation);

@@ -128,6 +128,27 @@ void restore_dedup_window(const GatewayConfig& config, const sinks::ControlRecor
                std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count());
 }
 
+// The other replicas' journals, as they commit: their keys become committed entries here too.
+// The own key is skipped (restored above, and settled by this instance's own writes).
+std::unique_ptr<sinks::TopicFollower> follow_other_replicas(const GatewayConfig& config,
+                                                            const sinks::ControlRecord& journal, DedupWindow& window,
+                                                            Metrics& metrics) {
+  auto& learned = prometheus::BuildCounter()
+                      .Name("telegate_dedup_replica_keys_total")
+                      .Help("msg_ids committed by other replicas, learned from their de-duplication journals")
+                      .Register(metrics.registry())
+                      .Add({});
+  return std::make_unique<sinks::TopicFollower>(
+      config.sink.kafka, journal.topic, config.dedup.journal_partitions,
+      std::chrono::system_clock::now() - config.dedup.window,
+      [&window, &learned, own_key = journal.key](std::string_view key, std::string_view bytes) {
+        if (key == own_key) return;
+        const auto keys = DedupWindow::parse_journal(bytes);
+        window.restore(keys);
+        learned.Increment(static_cast<double>(keys.size()));
+      });
+}
+
 }  // namespace
 
 Gateway::Gateway(GatewayConfig config) : config_(std::move(config)) {}
@@ -144,14 +165,19 @@ int Gateway::run() {
   if (config_.admin.token_sha256 == sha256_hex("demo-admin-token")) {
     spdlog::warn("the admin API accepts the demo token demo-admin-token: fine for a first run, not for production");
   }
-  InflightBudget budget(config_.admission.max_inflight_records, config_.admission.max_inflight_bytes);
+  InflightBudget budget(config_.admission.max_inflight_records, config_.admission.max_inflight_bytes, 0.8,
+                        config_.admission.device_max_inflight_records);
+  Quotas quotas(config_.quotas, budget);  // like the budget, outlives the sink (permits point into both)
 
   auto [sink, spool] = make_sink(config_, metrics);
-  const IngestPipeline pipeline(config_, *sink, budget, metrics);
+  const IngestPipeline pipeline(config_, *sink, budget, quotas, metrics);
   if (pipeline.journal()) prepare_dedup_journal(config_);
   sink->start();
   spdlog::info("sink {}{} started", sink->name(), spool ? " with a spool" : "");
   if (pipeline.journal()) restore_dedup_window(config_, *pipeline.journal(), spool, pipeline.dedup());
+  const auto replica_journals = pipeline.journal() && config_.dedup.across_replicas
+                                    ? follow_other_replicas(config_, *pipeline.journal(), pipeline.dedup(), metrics)
+                                    : nullptr;
   ListenerRegistry registry;
   register_builtin_listeners(registry);
   auto listeners = registry.create_all(ListenerContext{config_, catalog, pipeline, budget, metrics, *sink});

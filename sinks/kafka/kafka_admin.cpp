@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <librdkafka/rdkafka.h>
+#include <spdlog/spdlog.h>
 
 #include <memory>
 #include <stdexcept>
@@ -9,14 +10,16 @@
 
 namespace telegate::sinks {
 
-namespace {
+std::map<std::string, std::string> cluster_settings(const KafkaSinkConfig& sink) {
+  std::map<std::string, std::string> settings{{"bootstrap.servers", sink.bootstrap_servers}};
+  for (const auto& [name, value] : sink.librdkafka) {
+    if (name.starts_with("sasl.") || name.starts_with("ssl.") || name == "security.protocol") settings[name] = value;
+  }
+  return settings;
+}
 
-struct HandleDeleter {
-  void operator()(rd_kafka_t* handle) const { rd_kafka_destroy(handle); }
-};
-using Handle = std::unique_ptr<rd_kafka_t, HandleDeleter>;
-
-Handle make_client(rd_kafka_type_t type, const KafkaSinkConfig& sink, const std::map<std::string, std::string>& extra) {
+KafkaHandle make_cluster_client(rd_kafka_type_t type, const KafkaSinkConfig& sink,
+                                const std::map<std::string, std::string>& extra, DeliveryCallback on_delivery) {
   char error_text[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   std::map<std::string, std::string> settings = cluster_settings(sink);
@@ -27,19 +30,10 @@ Handle make_client(rd_kafka_type_t type, const KafkaSinkConfig& sink, const std:
       throw std::runtime_error(fmt::format("kafka client setting {}: {}", name, error_text));
     }
   }
-  Handle handle(rd_kafka_new(type, conf, error_text, sizeof error_text));
+  if (on_delivery) rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+  KafkaHandle handle(rd_kafka_new(type, conf, error_text, sizeof error_text));
   if (!handle) throw std::runtime_error(fmt::format("cannot create a Kafka client: {}", error_text));
   return handle;
-}
-
-}  // namespace
-
-std::map<std::string, std::string> cluster_settings(const KafkaSinkConfig& sink) {
-  std::map<std::string, std::string> settings{{"bootstrap.servers", sink.bootstrap_servers}};
-  for (const auto& [name, value] : sink.librdkafka) {
-    if (name.starts_with("sasl.") || name.starts_with("ssl.") || name == "security.protocol") settings[name] = value;
-  }
-  return settings;
 }
 
 std::int32_t instance_partition(std::string_view instance_id, int partitions) noexcept {
@@ -50,7 +44,7 @@ std::int32_t instance_partition(std::string_view instance_id, int partitions) no
 
 void ensure_topic(const KafkaSinkConfig& sink, const std::string& topic, int partitions, int replication_factor,
                   const std::map<std::string, std::string>& topic_configs) {
-  const Handle client = make_client(RD_KAFKA_PRODUCER, sink, {});
+  const KafkaHandle client = make_cluster_client(RD_KAFKA_PRODUCER, sink, {});
   char error_text[512];
   rd_kafka_NewTopic_t* request = rd_kafka_NewTopic_new(topic.c_str(), partitions, replication_factor, error_text, sizeof error_text);
   if (!request) throw std::runtime_error(fmt::format("topic {}: {}", topic, error_text));
@@ -90,9 +84,65 @@ std::pair<std::int64_t, std::int64_t> wait_for_watermarks(rd_kafka_t* client, co
   }
 }
 
+namespace {
+
+// The first offset of each partition at or after `since`; the end for a partition with nothing
+// newer, so that the follower waits there for what comes next.
+rd_kafka_topic_partition_list_t* offsets_since(rd_kafka_t* consumer, const std::string& topic, int partitions,
+                                               std::chrono::system_clock::time_point since) {
+  const auto since_ms = std::chrono::duration_cast<std::chrono::milliseconds>(since.time_since_epoch()).count();
+  rd_kafka_topic_partition_list_t* start = rd_kafka_topic_partition_list_new(partitions);
+  for (int partition = 0; partition < partitions; ++partition) {
+    wait_for_watermarks(consumer, topic, partition);  // a fresh topic's partitions need a leader first
+    rd_kafka_topic_partition_list_add(start, topic.c_str(), partition)->offset = since_ms;
+  }
+  const rd_kafka_resp_err_t error = rd_kafka_offsets_for_times(consumer, start, 10'000);
+  if (error) {
+    rd_kafka_topic_partition_list_destroy(start);
+    throw std::runtime_error(fmt::format("{}: cannot look up offsets: {}", topic, rd_kafka_err2str(error)));
+  }
+  for (int i = 0; i < start->cnt; ++i) {
+    if (start->elems[i].offset < 0) start->elems[i].offset = RD_KAFKA_OFFSET_END;
+  }
+  return start;
+}
+
+}  // namespace
+
+TopicFollower::TopicFollower(const KafkaSinkConfig& sink, const std::string& topic, int partitions,
+                             std::chrono::system_clock::time_point since, OnRecord on_record)
+    : consumer_(make_cluster_client(RD_KAFKA_CONSUMER, sink,
+                            {{"group.id", "telegate-follower-unused"},
+                             {"enable.auto.commit", "false"},
+                             {"isolation.level", "read_committed"}})) {
+  rd_kafka_topic_partition_list_t* start = offsets_since(consumer_.get(), topic, partitions, since);
+  const rd_kafka_resp_err_t assigned = rd_kafka_assign(consumer_.get(), start);
+  rd_kafka_topic_partition_list_destroy(start);
+  if (assigned) throw std::runtime_error(fmt::format("{}: cannot follow it: {}", topic, rd_kafka_err2str(assigned)));
+  thread_ = std::thread([this, topic, on_record = std::move(on_record)] {
+    while (!stopping_.load()) {
+      rd_kafka_message_t* message = rd_kafka_consumer_poll(consumer_.get(), 200);
+      if (!message) continue;
+      if (!message->err) {
+        on_record(std::string_view(static_cast<const char*>(message->key), message->key ? message->key_len : 0),
+                  std::string_view(static_cast<const char*>(message->payload), message->payload ? message->len : 0));
+      } else if (message->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        spdlog::warn("following {}: {}", topic, rd_kafka_message_errstr(message));
+      }
+      rd_kafka_message_destroy(message);
+    }
+  });
+}
+
+TopicFollower::~TopicFollower() {
+  stopping_ = true;
+  if (thread_.joinable()) thread_.join();
+  rd_kafka_consumer_close(consumer_.get());
+}
+
 std::vector<std::string> read_key_since(const KafkaSinkConfig& sink, const std::string& topic, std::int32_t partition,
                                         const std::string& key, std::chrono::system_clock::time_point since) {
-  const Handle consumer = make_client(RD_KAFKA_CONSUMER, sink,
+  const KafkaHandle consumer = make_cluster_client(RD_KAFKA_CONSUMER, sink,
                                       {{"group.id", "telegate-read-back-unused"},
                                        {"enable.auto.commit", "false"},
                                        {"isolation.level", "read_committed"}});

@@ -31,22 +31,19 @@ using telegate::testing::TempDir;
 
 namespace {
 
+const testing::ExpectedOrigin kFromCoap{"acme", envelope::SourceProtocol::coap};
+
 struct Ports {
   std::uint16_t udp = testing::free_udp_port();
   std::uint16_t dtls = testing::free_udp_port();
 };
 
 std::string config_for(const std::string& run, const Ports& ports, const std::string& coap_extra,
-                       int transaction_interval_ms) {
-  return "instance_id: it-coap-" + run + "\n" +
+                       int transaction_interval_ms, const std::string& top_extra = "") {
+  return "instance_id: it-coap-" + run + "\n" + top_extra +
          "coap: {enabled: true, address: 127.0.0.1, port: " + std::to_string(ports.udp) +
          ", dtls: true, dtls_port: " + std::to_string(ports.dtls) + coap_extra + "}\n" +
-         "sink:\n"
-         "  type: kafka\n"
-         "  topic_template: \"it." + run + ".{tenant}.{type}\"\n" +
-         "  kafka:\n"
-         "    bootstrap_servers: \"" + testing::kafka_bootstrap() + "\"\n" +
-         "    transaction_max_interval_ms: " + std::to_string(transaction_interval_ms) + "\n" +
+         testing::kafka_sink_yaml("it." + run + ".{tenant}.{type}", transaction_interval_ms) +
          "device_types:\n"
          "  - {name: tracker, codec: json, coap: {path: /trk}}\n"
          "  - {name: probe, codec: json}\n"
@@ -242,19 +239,6 @@ double metric(const GatewayProcess& gateway, const std::string& series) {
   return std::strtod(body.c_str() + at + series.size() + 2, nullptr);
 }
 
-std::map<std::string, int> committed_ids(const std::string& run, std::size_t expected) {
-  std::map<std::string, int> seen;
-  const auto messages = testing::read_committed(testing::kafka_bootstrap(), "it." + run + ".acme.location", expected + 1);
-  for (const auto& message : messages) {
-    const auto decoded = envelope::decode_envelope(message.value, envelope::Format::protobuf);
-    REQUIRE(decoded.has_value());
-    CHECK(decoded->tenant == "acme");
-    CHECK(decoded->protocol == envelope::SourceProtocol::coap);
-    ++seen[decoded->record.msg_id];
-  }
-  return seen;
-}
-
 }  // namespace
 
 TEST_CASE("CoAP: CON, NON, Block1, DTLS-PSK and retransmissions land in Kafka exactly once; refusals never") {
@@ -381,7 +365,8 @@ TEST_CASE("CoAP: CON, NON, Block1, DTLS-PSK and retransmissions land in Kafka ex
   ids.insert("after-junk");
   CHECK(gateway.running());
 
-  const auto seen = committed_ids(run, ids.size());
+  const auto seen =
+      testing::committed_copies(testing::kafka_bootstrap(), "it." + run + ".acme.location", ids.size(), kFromCoap);
   for (const auto& id : ids) CHECK_MESSAGE(seen.count(id) == 1, "msg_id " << id);
   for (const auto& [id, count] : seen) {
     CHECK_MESSAGE(count == 1, "duplicate in Kafka: " << id);
@@ -427,7 +412,8 @@ TEST_CASE("CoAP: a slow commit gets an empty ACK, then a separate 2.04; a retran
   CHECK(late[0].type == 2);
   CHECK(late[0].code == 0);
 
-  const auto seen = committed_ids(run, 2);
+  const auto seen =
+      testing::committed_copies(testing::kafka_bootstrap(), "it." + run + ".acme.location", 2, kFromCoap);
   CHECK(seen.size() == 2);
   CHECK(seen.count("sep-0") == 1);
   CHECK(seen.count("sep-1") == 1);
@@ -510,10 +496,38 @@ TEST_CASE("CoAP Block1: 4.13 with Size1 comes at the block that crosses max_body
   CHECK_MESSAGE(client.out.find("4.13") != std::string::npos, client.out);
   CHECK(gateway.running());
 
-  const auto seen = committed_ids(run, ids.size());
+  const auto seen =
+      testing::committed_copies(testing::kafka_bootstrap(), "it." + run + ".acme.location", ids.size(), kFromCoap);
   for (const auto& id : ids) CHECK_MESSAGE(seen.count(id) == 1, "msg_id " << id);
   for (const auto& [id, count] : seen) {
     CHECK_MESSAGE(count == 1, "duplicate in Kafka: " << id);
     CHECK_MESSAGE(!id.starts_with("bad"), "refused record in Kafka: " << id);
   }
+}
+
+TEST_CASE("CoAP: over a rate quota, 4.29 Too Many Requests with Max-Age (RFC 8516)") {
+  const std::string run = testing::unique_run_id();
+  const Ports ports;
+  TempDir dir;
+  // 2 records saved up, then one every 10 s: the second request is 2 records too many.
+  GatewayProcess gateway(dir.path(),
+                         config_for(run, ports, "", 50, "quotas: {device: {records_per_second: 0.1, burst: 2}}\n"));
+  gateway.start();
+  gateway.wait_ready();
+  const std::int64_t ts = testing::unix_ms() - 10'000;
+  const std::string uri = "coap://127.0.0.1:" + std::to_string(ports.udp) + "/v1/telemetry?t=truck-1-token";
+  const auto within = coap_client({"-m", "post", "-t", "50", "-e", locations("quota-a-", 2, ts, nullptr), uri});
+  CHECK_MESSAGE(within.exit_code == 0, within.out);
+  CHECK(within.out.find("4.") == std::string::npos);
+
+  UdpDevice device(ports.udp);
+  device.send(datagram(true, 0xA001, "\x42", {"v1", "telemetry"}, "t=truck-1-token", 50, locations("quota-b-", 2, ts, nullptr)));
+  const auto replies = device.receive(1);
+  REQUIRE(replies.size() == 1);
+  CHECK(replies[0].type == 2);  // piggybacked: refused at once
+  CHECK(replies[0].code == 429);
+  REQUIRE(replies[0].options.count(14) == 1);  // Max-Age: when the quota lets 2 records through
+  CHECK(uint_value(replies[0].options.at(14)) >= 10);
+  CHECK(uint_value(replies[0].options.at(14)) <= 20);
+  CHECK(metric(gateway, "telegate_records_rejected_total{protocol=\"coap\",reason=\"quota_exceeded\"}") == 2);
 }

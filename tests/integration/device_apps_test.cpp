@@ -49,10 +49,7 @@ std::string config_for(const std::string& run) {
   // validation override, which is itself part of what this test covers.
   const std::string old_samples_ok = "    validation: {max_age_s: 3153600000}\n";
   return "instance_id: apps-" + run + "\n" +
-         "sink:\n"
-         "  type: kafka\n"
-         "  topic_template: \"it." + run + ".apps.{device_type}\"\n" +
-         "  kafka: {bootstrap_servers: \"" + testing::kafka_bootstrap() + "\", transaction_max_interval_ms: 50}\n" +
+         testing::kafka_sink_yaml("it." + run + ".apps.{device_type}", 50) +
          "catalog: {store: file}\n"
          "device_types:\n"
          "  - name: owntracks-phone\n"

@@ -28,6 +28,8 @@ using telegate::testing::TempDir;
 
 namespace {
 
+const testing::ExpectedOrigin kFromMqtt{"acme", envelope::SourceProtocol::mqtt};
+
 struct BridgeSetup {
   std::string run;
   std::string broker_uri;
@@ -46,13 +48,8 @@ std::string config_for(const BridgeSetup& setup) {
          "  subscriptions:\n"
          "    - {filter: \"fleet/+/+/telemetry\", qos: 2, shared_group: \"g" + setup.run + "\"}\n" +
          "  mappings:\n"
-         "    - topic: \"fleet/{tenant}/{device_id}/telemetry\"\n"
-         "sink:\n"
-         "  type: kafka\n"
-         "  topic_template: \"it." + setup.run + ".{tenant}.{type}\"\n" +
-         "  kafka:\n"
-         "    bootstrap_servers: \"" + testing::kafka_bootstrap() + "\"\n" +
-         "    transaction_max_interval_ms: 5\n"
+         "    - topic: \"fleet/{tenant}/{device_id}/telemetry\"\n" +
+         testing::kafka_sink_yaml("it." + setup.run + ".{tenant}.{type}", 5) +
          "device_types:\n"
          "  - {name: tracker, codec: json}\n"
          "tenants:\n"
@@ -109,19 +106,6 @@ void publish_lines(const MosquittoProcess& broker, const TempDir& dir, const std
   REQUIRE_MESSAGE(result.exit_code == 0, result.err);
 }
 
-std::map<std::string, int> committed_ids(const std::string& run, std::size_t expected) {
-  std::map<std::string, int> seen;
-  const auto messages = testing::read_committed(testing::kafka_bootstrap(), "it." + run + ".acme.location", expected + 1);
-  for (const auto& message : messages) {
-    const auto decoded = envelope::decode_envelope(message.value, envelope::Format::protobuf);
-    REQUIRE(decoded.has_value());
-    CHECK(decoded->tenant == "acme");
-    CHECK(decoded->protocol == envelope::SourceProtocol::mqtt);
-    ++seen[decoded->record.msg_id];
-  }
-  return seen;
-}
-
 int times(const std::map<std::string, int>& seen, const std::string& id) {
   const auto found = seen.find(id);
   return found == seen.end() ? 0 : found->second;
@@ -165,7 +149,8 @@ TEST_CASE("MQTT bridge: QoS 0/1/2 over MQTT 3.1.1 and 5 land exactly once; unkno
   publish(broker, "fleet/acme/truck-1/telemetry", 1, "mqttv311", location("truck-1", "after-bad", ts + n++));
   ids.insert("after-bad");
 
-  const auto seen = committed_ids(run, ids.size());
+  const auto seen =
+      testing::committed_copies(testing::kafka_bootstrap(), "it." + run + ".acme.location", ids.size(), kFromMqtt);
   for (const auto& id : ids) CHECK_MESSAGE(times(seen, id) == 1, "msg_id " << id);
   CHECK(seen.size() == ids.size());
   CHECK(metric(gateway, kCommitted) == static_cast<double>(ids.size()));
@@ -200,7 +185,8 @@ TEST_CASE("MQTT bridge: two replicas in one shared group split the stream and de
   }
   publish_lines(broker, dir, "fleet/acme/truck-1/telemetry", 1, lines);
 
-  const auto seen = committed_ids(run, ids.size());
+  const auto seen =
+      testing::committed_copies(testing::kafka_bootstrap(), "it." + run + ".acme.location", ids.size(), kFromMqtt);
   for (const auto& id : ids) CHECK_MESSAGE(times(seen, id) == 1, "msg_id " << id);
   CHECK(seen.size() == ids.size());
   const double by_a = metric(replica_a, kCommitted);
@@ -250,7 +236,8 @@ static void restart_mid_stream_loses_nothing(int stop_signal) {
 
   gateway.start();
   gateway.wait_ready();
-  const auto seen = committed_ids(run, ids.size());
+  const auto seen =
+      testing::committed_copies(testing::kafka_bootstrap(), "it." + run + ".acme.location", ids.size(), kFromMqtt);
   std::size_t duplicates = 0;
   for (const auto& id : ids) {
     CHECK_MESSAGE(times(seen, id) >= 1, "lost msg_id " << id);

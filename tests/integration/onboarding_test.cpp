@@ -34,10 +34,7 @@ std::string config_for(const std::string& run, const std::string& instance) {
   return "instance_id: " + instance + "\n" +
          "admin: {token_sha256: " + gateway::sha256_hex("admin-" + run) + "}\n" +
          "catalog: {kafka_topic: it-catalog-" + run + "}\n" +
-         "sink:\n"
-         "  type: kafka\n"
-         "  topic_template: \"it." + run + ".{tenant}.{type}\"\n" +
-         "  kafka: {bootstrap_servers: \"" + testing::kafka_bootstrap() + "\", transaction_max_interval_ms: 50}\n" +
+         testing::kafka_sink_yaml("it." + run + ".{tenant}.{type}", 50) +
          "device_types: [{name: tracker, codec: json}]\n"
          "tenants:\n"
          "  - name: acme\n"

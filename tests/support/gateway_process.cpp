@@ -88,6 +88,15 @@ std::string kafka_bootstrap() {
   return value && *value ? value : "127.0.0.1:19092";
 }
 
+std::string kafka_sink_yaml(const std::string& topic_template, int transaction_interval_ms,
+                            const std::string& more_kafka_keys) {
+  return "sink:\n"
+         "  type: kafka\n"
+         "  topic_template: \"" + topic_template + "\"\n" +
+         "  kafka: {bootstrap_servers: \"" + kafka_bootstrap() + "\", transaction_max_interval_ms: " +
+         std::to_string(transaction_interval_ms) + more_kafka_keys + "}\n";
+}
+
 TempDir::TempDir() {
   std::random_device random;
   path_ = std::filesystem::temp_directory_path() / ("telegate-test-" + std::to_string(random()) + std::to_string(random()));

@@ -30,6 +30,11 @@ std::int64_t unix_ms();
 // Bootstrap address of the test broker (TELEGATE_KAFKA_BOOTSTRAP, default 127.0.0.1:19092).
 std::string kafka_bootstrap();
 
+// The `sink:` block every Kafka test gateway starts with: the test broker, `topic_template`,
+// a commit every `transaction_interval_ms`, and `more_kafka_keys` (", key: value" pairs).
+std::string kafka_sink_yaml(const std::string& topic_template, int transaction_interval_ms,
+                            const std::string& more_kafka_keys = "");
+
 // A fresh, empty directory under the system temp dir; removed by the destructor.
 class TempDir {
  public:
@@ -61,6 +66,7 @@ class GatewayProcess {
   bool running() const noexcept { return pid_ > 0; }
 
   std::uint16_t port() const noexcept { return port_; }
+  pid_t pid() const noexcept { return pid_; }  // for /proc/<pid>/status (memory) checks
   std::string url(const std::string& path) const;
   std::string log_tail() const;
 

@@ -47,6 +47,7 @@ TEST_CASE("values are read and converted") {
 instance_id: gw-7
 http: {port: 9090, threads: 2, max_body_bytes: 65536, idle_timeout_s: 5}
 admission: {max_inflight_records: 1000, retry_after_s: 3}
+dedup: {max_entries: 5000, window_s: 120, journal_partitions: 6, across_replicas: true}
 validation: {max_future_skew_s: 60, max_speed_mps: 120.5}
 sink:
   type: kafka
@@ -64,6 +65,10 @@ sink:
   CHECK(config.http.idle_timeout == std::chrono::seconds(5));
   CHECK(config.admission.max_inflight_records == 1000);
   CHECK(config.admission.retry_after == std::chrono::seconds(3));
+  CHECK(config.dedup.max_entries == 5000);
+  CHECK(config.dedup.window == std::chrono::seconds(120));
+  CHECK(config.dedup.journal_partitions == 6);
+  CHECK(config.dedup.across_replicas);
   CHECK(config.validation.max_future_skew == std::chrono::seconds(60));
   CHECK(config.validation.max_speed_mps == doctest::Approx(120.5));
   CHECK(config.sink.kind == telegate::gateway::SinkKind::kafka);
@@ -94,6 +99,8 @@ TEST_CASE("errors name the key at fault") {
   CHECK(error_key(kMinimal + "sink: {kafka: {spool: {sizee: 1}}}\n") == "sink.kafka.spool.sizee");
   CHECK(error_key(kMinimal + "instance_id: 'has space'\n") == "instance_id");
   CHECK(error_key(kMinimal + "log_level: loud\n") == "log_level");
+  CHECK(error_key(kMinimal + "dedup: {across_replicas: sometimes}\n") == "dedup.across_replicas");
+  CHECK(error_key(kMinimal + "dedup: {window_s: 0}\n") == "dedup.window_s");
   CHECK(error_key("device_types: [{name: t, codec: morse}]\n") == "device_types[0].codec");
   CHECK(error_key("device_types: [{name: t}, {name: t}]\n") == "device_types[1].name");
   CHECK(error_key("device_types: [{name: t, envelope_format: xml}]\n") == "device_types[0].envelope_format");
@@ -161,4 +168,35 @@ TEST_CASE("the documented example config is valid") {
   CHECK(config.sink.kafka.transactional_id_prefix == "telegate-telegate-0");
   CHECK(config.device_types.at(0).envelope_format == telegate::envelope::Format::protobuf);
   CHECK_THROWS_AS(telegate::gateway::load_config(TELEGATE_SOURCE_DIR "/config/no-such-file.yaml"), ConfigError);
+}
+
+TEST_CASE("quotas: weights and rate quotas per layer, errors name the key") {
+  const auto config = parse_config(kMinimal + R"(
+admission: {device_max_inflight_records: 500}
+quotas:
+  tenants:
+    acme: {weight: 3, records_per_second: 1000, burst: 5000}
+  device_types:
+    tracker: {records_per_second: 200}
+  device: {records_per_second: 10, burst: 20}
+)");
+  CHECK(config.admission.device_max_inflight_records == 500);
+  CHECK(config.quotas.tenant("acme").weight == 3);
+  CHECK(config.quotas.tenant("acme").rate.records_per_second == 1000);
+  CHECK(config.quotas.tenant("acme").rate.burst == 5000);
+  CHECK(config.quotas.tenant("other").weight == 1);  // unlisted: weight 1, no rate quota
+  CHECK_FALSE(config.quotas.tenant("other").rate.limited());
+  CHECK(config.quotas.device_type("tracker").rate.burst == 200);  // burst defaults to one second's worth
+  CHECK(config.quotas.device.records_per_second == 10);
+  CHECK(config.quotas.device.burst == 20);
+  CHECK_FALSE(parse_config(kMinimal).quotas.device.limited());  // no quota by default
+
+  CHECK(error_key(kMinimal + "quotas: {tenants: {acme: {weight: 0}}}\n") == "quotas.tenants.acme.weight");
+  CHECK(error_key(kMinimal + "quotas: {tenants: {acme: {rate: 5}}}\n") == "quotas.tenants.acme.rate");
+  CHECK(error_key(kMinimal + "quotas: {device_types: {tracker: {records_per_second: -1}}}\n") ==
+        "quotas.device_types.tracker.records_per_second");
+  CHECK(error_key(kMinimal + "quotas: {device: {records_per_second: 5, burst: 0.5}}\n") == "quotas.device.burst");
+  CHECK(error_key(kMinimal + "quotas: {devices: {}}\n") == "quotas.devices");
+  CHECK(error_key(kMinimal + "quotas: {tenants: [acme]}\n") == "quotas.tenants");
+  CHECK(error_key(kMinimal + "admission: {device_max_inflight_records: 0}\n") == "admission.device_max_inflight_records");
 }

@@ -120,6 +120,40 @@ struct AdmissionConfig {
   std::size_t max_inflight_records = 200'000;
   std::size_t max_inflight_bytes = 256u << 20;
   std::chrono::seconds retry_after{1};  // advertised in 503 Retry-After when the budget is full
+  // One device may hold at most this many records in flight, contended or not: a device looping
+  // on a bug cannot take a tenant's whole share (docs/reliability.md, Backpressure).
+  std::size_t device_max_inflight_records = 10'000;
+};
+
+// A token bucket: records_per_second refill, at most `burst` saved up. 0 records_per_second: no
+// rate quota.
+struct RateQuota {
+  double records_per_second = 0;
+  double burst = 0;  // default: one second's worth
+  bool limited() const noexcept { return records_per_second > 0; }
+};
+
+// One layer of the quota hierarchy (a tenant, or a device type inside each tenant).
+struct LayerQuota {
+  std::size_t weight = 1;  // its fair share of the in-flight budget relative to its siblings
+  RateQuota rate;
+};
+
+// quotas: (docs/configuration.md). Unlisted tenants and device types get weight 1 and no rate
+// quota; `device` applies to every device by itself.
+struct QuotaConfig {
+  std::map<std::string, LayerQuota, std::less<>> tenants;
+  std::map<std::string, LayerQuota, std::less<>> device_types;  // per tenant × device type
+  RateQuota device;
+  const LayerQuota& tenant(std::string_view name) const noexcept { return find(tenants, name); }
+  const LayerQuota& device_type(std::string_view name) const noexcept { return find(device_types, name); }
+
+ private:
+  static const LayerQuota& find(const std::map<std::string, LayerQuota, std::less<>>& layers, std::string_view name) noexcept {
+    static const LayerQuota unlisted;
+    const auto found = layers.find(name);
+    return found == layers.end() ? unlisted : found->second;
+  }
 };
 
 // How devices of a type reach telegate over HTTP besides POST /v1/telemetry (bearer token).
@@ -158,6 +192,10 @@ struct DedupConfig {
   std::string journal_topic = "_telegate_dedup";
   int journal_partitions = 12;
   int journal_replication_factor = 1;
+  // Also follow the other replicas' journals, so that a retry sent to another replica after
+  // the first copy committed is caught too. Every replica then holds the whole fleet's keys:
+  // size max_entries for the fleet's rate, not one replica's (docs/reliability.md).
+  bool across_replicas = false;
 };
 
 struct DeviceTypeSample {
@@ -235,6 +273,7 @@ struct GatewayConfig {
   MqttListenerConfig mqtt;
   MqttBridgeConfig mqtt_bridge;
   AdmissionConfig admission;
+  QuotaConfig quotas;
   DedupConfig dedup;
   codecs::DecodeLimits decode;
   codecs::ValidationLimits validation;
