@@ -44,6 +44,28 @@ sinks::SinkBatch batch_of(const std::string& topic, int batch, int records, std:
   return out;
 }
 
+// A successor with the same transactional id: its start fences the predecessor and aborts its
+// open transaction; then it commits batch 2 (30 records) to `topic`. Returns its acknowledged
+// batches (1 when all went well).
+int run_successor(const std::string& transactional_prefix, const std::string& topic) {
+  prometheus::Registry registry;
+  auto config = config_for(transactional_prefix);
+  config.producers = 1;
+  auto successor = sinks::make_kafka_sink(config, registry);
+  successor->start();
+  std::atomic<int> ok{0}, failed{0};
+  successor->submit(batch_of(topic, 2, 30, ok, failed));
+  successor->stop();
+  return ok;
+}
+
+// Only the successor's 30 records are visible to read_committed consumers.
+void check_only_successor_committed(const std::string& topic) {
+  const auto messages = testing::read_committed(testing::kafka_bootstrap(), topic, 31);
+  CHECK(messages.size() == 30);
+  for (const auto& message : messages) CHECK(message.headers[0].second.find("id=2-") != std::string::npos);
+}
+
 }  // namespace
 
 TEST_CASE("every record exactly once, in per-key order, across many producer hand-overs") {
@@ -96,23 +118,13 @@ TEST_CASE("a fenced instance's open transaction never becomes visible; its succe
   first->submit(batch_of(topic, 1, 40, first_ok, first_failed));
   std::this_thread::sleep_for(std::chrono::seconds(2));  // produced, not committed
 
-  prometheus::Registry second_registry;
-  auto second_config = config_for(transactional_prefix);
-  second_config.producers = 1;
-  auto second = sinks::make_kafka_sink(second_config, second_registry);
-  second->start();  // init_transactions fences the first and aborts its open transaction
-  std::atomic<int> second_ok{0}, second_failed{0};
-  second->submit(batch_of(topic, 2, 30, second_ok, second_failed));
-  second->stop();
-  CHECK(second_ok == 1);
+  CHECK(run_successor(transactional_prefix, topic) == 1);
 
   first->stop();  // its commit is refused (fenced): the batch fails rather than being reported durable
   CHECK(first_ok == 0);
   CHECK(first_failed == 1);
 
-  const auto messages = testing::read_committed(testing::kafka_bootstrap(), topic, 31);
-  CHECK(messages.size() == 30);
-  for (const auto& message : messages) CHECK(message.headers[0].second.find("id=2-") != std::string::npos);
+  check_only_successor_committed(topic);
 }
 
 TEST_CASE("a fenced spooling instance neither spools nor acknowledges what it could never replay") {
@@ -134,15 +146,7 @@ TEST_CASE("a fenced spooling instance neither spools nor acknowledges what it co
   first->submit(batch_of(topic, 1, 40, first_ok, first_failed));
   std::this_thread::sleep_for(std::chrono::milliseconds(500));  // produced, not committed
 
-  prometheus::Registry second_registry;
-  auto second_config = config_for(transactional_prefix);
-  second_config.producers = 1;
-  auto second = sinks::make_kafka_sink(second_config, second_registry);
-  second->start();  // fences the first and aborts its open transaction
-  std::atomic<int> second_ok{0}, second_failed{0};
-  second->submit(batch_of(topic, 2, 30, second_ok, second_failed));
-  second->stop();
-  CHECK(second_ok == 1);
+  CHECK(run_successor(transactional_prefix, topic) == 1);
 
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (first_ok + first_failed == 0 && std::chrono::steady_clock::now() < deadline) {
@@ -155,7 +159,5 @@ TEST_CASE("a fenced spooling instance neither spools nor acknowledges what it co
   CHECK(first_failed == 2);
   first->stop();
 
-  const auto messages = testing::read_committed(testing::kafka_bootstrap(), topic, 31);
-  CHECK(messages.size() == 30);
-  for (const auto& message : messages) CHECK(message.headers[0].second.find("id=2-") != std::string::npos);
+  check_only_successor_committed(topic);
 }
