@@ -447,7 +447,7 @@ double submit_all(sinks::Sink& sink, const std::vector<envelope::SealedRecord>& 
       out.records.back().topic = topic;
     }
     const std::size_t count = out.records.size();
-    out.on_complete = [&done, &failed, count](std::expected<void, sinks::SinkError> result) {
+    out.on_complete = [&done, &failed, count](sinks::SinkResult result) {
       if (!result) failed += count;
       done += count;
     };

@@ -313,7 +313,7 @@ std::optional<IngestOutcome> PipelineWorker::ingest(const IngestRequest& request
   const std::size_t written = sink_batch.records.size();
   DedupWindow& dedup = *pipeline_.dedup_;
   sink_batch.on_complete = [state, &metrics, &tenant, &all_metrics, &dedup, bytes, written, started](
-                               std::expected<void, sinks::SinkError> result) {
+                               sinks::SinkResult result) {
     auto& [held_permit, final_outcome, callback, reserved_keys] = *state;
     dedup.settle(reserved_keys, result.has_value());
     all_metrics.inflight_records().Decrement(static_cast<double>(written));
@@ -323,6 +323,7 @@ std::optional<IngestOutcome> PipelineWorker::ingest(const IngestRequest& request
       metrics.ack_latency->Observe(std::chrono::duration<double>(Clock::now() - started).count());
       tenant.acknowledged->Increment(static_cast<double>(final_outcome.accepted));
       tenant.deduplicated->Increment(static_cast<double>(final_outcome.duplicates));
+      if (*result == sinks::Durable::spooled) tenant.spooled->Increment(static_cast<double>(written));
     } else {
       metrics.reject(RejectReason::sink_error, written);
       tenant.failed->Increment(static_cast<double>(final_outcome.accepted));

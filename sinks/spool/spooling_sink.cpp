@@ -224,7 +224,7 @@ class SpoolingSinkImpl final : public SpoolingSink {
     spool::append_batch_frame(batch.records, batch.control, unix_ms(), *frame);
     const std::size_t records = batch.records.size();
     batch.on_complete = [this, frame, records, done = std::move(batch.on_complete)](
-                            std::expected<void, SinkError> result) mutable {
+                            SinkResult result) mutable {
       if (result || !spoolable(result.error().code)) {
         if (!result && result.error().code == SinkErrc::fenced) fenced_ = true;
         done(std::move(result));
@@ -278,7 +278,7 @@ class SpoolingSinkImpl final : public SpoolingSink {
       wake_.notify_all();
       if (written) {
         spooled_.Increment(static_cast<double>(records));
-        done({});
+        done(Durable::spooled);
       } else {
         done(std::unexpected(SinkError{SinkErrc::io_error, "spool: " + written.error()}));
       }
@@ -395,8 +395,8 @@ class SpoolingSinkImpl final : public SpoolingSink {
     const std::uint64_t next = *read;
     ControlRecord& position = replay.control.emplace_back(position_);
     position.value = std::to_string(next);
-    std::promise<std::expected<void, SinkError>> outcome;
-    replay.on_complete = [&outcome](std::expected<void, SinkError> result) { outcome.set_value(std::move(result)); };
+    std::promise<SinkResult> outcome;
+    replay.on_complete = [&outcome](SinkResult result) { outcome.set_value(std::move(result)); };
     kafka_->submit(std::move(replay));
     const auto result = outcome.get_future().get();
     if (!result) {

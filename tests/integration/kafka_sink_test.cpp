@@ -40,7 +40,7 @@ sinks::SinkBatch batch_of(const std::string& topic, int batch, int records, std:
     record.route_header = "v=1&t=it&mt=location&et=0&id=" + std::to_string(batch) + "-" + std::to_string(i);
     record.value = std::to_string(batch * 1000 + i);  // increasing per key: order is checkable
   }
-  out.on_complete = [&ok, &failed](std::expected<void, sinks::SinkError> result) { (result ? ok : failed)++; };
+  out.on_complete = [&ok, &failed](sinks::SinkResult result) { (result ? ok : failed)++; };
   return out;
 }
 

@@ -183,9 +183,15 @@ TEST_CASE("a Kafka outage with the spool: acknowledged from the spool while it l
   stop = true;
   for (const auto& device : devices) device->thread.join();
   REQUIRE_MESSAGE(caught_up, gateway.log_tail());
+  // The reconciliation counters tell acknowledgements from the spool apart from direct ones.
+  const double tenant_spooled =
+      metric(gateway, R"(telegate_tenant_records_total{outcome="spooled",protocol="http",tenant="acme"})");
+  const double spool_took = metric(gateway, R"(telegate_spool_records_total{result="spooled"})");
   gateway.signal(SIGTERM);
   CHECK(gateway.wait() == 0);
 
+  CHECK(tenant_spooled > 0);
+  CHECK(tenant_spooled == spool_took);
   CHECK(stayed_ready);
   CHECK(spooling_mode >= 1);
   CHECK(during_outage > 20);  // devices kept being acknowledged while the broker was down

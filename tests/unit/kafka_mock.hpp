@@ -103,7 +103,7 @@ inline sinks::SinkBatch batch(int records, Counts& counts) {
     record.route_header = "v=1";
     record.value = "value-" + std::to_string(i);
   }
-  out.on_complete = [&counts](std::expected<void, sinks::SinkError> result) {
+  out.on_complete = [&counts](sinks::SinkResult result) {
     ++counts.calls;
     (result ? counts.ok : counts.failed)++;
   };

@@ -25,7 +25,7 @@ sinks::SinkBatch batch(int first, int count, std::atomic<int>& ok, std::atomic<i
     record.route_header = "v=1&id=" + std::to_string(i);
     record.value = std::string(value_bytes, static_cast<char>('a' + i % 26)) + std::to_string(i);
   }
-  out.on_complete = [&](std::expected<void, sinks::SinkError> result) { (result ? ok : failed)++; };
+  out.on_complete = [&](sinks::SinkResult result) { (result ? ok : failed)++; };
   return out;
 }
 

@@ -261,7 +261,7 @@ TEST_CASE("spooling sink: a full spool fails batches as unavailable (push-back)"
   std::atomic<int> unavailable{0};
   for (int i = 0; i < 20; ++i) {
     auto full = batch(10, counts);
-    full.on_complete = [&counts, &unavailable](std::expected<void, sinks::SinkError> result) {
+    full.on_complete = [&counts, &unavailable](sinks::SinkResult result) {
       ++counts.calls;
       (result ? counts.ok : counts.failed)++;
       if (!result && result.error().code == sinks::SinkErrc::unavailable) ++unavailable;
@@ -307,7 +307,7 @@ TEST_CASE("spooling sink: a restart replays from the committed position only, an
     Counts marker;
     sinks::SinkBatch position;
     position.control.push_back({"mock.position", 0, "gw-1", "4"});
-    position.on_complete = [&marker](std::expected<void, sinks::SinkError> result) { (result ? marker.ok : marker.failed)++; };
+    position.on_complete = [&marker](sinks::SinkResult result) { (result ? marker.ok : marker.failed)++; };
     producer->submit(std::move(position));
     producer->stop();
     REQUIRE(marker.ok == 1);

@@ -62,8 +62,8 @@ struct TenantMetrics {
   prometheus::Counter* acknowledged = nullptr;  // told durable, including deduplicated
   prometheus::Counter* deduplicated = nullptr;  // acknowledged retries of records already written
   prometheus::Counter* failed = nullptr;        // admitted, then the sink failed: told not durable
-  // Hook for a sink that lands records somewhere other than Kafka (the local spool): of the
-  // acknowledged records, how many it spooled. Nothing increments it yet.
+  // Of the records written, how many went to the Kafka sink's local spool (acknowledged once
+  // spooled, replayed into Kafka later) rather than straight into a Kafka transaction.
   prometheus::Counter* spooled = nullptr;
   std::array<prometheus::Counter*, kRejectReasons> rejected{};
 

@@ -46,7 +46,12 @@ struct SinkError {
   std::string message;
 };
 
-using Completion = std::function<void(std::expected<void, SinkError>)>;
+// Where a batch became durable: in the sink's own destination (a committed Kafka transaction,
+// the local log), or in the Kafka sink's local spool, to be replayed into Kafka later. The
+// gateway acknowledges either way; the reconciliation counters tell them apart.
+enum class Durable : std::uint8_t { written, spooled };
+using SinkResult = std::expected<Durable, SinkError>;
+using Completion = std::function<void(SinkResult)>;
 
 // A record of the gateway's own bookkeeping that must become durable atomically with a batch's
 // records: the de-duplication journal (the batch's msg_id keys) and the spool's replay
