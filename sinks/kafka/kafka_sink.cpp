@@ -8,6 +8,7 @@
 #include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -61,6 +62,10 @@ constexpr std::string_view kProtectedSettings[] = {"enable.idempotence", "acks",
 // (produces into it); while `committing` its committer thread owns it (commit, and on
 // abortable errors abort and re-produce); `idle` means nobody is using it. `state` changes only
 // under KafkaSink::mutex_.
+// No batch of the transaction (std::optional<std::size_t> draws a false GCC 12
+// maybe-uninitialized warning here).
+constexpr std::size_t kNoBatch = static_cast<std::size_t>(-1);
+
 struct ProducerSlot {
   enum class State : std::uint8_t { idle, open, committing };
 
@@ -71,8 +76,11 @@ struct ProducerSlot {
   std::vector<SinkBatch> batches;
   std::size_t records = 0;
   // Set when the producer refused a record outright (too large, …): committing would promise
-  // the device a record that is not there, so the transaction is aborted and its batches fail.
+  // the device a record that is not there, so the transaction is aborted and its batches fail;
+  // the batch that held the record (index in `batches`) fails as `rejected`, the others as
+  // `unavailable`, so that only they are retried or spooled.
   std::string poisoned;
+  std::size_t poisoned_batch = 0;
   Clock::time_point opened_at;
   Clock::time_point oldest_batch_at;
   std::thread committer;
@@ -362,12 +370,12 @@ class KafkaSink final : public Sink {
   // outright poisons the transaction (it can no longer commit what the device was promised), so
   // the transaction is marked for abort; the committer re-produces the batches after aborting.
   void produce_records(ProducerSlot& slot, const SinkBatch& batch) {
-    for (const envelope::SealedRecord& record : batch.records) {
-      if (!produce_or_poison(slot, record.topic, [&] { return produce(slot.producer, record); })) return;
-    }
-    for (const ControlRecord& control : batch.control) {
-      if (!produce_or_poison(slot, control.topic, [&] { return produce_control(slot.producer, control); })) return;
-    }
+    const bool produced = std::ranges::all_of(batch.records, [&](const envelope::SealedRecord& record) {
+      return produce_or_poison(slot, record.topic, [&] { return produce(slot.producer, record); });
+    }) && std::ranges::all_of(batch.control, [&](const ControlRecord& control) {
+      return produce_or_poison(slot, control.topic, [&] { return produce_control(slot.producer, control); });
+    });
+    if (!produced) slot.poisoned_batch = static_cast<std::size_t>(&batch - slot.batches.data());
   }
 
   // Retries while the local queue is full; any other refusal poisons the transaction.
@@ -453,12 +461,13 @@ class KafkaSink final : public Sink {
     }
     std::vector<SinkBatch> batches = std::move(slot.batches);
     const std::size_t records = slot.records;
+    const std::size_t refused_batch = slot.poisoned.empty() ? kNoBatch : slot.poisoned_batch;
     if (!committed && !fenced_) {
       // Nothing of this transaction can become visible: it was never committed, and it is
       // aborted below or, if the broker is unreachable, by the new producer's
       // init_transactions before that writes anything. So the devices are told now: the abort
       // and a new producer may have to wait for the broker's return, and a spool must not.
-      complete(batches, records, false, last_error);
+      complete(batches, records, false, last_error, refused_batch);
       const KafkaError abort_error(rd_kafka_abort_transaction(slot.producer, 10'000));
       if (abort_error) recreate(slot);
     }
@@ -497,17 +506,23 @@ class KafkaSink final : public Sink {
     slot_idle_.notify_all();
   }
 
-  void complete(std::vector<SinkBatch>& batches, std::size_t records, bool committed, const std::string& error) {
+  void complete(std::vector<SinkBatch>& batches, std::size_t records, bool committed, const std::string& error,
+                std::size_t refused_batch = kNoBatch) {
     queued_records_.Decrement(static_cast<double>(records));
     (committed ? counters_.durable : counters_.failed).Increment(static_cast<double>(records));
-    for (SinkBatch& batch : batches) {
+    for (std::size_t i = 0; i < batches.size(); ++i) {
       counters_.batches.Increment();
       if (committed) {
-        batch.on_complete({});
+        batches[i].on_complete({});
+      } else if (fenced_) {
+        batches[i].on_complete(std::unexpected(
+            SinkError{SinkErrc::fenced, "another instance took over this gateway's Kafka transactional id"}));
+      } else if (refused_batch == i) {
+        batches[i].on_complete(std::unexpected(SinkError{SinkErrc::rejected, error}));
       } else {
-        batch.on_complete(std::unexpected(
-            fenced_ ? SinkError{SinkErrc::fenced, "another instance took over this gateway's Kafka transactional id"}
-                    : SinkError{SinkErrc::unavailable, fmt::format("not committed to Kafka: {}", error)}));
+        batches[i].on_complete(std::unexpected(SinkError{
+            SinkErrc::unavailable, refused_batch != kNoBatch ? "not committed to Kafka: another batch in its transaction was refused"
+                                                 : fmt::format("not committed to Kafka: {}", error)}));
       }
     }
   }

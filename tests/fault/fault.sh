@@ -50,6 +50,48 @@ scenario_broker_outage_pushback() {
   audit_and_record
 }
 
+# The same outage with a spool: devices keep being acknowledged from the local spool while the
+# broker is down. When it returns the spool is replayed, and the gateway is SIGKILLed in the
+# middle of the replay and restarted: it resumes from the replay position committed in the same
+# transaction as the replayed records, so nothing is replayed twice or skipped.
+scenario_broker_outage_spool() {
+  use_single_broker
+  # Small replay transactions, so that the replay lasts long enough to be killed in.
+  kafka_yaml+=("delivery_timeout_ms: 5000"
+               "spool: {directory: \"$work/spool\", fsync: always, replay_batch_bytes: 65536}")
+  cleanup_steps+=("kafka_single start >/dev/null 2>&1")
+  local outage=30
+  [[ $long == 1 ]] && outage=90
+  start_gateway a
+  start_load a --connections 4 --batch 50 --records 20000 --rate 1000
+  sleep 5
+  log "stopping the broker for $outage s"
+  kafka_single stop >&2
+  sleep "$outage"
+  local spooled
+  spooled=$(gateway_metric a telegate_spool_pending_records)
+  ((${spooled%.*} > 0)) || die "nothing was spooled while the broker was down"
+  log "$spooled records pending in the spool; starting the broker"
+  kafka_single start >&2
+  wait_for_metric a 60 telegate_spool_mode 2
+  local pending=$spooled
+  for _ in $(seq 1 300); do  # killed once part of the replay has committed, not before
+    pending=$(gateway_metric a telegate_spool_pending_records)
+    ((${pending%.*} < ${spooled%.*})) && break
+    sleep 0.1
+  done
+  ((${pending%.*} > 0 && ${pending%.*} < ${spooled%.*})) || die "the replay did not run long enough to kill it midway ($pending pending)"
+  log "replaying ($pending of $spooled pending): SIGKILL"
+  stop_gateway a KILL
+  start_gateway a
+  wait_load
+  wait_for_metric a 120 telegate_spool_pending_records 0
+  wait_for_metric a 30 telegate_spool_mode 0
+  stop_gateway a
+  expect_all_acknowledged
+  audit_and_record
+}
+
 # Three combined broker+controller nodes, replication factor 3, min.insync.replicas 2: the
 # leader of partition 0 of the data topic is SIGKILLed under load, and started again later.
 scenario_cluster_leader_kill() {

@@ -170,6 +170,22 @@ print(total)
 PY
 }
 
+# The value of an unlabelled metric of a running gateway (0 when absent).
+gateway_metric() {
+  curl -sf "http://127.0.0.1:${gateway_port[$1]}/metrics" | awk -v name="$2" '$1 == name {print $2; found=1} END {if (!found) print 0}'
+}
+
+# Waits (up to $2 s) until a gateway's metric $3 equals $4.
+wait_for_metric() {
+  local label=$1 patience=$2 name=$3 want=$4 value
+  for _ in $(seq 1 $((patience * 5))); do
+    value=$(gateway_metric "$label" "$name")
+    [[ $value == "$want" ]] && return 0
+    sleep 0.2
+  done
+  die "gateway $label: $name stayed at $value, not $want, for $patience s"
+}
+
 json_field() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$1" "$2"; }
 
 audit_and_record() {

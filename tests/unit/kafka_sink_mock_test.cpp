@@ -137,14 +137,28 @@ TEST_CASE("a record the producer refuses outright fails its transaction instead 
   config.transaction_max_interval = std::chrono::milliseconds(200);
   auto sink = sinks::make_kafka_sink(config, registry);
   sink->start();
-  Counts counts;
-  auto poisoned = batch(3, counts);
+  // The refused record's batch fails as rejected (no retry or spool can help it); the other
+  // batch of the same transaction fails as unavailable: its device's retry will commit.
+  std::atomic<int> calls{0};
+  std::optional<sinks::SinkErrc> refused_code, innocent_code;
+  const auto record_code = [&calls](std::optional<sinks::SinkErrc>& code) {
+    return [&calls, &code](sinks::SinkResult result) {
+      if (!result) code = result.error().code;
+      ++calls;
+    };
+  };
+  Counts unused;
+  auto poisoned = batch(3, unused);
   poisoned.records[1].value.assign(20'000, 'x');
+  poisoned.on_complete = record_code(refused_code);
+  auto innocent = batch(2, unused);
+  innocent.on_complete = record_code(innocent_code);
   sink->submit(std::move(poisoned));
-  sink->submit(batch(2, counts));  // same transaction: it fails with it, and is retried by its device
-  for (int i = 0; i < 100 && counts.calls < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  CHECK(counts.failed == 2);
-  CHECK(counts.ok == 0);
+  sink->submit(std::move(innocent));
+  for (int i = 0; i < 100 && calls < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  REQUIRE(calls == 2);
+  CHECK(refused_code == sinks::SinkErrc::rejected);
+  CHECK(innocent_code == sinks::SinkErrc::unavailable);
 
   Counts after;
   sink->submit(batch(2, after));  // the next transaction is clean
