@@ -5,6 +5,10 @@
 //   telegate-bench pipeline [--records-per-request 50] [--seconds 3]
 //       in-process cost per record of JSON decode → validate → envelope → serialize, next to
 //       a simdjson On-Demand pass that only reads the same fields (the floor for any JSON codec)
+//   telegate-bench admission [--requests 2000000]
+//       per-request cost of admission with layered shares, the device cap, per-tenant counters
+//       and (optionally) rate quotas at every layer, next to the global budget alone (the path
+//       before quotas): 1000 devices in 10 tenants, 50 records per request, one thread
 //   telegate-bench codecs [--records 50]
 //       decode ns per record of every codec next to the telegate JSON codec
 //   telegate-bench kafka-baseline --bootstrap HOST:PORT --records N [--transaction-records 50000]
@@ -12,6 +16,10 @@
 //       sink's settings: the baseline for HTTP → Kafka (bench/http_kafka.sh)
 //   telegate-bench kafka-headers --bootstrap HOST:PORT [--records 500000]
 //       the same producer with no header, the one tg-route header, and four separate headers
+//   telegate-bench spool --bootstrap HOST:PORT [--records 200000] [--batch 100] [--fsync always]
+//       the Kafka spool: records/s appended to the spool (Kafka held "not ready") and replayed
+//       from it into Kafka, next to the plain Kafka sink and the spooling sink in direct mode,
+//       all with the same envelopes in the same run
 //   telegate-bench coap --port P [--host 127.0.0.1] [--devices 64] [--batch 4] [--records 200000]
 //       closed-loop CoAP load (bench/coap_kafka.sh): each simulated device (one UDP socket,
 //       token sim-token-<i> as telegate-sim provision makes them) POSTs a CON request of `batch`
@@ -25,13 +33,16 @@
 #include <sys/socket.h>
 #include <malloc.h>
 #include <unistd.h>
+#include <prometheus/registry.h>
 #include <simdjson.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -40,6 +51,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <tuple>
 #include <unordered_set>
 #include <vector>
@@ -48,6 +60,10 @@
 #include "telegate/codecs/validate.hpp"
 #include "telegate/envelope/envelope.hpp"
 #include "telegate/gateway/dedup.hpp"
+#include "telegate/sinks/kafka_sink.hpp"
+#include "telegate/sinks/spool.hpp"
+#include "telegate/gateway/metrics.hpp"
+#include "telegate/gateway/quotas.hpp"
 
 using namespace telegate;
 using Clock = std::chrono::steady_clock;
@@ -394,6 +410,105 @@ int kafka_headers(int argc, char** argv) {
   return 0;
 }
 
+// ---- spool ------------------------------------------------------------------------------------
+
+// The Kafka sink behind a gate: while closed it reports not ready, so the spooling sink spools.
+// Lifecycle: owned by the spooling sink; `open` is flipped by the bench's main thread.
+class GatedSink final : public sinks::Sink {
+ public:
+  GatedSink(std::unique_ptr<sinks::Sink> inner, const std::atomic<bool>& open) : inner_(std::move(inner)), open_(open) {}
+  std::string_view name() const noexcept override { return inner_->name(); }
+  void start() override { inner_->start(); }
+  void submit(sinks::SinkBatch batch) override { inner_->submit(std::move(batch)); }
+  bool ready() const noexcept override { return open_ && inner_->ready(); }
+  void stop() override { inner_->stop(); }
+
+ private:
+  std::unique_ptr<sinks::Sink> inner_;
+  const std::atomic<bool>& open_;
+};
+
+double gauge_value(prometheus::Registry& registry, const std::string& name) {
+  for (const auto& family : registry.Collect()) {
+    if (family.name == name && !family.metric.empty()) return family.metric[0].gauge.value;
+  }
+  return -1;
+}
+
+// Submits `records` records in batches of `batch` and waits for every completion; records/s.
+double submit_all(sinks::Sink& sink, const std::vector<envelope::SealedRecord>& sealed, const std::string& topic,
+                  std::size_t records, std::size_t batch) {
+  std::atomic<std::size_t> done{0}, failed{0};
+  const auto started = Clock::now();
+  for (std::size_t at = 0; at < records; at += batch) {
+    sinks::SinkBatch out;
+    for (std::size_t i = at; i < std::min(records, at + batch); ++i) {
+      out.records.push_back(sealed[i % sealed.size()]);
+      out.records.back().topic = topic;
+    }
+    const std::size_t count = out.records.size();
+    out.on_complete = [&done, &failed, count](sinks::SinkResult result) {
+      if (!result) failed += count;
+      done += count;
+    };
+    sink.submit(std::move(out));
+  }
+  while (done < records) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  if (failed > 0) throw std::runtime_error(std::to_string(failed.load()) + " records failed");
+  return static_cast<double>(records) / std::chrono::duration<double>(Clock::now() - started).count();
+}
+
+int spool_costs(int argc, char** argv) {
+  sinks::KafkaSinkConfig kafka;
+  kafka.bootstrap_servers = flag(argc, argv, "--bootstrap", "127.0.0.1:19092");
+  const std::size_t records = std::stoul(flag(argc, argv, "--records", "200000"));
+  const std::size_t batch = std::stoul(flag(argc, argv, "--batch", "100"));
+  const std::string fsync = flag(argc, argv, "--fsync", "always");
+  const auto sealed = prebuilt_envelopes();
+  const std::string run = std::to_string(now_ms());
+  const std::string topic = "bench.spool." + run;
+  prometheus::Registry registry;
+
+  kafka.transactional_id_prefix = "bench-plain-" + run;
+  auto plain = sinks::make_kafka_sink(kafka, registry);
+  plain->start();
+  const double plain_rate = submit_all(*plain, sealed, topic, records, batch);
+  plain->stop();
+
+  const auto directory = std::filesystem::temp_directory_path() / ("telegate-bench-spool-" + run);
+  sinks::SpoolConfig spool;
+  spool.directory = directory;
+  spool.fsync = fsync == "never" ? sinks::FsyncPolicy::never : fsync == "interval" ? sinks::FsyncPolicy::interval
+                                                                                    : sinks::FsyncPolicy::always;
+  spool.position_topic = topic + ".positions";
+  kafka.transactional_id_prefix = "bench-spool-" + run;
+  std::atomic<bool> open{true};
+  prometheus::Registry spool_registry;
+  auto spooling = sinks::make_spooling_sink(
+      spool, std::make_unique<GatedSink>(sinks::make_kafka_sink(kafka, spool_registry), open),
+      {spool.position_topic, 0, "bench", {}}, [] { return std::optional<std::uint64_t>(); }, spool_registry);
+  spooling->start();
+  const double direct_rate = submit_all(*spooling, sealed, topic, records, batch);
+  open = false;
+  const double append_rate = submit_all(*spooling, sealed, topic, records, batch);
+  const auto replay_started = Clock::now();
+  open = true;
+  while (gauge_value(spool_registry, "telegate_spool_mode") != 0 ||
+         gauge_value(spool_registry, "telegate_spool_pending_records") != 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  const double replay_rate =
+      static_cast<double>(records) / std::chrono::duration<double>(Clock::now() - replay_started).count();
+  spooling->stop();
+  std::filesystem::remove_all(directory);
+  std::printf("{\"benchmark\":\"spool\",\"records\":%zu,\"batch\":%zu,\"fsync\":\"%s\",\"kafka_sink_per_second\":%.0f,"
+              "\"spooling_sink_direct_per_second\":%.0f,\"spool_append_per_second\":%.0f,"
+              "\"spool_replay_per_second\":%.0f,\"direct_ratio\":%.2f,\"append_ratio\":%.2f,\"replay_ratio\":%.2f}\n",
+              records, batch, fsync.c_str(), plain_rate, direct_rate, append_rate, replay_rate, direct_rate / plain_rate,
+              append_rate / plain_rate, replay_rate / plain_rate);
+  return 0;
+}
+
 // ---- coap -------------------------------------------------------------------------------------
 
 std::string coap_option(int& previous, int number, std::string_view value) {
@@ -622,6 +737,70 @@ int dedup_costs(int argc, char** argv) {
   return 0;
 }
 
+// One request's admission and release, as the pipeline does it for `device` of `tenant`.
+double admission_ns(std::size_t requests, const gateway::QuotaConfig* quotas_config) {
+  gateway::InflightBudget budget(200'000, 256u << 20, 0.8, 10'000);
+  const std::size_t records = 50, bytes = 50 * 230;
+  if (quotas_config == nullptr) {
+    const auto started = Clock::now();
+    for (std::size_t i = 0; i < requests; ++i) {
+      auto permit = budget.try_acquire(records, bytes);
+      if (!permit) throw std::runtime_error("refused");
+    }
+    return std::chrono::duration<double, std::nano>(Clock::now() - started).count() / static_cast<double>(requests);
+  }
+  gateway::Quotas quotas(*quotas_config, budget);
+  gateway::Metrics metrics;
+  constexpr std::size_t kTenants = 10, kDevices = 1000;
+  struct Cached {  // what a pipeline worker caches per tenant
+    gateway::Quotas::Layer tenant, type;
+    const gateway::TenantMetrics* counters;
+  };
+  std::vector<Cached> tenants;
+  std::vector<std::string> tenant_names, device_ids;
+  for (std::size_t t = 0; t < kTenants; ++t) {
+    tenant_names.push_back("tenant-" + std::to_string(t));
+    tenants.push_back({quotas.tenant(tenant_names.back()), quotas.device_type(tenant_names.back(), "tracker"),
+                       &metrics.tenant(envelope::SourceProtocol::http, tenant_names.back())});
+  }
+  for (std::size_t d = 0; d < kDevices; ++d) device_ids.push_back("truck-" + std::to_string(d));
+  std::string scratch;
+  const auto started = Clock::now();
+  for (std::size_t i = 0; i < requests; ++i) {
+    const std::size_t device = i % kDevices, tenant = device % kTenants;
+    const Cached& cached = tenants[tenant];
+    gateway::Quotas::Device& state = quotas.device(tenant_names[tenant], device_ids[device], scratch);
+    const std::array<gateway::TokenBucket*, 3> rates{state.rate.get(), cached.type.rate, cached.tenant.rate};
+    cached.counters->received->Increment(static_cast<double>(records));
+    cached.counters->reject(gateway::RejectReason::validation, 0);
+    if (gateway::Quotas::take(rates, static_cast<double>(records), Clock::now())) throw std::runtime_error("over quota");
+    auto permit = budget.try_acquire(records, bytes, {cached.tenant.share, cached.type.share, &state.inflight});
+    if (!permit) throw std::runtime_error("refused");
+    cached.counters->admitted->Increment(static_cast<double>(records));
+    cached.counters->acknowledged->Increment(static_cast<double>(records));
+    cached.counters->deduplicated->Increment(0);
+  }
+  return std::chrono::duration<double, std::nano>(Clock::now() - started).count() / static_cast<double>(requests);
+}
+
+int admission_costs(int argc, char** argv) {
+  const std::size_t requests = std::stoul(flag(argc, argv, "--requests", "2000000"));
+  const double baseline = admission_ns(requests, nullptr);
+  const gateway::QuotaConfig shares_only;
+  const double layered = admission_ns(requests, &shares_only);
+  gateway::QuotaConfig rated;
+  rated.tenants["tenant-0"].rate = {1e12, 1e12};  // never refuses: measures the buckets' cost only
+  for (int t = 1; t < 10; ++t) rated.tenants["tenant-" + std::to_string(t)].rate = {1e12, 1e12};
+  rated.device_types["tracker"].rate = {1e12, 1e12};
+  rated.device = {1e12, 1e12};
+  const double with_rates = admission_ns(requests, &rated);
+  std::printf("{\"benchmark\":\"admission\",\"records_per_request\":50,\"baseline_global_budget_ns_per_request\":%.1f,"
+              "\"layered_shares_device_cap_tenant_counters_ns\":%.1f,\"ratio\":%.2f,"
+              "\"plus_rate_quotas_at_3_layers_ns\":%.1f,\"ratio_with_rates\":%.2f}\n",
+              baseline, layered, layered / baseline, with_rates, with_rates / baseline);
+  return 0;
+}
+
 int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "";
   try {
@@ -631,10 +810,12 @@ int main(int argc, char** argv) {
     if (mode == "kafka-headers") return kafka_headers(argc, argv);
     if (mode == "coap") return coap_load(argc, argv);
     if (mode == "dedup") return dedup_costs(argc, argv);
+    if (mode == "spool") return spool_costs(argc, argv);
+    if (mode == "admission") return admission_costs(argc, argv);
   } catch (const std::exception& error) {
     std::fprintf(stderr, "telegate-bench %s: %s\n", mode.c_str(), error.what());
     return 1;
   }
-  std::fprintf(stderr, "usage: telegate-bench pipeline|codecs|kafka-baseline|kafka-headers|coap|dedup [options] (see bench/telegate_bench.cpp)\n");
+  std::fprintf(stderr, "usage: telegate-bench pipeline|codecs|kafka-baseline|kafka-headers|spool|coap|dedup|admission [options] (see bench/telegate_bench.cpp)\n");
   return 2;
 }

@@ -78,7 +78,8 @@ std::string errors_json(const IngestOutcome& outcome) {
   return body;
 }
 
-Answer map_outcome(const IngestOutcome& outcome, std::uint32_t retry_after_s) {
+Answer map_outcome(const IngestOutcome& outcome, const AdmissionConfig& admission) {
+  const auto retry_after_s = static_cast<std::uint32_t>(retry_after(outcome, admission).count());
   switch (outcome.status) {
     case IngestStatus::accepted: return Answer{code_byte(2, 4), {}, {}, {}, {}, {}};
     case IngestStatus::partially_accepted:
@@ -94,6 +95,7 @@ Answer map_outcome(const IngestOutcome& outcome, std::uint32_t retry_after_s) {
     case IngestStatus::forbidden: return diagnostic(4, 3, outcome.message);
     case IngestStatus::overloaded:
     case IngestStatus::sink_failed: return diagnostic(5, 3, outcome.message, retry_after_s);
+    case IngestStatus::quota_exceeded: return diagnostic(4, 29, outcome.message, retry_after_s);  // RFC 8516
   }
   return diagnostic(5, 0, "internal error");
 }
@@ -536,13 +538,13 @@ void CoapListener::State::handle(coap_session_t* session, const coap_pdu_t* requ
       });
   if (immediate) {
     --in_flight;
-    return answer_now(with_block(map_outcome(*immediate, retry_after)));
+    return answer_now(with_block(map_outcome(*immediate, context.config.admission)));
   }
   if (confirmable_request && wait_for(*pending)) {
     pending->answered = true;  // drain_completions() will skip it
     --in_flight;
     piggybacked->Increment();
-    return answer_now(with_block(map_outcome(pending->outcome, retry_after)));
+    return answer_now(with_block(map_outcome(pending->outcome, context.config.admission)));
   }
   // Owed later: a CON gets its empty ACK now (the handler leaves the code empty), a NON nothing.
   const coap_bin_const_t token = coap_pdu_get_token(request);
@@ -602,8 +604,7 @@ void CoapListener::State::send_separate(Pending& pending) {
   pending.answered = true;
   --in_flight;
   separate->Increment();
-  const std::uint32_t retry_after = static_cast<std::uint32_t>(context.config.admission.retry_after.count());
-  Answer answer = map_outcome(pending.outcome, retry_after);
+  Answer answer = map_outcome(pending.outcome, context.config.admission);
   answer.block1 = pending.block1;
   count_answer(answer);
   if (coap::RecentAnswer* remembered = recent.find(pending.dedup_key, Clock::now())) {

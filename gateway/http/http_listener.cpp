@@ -45,6 +45,7 @@ StatusMapping map_status(IngestStatus status) {
     case IngestStatus::unsupported_media_type: return {http::status::unsupported_media_type, "unsupported_media_type"};
     case IngestStatus::forbidden: return {http::status::forbidden, "forbidden"};
     case IngestStatus::overloaded: return {http::status::service_unavailable, "overloaded"};
+    case IngestStatus::quota_exceeded: return {http::status::too_many_requests, "quota_exceeded"};
     case IngestStatus::sink_failed: return {http::status::service_unavailable, "not_durable"};
   }
   return {http::status::internal_server_error, "internal"};
@@ -299,7 +300,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     asio::post(*worker_.admin, [self = this->shared_from_this(), request] {
       const auto& [method, target, authorization, content_type, body] = *request;
       AdminReply reply = handle_admin_request(self->listener_.context_.catalog, self->listener_.context_.config.admin,
-                                              AdminRequest{method, target, authorization, content_type, body});
+                                              AdminRequest{method, target, authorization, content_type, body},
+                                              &self->listener_.context_.metrics);
       asio::post(self->stream_.get_executor(), [self, reply = std::move(reply)]() mutable {
         if (reply.status == 401) self->response_extra_ = {http::field::www_authenticate, "Bearer realm=\"telegate-admin\""};
         self->respond(static_cast<http::status>(reply.status), std::move(reply.body));
@@ -383,9 +385,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     const bool per_record = outcome.status == IngestStatus::accepted ||
                             outcome.status == IngestStatus::partially_accepted ||
                             outcome.status == IngestStatus::all_rejected;
-    if (mapping.status == http::status::service_unavailable) {
+    if (mapping.status == http::status::service_unavailable || mapping.status == http::status::too_many_requests) {
       response_extra_ = {http::field::retry_after,
-                         std::to_string(listener_.context_.config.admission.retry_after.count())};
+                         std::to_string(retry_after(outcome, listener_.context_.config.admission).count())};
     }
     respond(mapping.status,
             per_record ? outcome_body(outcome) : error_body(mapping.code, outcome.message, outcome.offset));

@@ -635,6 +635,13 @@ class MqttConnection final : public mqtt::Attachment, public std::enable_shared_
       case IngestStatus::accepted:  // nothing to write (a status message): done
         if (qos != QoS::at_most_once) state_->on_ingested(id, true);
         return;
+      case IngestStatus::quota_exceeded:
+        // MQTT 5 can say so on the PUBACK/PUBREC (0x97 Quota exceeded) and the client decides;
+        // QoS 0 and MQTT 3.1.1 cannot, so they are paced like an overload below.
+        if (version_ == ProtocolVersion::v5 && qos != QoS::at_most_once) {
+          return refuse(qos, id, topic, ReasonCode::quota_exceeded, outcome.message, "quota_exceeded", outcome.status);
+        }
+        [[fallthrough]];
       case IngestStatus::overloaded: {
         // Not an answer the device can act on (any PUBACK is final): hold this PUBLISH and stop
         // reading until the budget has room again.

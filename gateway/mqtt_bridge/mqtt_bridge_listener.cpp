@@ -48,6 +48,7 @@ Disposition disposition_of(IngestStatus status) noexcept {
     case IngestStatus::unsupported_media_type:
     case IngestStatus::forbidden: return Disposition::dropped;
     case IngestStatus::overloaded:
+    case IngestStatus::quota_exceeded:  // the broker keeps the message; pacing it is the quota's point
     case IngestStatus::sink_failed: return Disposition::retry;
   }
   return Disposition::retry;

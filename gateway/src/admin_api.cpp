@@ -114,7 +114,8 @@ AdminReply devices(CatalogManager& catalog, const AdminRequest& request, const s
 
 }  // namespace
 
-AdminReply handle_admin_request(CatalogManager& catalog, const AdminConfig& config, const AdminRequest& request) {
+AdminReply handle_admin_request(CatalogManager& catalog, const AdminConfig& config, const AdminRequest& request,
+                                Metrics* metrics) {
   if (config.token_sha256.empty()) {
     return error_reply(404, "admin_disabled", "the admin API is off: set admin.token_sha256 to enable it");
   }
@@ -128,6 +129,10 @@ AdminReply handle_admin_request(CatalogManager& catalog, const AdminConfig& conf
   if (parts.size() >= 3 && parts[0] == "admin" && parts[1] == "v1") {
     if (parts[2] == "device-types") return device_types(catalog, request, parts, query);
     if (parts[2] == "devices") return devices(catalog, request, parts);
+    if (parts.size() == 3 && parts[2] == "stats" && metrics) {
+      if (request.method != "GET") return method_not_allowed("GET");
+      return AdminReply{200, metrics->tenant_stats_json()};
+    }
   }
   return error_reply(404, "not_found", "no such admin path: " + std::string(path.substr(0, 128)));
 }

@@ -1,4 +1,5 @@
-// The admin API: /admin/v1/device-types… and /admin/v1/devices… over the HTTP listener.
+// The admin API: /admin/v1/device-types…, /admin/v1/devices… and /admin/v1/stats over the HTTP
+// listener.
 //
 // Transport-free so it can be tested without sockets: the listener hands over the request and
 // writes back the reply. Authenticated by the admin bearer token (admin.token_sha256); when no
@@ -9,6 +10,7 @@
 #include <string_view>
 
 #include "telegate/gateway/catalog.hpp"
+#include "telegate/gateway/metrics.hpp"
 
 namespace telegate::gateway {
 
@@ -27,6 +29,8 @@ struct AdminReply {
 
 // Control plane: may block on the catalog store (up to its write timeout); call it off the
 // listener's I/O threads.
-AdminReply handle_admin_request(CatalogManager& catalog, const AdminConfig& config, const AdminRequest& request);
+// GET /admin/v1/stats answers from `metrics` (the per-tenant counters); 404 without it.
+AdminReply handle_admin_request(CatalogManager& catalog, const AdminConfig& config, const AdminRequest& request,
+                                Metrics* metrics = nullptr);
 
 }  // namespace telegate::gateway

@@ -341,18 +341,53 @@ void read_admission(Section section, AdmissionConfig& admission) {
   section.integer<std::size_t>("max_inflight_records", admission.max_inflight_records, 1, 100'000'000);
   section.integer<std::size_t>("max_inflight_bytes", admission.max_inflight_bytes, 1024, std::size_t{64} << 30);
   section.duration("retry_after_s", admission.retry_after, 1, 3600);
+  section.integer<std::size_t>("device_max_inflight_records", admission.device_max_inflight_records, 1, 100'000'000);
   section.finish();
+}
+
+void read_rate(Section& section, RateQuota& rate) {
+  section.number("records_per_second", rate.records_per_second, 0, 1e9);
+  section.number("burst", rate.burst, 0, 1e9);
+  if (rate.burst == 0) rate.burst = rate.records_per_second;
+  if (rate.limited() && rate.burst < 1) throw ConfigError(section.key_path("burst"), "must be at least 1 record");
+}
+
+// quotas.tenants / quotas.device_types: name → {weight, records_per_second, burst}.
+void read_layers(Section& quotas, std::string_view key, std::map<std::string, LayerQuota, std::less<>>& layers) {
+  for (auto& [name, item] : quotas.entries(key)) {
+    LayerQuota& layer = layers[name];
+    item.integer<std::size_t>("weight", layer.weight, 1, 1000);
+    read_rate(item, layer.rate);
+    item.finish();
+  }
+}
+
+void read_quotas(Section section, QuotaConfig& quotas) {
+  read_layers(section, "tenants", quotas.tenants);
+  read_layers(section, "device_types", quotas.device_types);
+  Section device = section.child("device");
+  read_rate(device, quotas.device);
+  device.finish();
+  section.finish();
+}
+
+// A topic of the gateway's own control records, created by telegate when missing:
+// `<prefix>topic`, `<prefix>partitions`, `<prefix>replication_factor`.
+void read_control_topic(Section& section, const std::string& prefix, std::string& topic, int& partitions,
+                        int& replication_factor) {
+  section.string(prefix + "topic", topic);
+  if (!is_topic_safe(topic)) {
+    throw ConfigError(section.key_path(prefix + "topic"), "must be 1-64 characters of [A-Za-z0-9._-]");
+  }
+  section.integer<int>(prefix + "partitions", partitions, 1, 1000);
+  section.integer<int>(prefix + "replication_factor", replication_factor, 1, 16);
 }
 
 void read_dedup(Section section, DedupConfig& dedup) {
   section.integer<std::size_t>("max_entries", dedup.max_entries, 0, 100'000'000);
   section.duration("window_s", dedup.window, 1, 86'400 * 7);
-  section.string("journal_topic", dedup.journal_topic);
-  if (!is_topic_safe(dedup.journal_topic)) {
-    throw ConfigError(section.key_path("journal_topic"), "must be 1-64 characters of [A-Za-z0-9._-]");
-  }
-  section.integer<int>("journal_partitions", dedup.journal_partitions, 1, 1000);
-  section.integer<int>("journal_replication_factor", dedup.journal_replication_factor, 1, 16);
+  read_control_topic(section, "journal_", dedup.journal_topic, dedup.journal_partitions,
+                     dedup.journal_replication_factor);
   section.boolean("across_replicas", dedup.across_replicas);
   section.finish();
 }
@@ -372,6 +407,21 @@ void read_validation(Section section, codecs::ValidationLimits& validation) {
   validation.max_future_skew = skew;
   validation.max_age = age;
   section.number("max_speed_mps", validation.max_speed_mps, 0, 1e6);
+  section.finish();
+}
+
+void read_spool(Section section, sinks::SpoolConfig& spool) {
+  std::string directory = spool.directory.string();
+  section.string("directory", directory);
+  if (directory.empty()) throw ConfigError(section.key_path("directory"), "must not be empty");
+  spool.directory = directory;
+  section.enumeration("fsync", spool.fsync, parse_fsync, "always, interval, never");
+  section.duration("fsync_interval_ms", spool.fsync_interval, 1, 60'000);
+  section.integer<std::uint64_t>("max_bytes", spool.max_bytes, 1u << 20, std::uint64_t{1} << 44);
+  section.integer<std::uint64_t>("segment_bytes", spool.segment_bytes, 1u << 20, std::uint64_t{1} << 40);
+  section.integer<std::uint64_t>("replay_batch_bytes", spool.replay_batch_bytes, 1, std::uint64_t{1} << 30);
+  read_control_topic(section, "position_", spool.position_topic, spool.position_partitions,
+                     spool.position_replication_factor);
   section.finish();
 }
 
@@ -397,6 +447,7 @@ void read_sink(Section section, SinkConfig& sink) {
   kafka.duration("transaction_max_interval_ms", sink.kafka.transaction_max_interval, 1, 60'000);
   kafka.duration("delivery_timeout_ms", sink.kafka.delivery_timeout, 1'000, 3'600'000);
   for (auto& [name, value] : kafka.string_map("librdkafka")) sink.kafka.librdkafka[name] = value;
+  if (kafka.has("spool")) read_spool(kafka.child("spool"), sink.spool.emplace());
   kafka.finish();
   if (sink.kind == SinkKind::kafka && sink.kafka.bootstrap_servers.empty()) {
     throw ConfigError(kafka.key_path("bootstrap_servers"), "is required when sink.type is kafka");
@@ -691,6 +742,7 @@ GatewayConfig parse_config(const std::string& yaml_text,
   read_mqtt(top.child("mqtt"), config.mqtt);
   read_mqtt_bridge(top.child("mqtt_bridge"), config.mqtt_bridge);
   read_admission(top.child("admission"), config.admission);
+  read_quotas(top.child("quotas"), config.quotas);
   read_dedup(top.child("dedup"), config.dedup);
   read_decode(top.child("decode"), config.decode);
   read_validation(top.child("validation"), config.validation);

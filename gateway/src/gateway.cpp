@@ -13,6 +13,7 @@
 #include "telegate/gateway/catalog.hpp"
 #include "telegate/gateway/dedup.hpp"
 #include "telegate/sinks/kafka_admin.hpp"
+#include "telegate/sinks/spool.hpp"
 #include "telegate/gateway/listener.hpp"
 #include "telegate/gateway/metrics.hpp"
 #include "telegate/gateway/pipeline.hpp"
@@ -64,59 +65,85 @@ void configure_logging(const GatewayConfig& config) {
   route_protobuf_logs();
 }
 
-std::unique_ptr<sinks::Sink> make_sink(const GatewayConfig& config, Metrics& metrics) {
-  if (config.sink.kind == SinkKind::kafka) return sinks::make_kafka_sink(config.sink.kafka, metrics.registry());
-  return sinks::make_local_log_sink(config.sink.local_log, metrics.registry());
+// The spool's replay position: one compacted record per instance, keyed by its instance id.
+sinks::ControlRecord spool_position(const GatewayConfig& config) {
+  const sinks::SpoolConfig& spool = *config.sink.spool;
+  return {spool.position_topic, sinks::instance_partition(config.instance_id, spool.position_partitions),
+          config.instance_id, {}};
+}
+
+struct BuiltSink {
+  std::unique_ptr<sinks::Sink> sink;
+  const sinks::SpoolingSink* spool = nullptr;  // the same object, when the Kafka sink spools
+};
+
+BuiltSink make_sink(const GatewayConfig& config, Metrics& metrics) {
+  if (config.sink.kind != SinkKind::kafka) return {sinks::make_local_log_sink(config.sink.local_log, metrics.registry())};
+  auto kafka = sinks::make_kafka_sink(config.sink.kafka, metrics.registry());
+  if (!config.sink.spool) return {std::move(kafka)};
+  const sinks::SpoolConfig& spool = *config.sink.spool;
+  sinks::ensure_topic(config.sink.kafka, spool.position_topic, spool.position_partitions,
+                      spool.position_replication_factor,
+                      {{"cleanup.policy", "compact"}, {"segment.ms", "3600000"}});
+  const sinks::ControlRecord position = spool_position(config);
+  auto spooling = sinks::make_spooling_sink(
+      spool, std::move(kafka), position,
+      [&config, position] { return sinks::read_spool_position(config.sink.kafka, position); }, metrics.registry());
+  const sinks::SpoolingSink* view = spooling.get();
+  return {std::move(spooling), view};
 }
 
 // The de-duplication journal: each instance writes the keys of its committed batches to one
 // partition of a shared topic (keyed by its instance id), in the same transaction as the
-// records, so that after a restart it knows what it had committed and acknowledged.
-void prepare_dedup_journal(GatewayConfig& config) {
+// records (IngestPipeline::journal()), so that after a restart it knows what it had committed
+// and acknowledged.
+void prepare_dedup_journal(const GatewayConfig& config) {
   const DedupConfig& dedup = config.dedup;
   const auto retention_ms = std::chrono::duration_cast<std::chrono::milliseconds>(dedup.window).count() * 2;
   sinks::ensure_topic(config.sink.kafka, dedup.journal_topic, dedup.journal_partitions, dedup.journal_replication_factor,
                       {{"cleanup.policy", "delete"}, {"retention.ms", std::to_string(retention_ms)}});
-  sinks::KafkaSinkConfig& kafka = config.sink.kafka;
-  kafka.journal_topic = dedup.journal_topic;
-  kafka.journal_key = config.instance_id;
-  // FNV-1a, not std::hash: the partition must not move when the standard library changes.
-  std::uint64_t hash = 0xcbf29ce484222325ull;
-  for (const char c : config.instance_id) hash = (hash ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
-  kafka.journal_partition = static_cast<std::int32_t>(hash % static_cast<std::uint64_t>(dedup.journal_partitions));
 }
 
-void restore_dedup_window(const GatewayConfig& config, DedupWindow& window) {
+// Committed journals, and those of batches acknowledged from the spool and not yet replayed:
+// a device retrying one of those must still be caught after a restart.
+void restore_dedup_window(const GatewayConfig& config, const sinks::ControlRecord& journal,
+                          const sinks::SpoolingSink* spool, DedupWindow& window) {
   const auto started = std::chrono::steady_clock::now();
-  const sinks::KafkaSinkConfig& kafka = config.sink.kafka;
-  const auto journals = sinks::read_key_since(kafka, kafka.journal_topic, kafka.journal_partition, kafka.journal_key,
+  const auto journals = sinks::read_key_since(config.sink.kafka, journal.topic, journal.partition, journal.key,
                                               std::chrono::system_clock::now() - config.dedup.window);
   std::size_t keys = 0;
-  for (const std::string& journal : journals) {
-    const auto restored = DedupWindow::parse_journal(journal);
+  const auto restore = [&](std::string_view bytes) {
+    const auto restored = DedupWindow::parse_journal(bytes);
     window.restore(restored);
     keys += restored.size();
+  };
+  for (const std::string& bytes : journals) restore(bytes);
+  if (spool) {
+    spool->visit_unreplayed_control([&](const sinks::ControlRecord& control) {
+      if (control.topic == journal.topic && control.key == journal.key) restore(control.value);
+    });
   }
-  spdlog::info("dedup: {} committed msg_ids of the last {} s restored from {} in {} ms", keys, config.dedup.window.count(),
-               kafka.journal_topic,
+  spdlog::info("dedup: {} committed or spooled msg_ids of the last {} s restored from {} in {} ms", keys,
+               config.dedup.window.count(), journal.topic,
                std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count());
 }
 
 // The other replicas' journals, as they commit: their keys become committed entries here too.
 // The own key is skipped (restored above, and settled by this instance's own writes).
-std::unique_ptr<sinks::TopicFollower> follow_other_replicas(const GatewayConfig& config, DedupWindow& window,
+std::unique_ptr<sinks::TopicFollower> follow_other_replicas(const GatewayConfig& config,
+                                                            const sinks::ControlRecord& journal, DedupWindow& window,
                                                             Metrics& metrics) {
   auto& learned = prometheus::BuildCounter()
                       .Name("telegate_dedup_replica_keys_total")
                       .Help("msg_ids committed by other replicas, learned from their de-duplication journals")
                       .Register(metrics.registry())
                       .Add({});
-  const sinks::KafkaSinkConfig& kafka = config.sink.kafka;
   return std::make_unique<sinks::TopicFollower>(
-      kafka, kafka.journal_topic, config.dedup.journal_partitions, std::chrono::system_clock::now() - config.dedup.window,
-      [&window, &learned, own_key = kafka.journal_key](std::string_view key, std::string_view journal) {
+      config.sink.kafka, journal.topic, config.dedup.journal_partitions,
+      std::chrono::system_clock::now() - config.dedup.window,
+      [&window, &learned, own_key = journal.key](std::string_view key, std::string_view bytes) {
         if (key == own_key) return;
-        const auto keys = DedupWindow::parse_journal(journal);
+        const auto keys = DedupWindow::parse_journal(bytes);
         window.restore(keys);
         learned.Increment(static_cast<double>(keys.size()));
       });
@@ -138,18 +165,18 @@ int Gateway::run() {
   if (config_.admin.token_sha256 == sha256_hex("demo-admin-token")) {
     spdlog::warn("the admin API accepts the demo token demo-admin-token: fine for a first run, not for production");
   }
-  InflightBudget budget(config_.admission.max_inflight_records, config_.admission.max_inflight_bytes);
+  InflightBudget budget(config_.admission.max_inflight_records, config_.admission.max_inflight_bytes, 0.8,
+                        config_.admission.device_max_inflight_records);
+  Quotas quotas(config_.quotas, budget);  // like the budget, outlives the sink (permits point into both)
 
-  const bool journal_dedup = config_.sink.kind == SinkKind::kafka && config_.dedup.max_entries > 0;
-  if (journal_dedup) prepare_dedup_journal(config_);
-  std::unique_ptr<sinks::Sink> sink = make_sink(config_, metrics);
+  auto [sink, spool] = make_sink(config_, metrics);
+  const IngestPipeline pipeline(config_, *sink, budget, quotas, metrics);
+  if (pipeline.journal()) prepare_dedup_journal(config_);
   sink->start();
-  spdlog::info("sink {} started", sink->name());
-
-  const IngestPipeline pipeline(config_, *sink, budget, metrics);
-  if (journal_dedup) restore_dedup_window(config_, pipeline.dedup());
-  const auto replica_journals = journal_dedup && config_.dedup.across_replicas
-                                    ? follow_other_replicas(config_, pipeline.dedup(), metrics)
+  spdlog::info("sink {}{} started", sink->name(), spool ? " with a spool" : "");
+  if (pipeline.journal()) restore_dedup_window(config_, *pipeline.journal(), spool, pipeline.dedup());
+  const auto replica_journals = pipeline.journal() && config_.dedup.across_replicas
+                                    ? follow_other_replicas(config_, *pipeline.journal(), pipeline.dedup(), metrics)
                                     : nullptr;
   ListenerRegistry registry;
   register_builtin_listeners(registry);

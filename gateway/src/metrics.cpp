@@ -8,8 +8,9 @@ namespace telegate::gateway {
 
 namespace {
 
-constexpr std::string_view kReasonNames[kRejectReasons] = {"validation", "decode",     "forbidden",
-                                                           "overloaded", "sink_error", "unauthenticated"};
+constexpr std::string_view kReasonNames[kRejectReasons] = {"validation", "decode",          "forbidden",
+                                                           "overloaded", "sink_error",      "unauthenticated",
+                                                           "quota_exceeded"};
 constexpr envelope::SourceProtocol kProtocols[] = {envelope::SourceProtocol::http, envelope::SourceProtocol::mqtt,
                                                    envelope::SourceProtocol::coap, envelope::SourceProtocol::tcp};
 
@@ -75,6 +76,64 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                          .Help("Envelope bytes accepted from devices and not yet durable")
                          .Register(*registry_)
                          .Add({});
+  tenant_records_ = &prometheus::BuildCounter()
+                         .Name("telegate_tenant_records_total")
+                         .Help("Records per listener and tenant by outcome (received, admitted, acknowledged, "
+                               "deduplicated, failed, spooled); they reconcile, see docs/reliability.md")
+                         .Register(*registry_);
+  tenant_rejected_ = &prometheus::BuildCounter()
+                          .Name("telegate_tenant_records_rejected_total")
+                          .Help("Records per listener and tenant refused before the sink, by reason")
+                          .Register(*registry_);
+}
+
+const TenantMetrics& Metrics::tenant(envelope::SourceProtocol protocol, std::string_view tenant) {
+  const std::lock_guard lock(tenants_mutex_);
+  const std::string protocol_name(envelope::to_string(protocol));
+  auto [entry, created] = tenants_.try_emplace({std::string(tenant), protocol_name});
+  TenantMetrics& metrics = entry->second;
+  if (!created) return metrics;
+  const auto counter = [&](std::string_view outcome) {
+    return &tenant_records_->Add({{"protocol", protocol_name}, {"tenant", std::string(tenant)}, {"outcome", std::string(outcome)}});
+  };
+  metrics.received = counter("received");
+  metrics.admitted = counter("admitted");
+  metrics.acknowledged = counter("acknowledged");
+  metrics.deduplicated = counter("deduplicated");
+  metrics.failed = counter("failed");
+  metrics.spooled = counter("spooled");
+  for (std::size_t i = 0; i < kRejectReasons; ++i) {
+    metrics.rejected[i] = &tenant_rejected_->Add(
+        {{"protocol", protocol_name}, {"tenant", std::string(tenant)}, {"reason", std::string(kReasonNames[i])}});
+  }
+  return metrics;
+}
+
+std::string Metrics::tenant_stats_json() {
+  const std::lock_guard lock(tenants_mutex_);
+  const auto number = [](const prometheus::Counter* counter) {
+    return std::to_string(static_cast<std::uint64_t>(counter->Value()));
+  };
+  std::string out = "{\"tenants\":[";
+  bool first = true;
+  for (const auto& [key, metrics] : tenants_) {
+    out += first ? "{\"tenant\":" : ",{\"tenant\":";
+    first = false;
+    envelope::append_json_string(out, key.first);
+    out += ",\"protocol\":";
+    envelope::append_json_string(out, key.second);
+    out += ",\"received\":" + number(metrics.received) + ",\"admitted\":" + number(metrics.admitted) +
+           ",\"acknowledged\":" + number(metrics.acknowledged) + ",\"deduplicated\":" + number(metrics.deduplicated) +
+           ",\"failed\":" + number(metrics.failed) + ",\"spooled\":" + number(metrics.spooled) + ",\"rejected\":{";
+    for (std::size_t i = 0; i < kRejectReasons; ++i) {
+      out += i ? ",\"" : "\"";
+      out += kReasonNames[i];
+      out += "\":" + number(metrics.rejected[i]);
+    }
+    out += "}}";
+  }
+  out += "]}";
+  return out;
 }
 
 std::string Metrics::render() const {

@@ -1,6 +1,7 @@
 #include "telegate/gateway/pipeline.hpp"
 
 #include "telegate/gateway/catalog.hpp"
+#include "telegate/sinks/kafka_admin.hpp"
 
 #include <algorithm>
 #include <stdexcept>
@@ -30,6 +31,19 @@ IngestOutcome refusal(IngestStatus status, std::string message) {
   outcome.status = status;
   outcome.message = std::move(message);
   return outcome;
+}
+
+IngestOutcome overloaded(InflightBudget::Refusal why, const DeviceIdentity& device) {
+  switch (why) {
+    case InflightBudget::Refusal::budget:
+      return refusal(IngestStatus::overloaded, "the gateway is at its in-flight limit; retry later");
+    case InflightBudget::Refusal::fair_share:
+      return refusal(IngestStatus::overloaded, "the gateway is busy and tenant '" + device.tenant +
+                                                   "' (or its device type '" + device.device_type +
+                                                   "') holds its fair share of it; retry later");
+    case InflightBudget::Refusal::device_cap: break;
+  }
+  return refusal(IngestStatus::overloaded, "this device has too many records in flight; retry once they are acknowledged");
 }
 
 }  // namespace
@@ -99,12 +113,18 @@ std::optional<IngestOutcome> DeviceTypeStages::run(const Input& input, codecs::D
   return std::nullopt;
 }
 
-IngestPipeline::IngestPipeline(const GatewayConfig& config, sinks::Sink& sink, InflightBudget& budget, Metrics& metrics)
+IngestPipeline::IngestPipeline(const GatewayConfig& config, sinks::Sink& sink, InflightBudget& budget, Quotas& quotas,
+                               Metrics& metrics)
     : config_(config),
       sink_(sink),
       budget_(budget),
       dedup_(std::make_unique<DedupWindow>(config.dedup.max_entries, config.dedup.window)),
-      journal_dedup_(!config.sink.kafka.journal_topic.empty()),
+      journal_(config.sink.kind == SinkKind::kafka && config.dedup.max_entries > 0
+                   ? sinks::ControlRecord{config.dedup.journal_topic,
+                                          sinks::instance_partition(config.instance_id, config.dedup.journal_partitions),
+                                          config.instance_id, {}}
+                   : sinks::ControlRecord{}),
+      quotas_(quotas),
       metrics_(metrics) {}
 
 IngestPipeline::~IngestPipeline() = default;
@@ -156,13 +176,65 @@ std::optional<IngestOutcome> PipelineWorker::drop_duplicates(const DeviceIdentit
   return std::nullopt;
 }
 
+PipelineWorker::TenantSlot& PipelineWorker::tenant_slot(const DeviceIdentity& device) {
+  auto found = tenants_.find(device.tenant);
+  if (found == tenants_.end()) {
+    found = tenants_.emplace(device.tenant, TenantSlot{pipeline_.quotas_.tenant(device.tenant), {}, {}}).first;
+  }
+  return found->second;
+}
+
+const TenantMetrics& PipelineWorker::tenant_metrics(TenantSlot& slot, const DeviceIdentity& device,
+                                                    envelope::SourceProtocol protocol) {
+  const TenantMetrics*& metrics = slot.metrics[static_cast<std::size_t>(protocol) - 1];
+  if (metrics == nullptr) metrics = &pipeline_.metrics_.tenant(protocol, device.tenant);
+  return *metrics;
+}
+
+std::expected<InflightBudget::Permit, IngestOutcome> PipelineWorker::admit(const IngestRequest& request,
+                                                                           TenantSlot& slot, std::size_t records,
+                                                                           std::size_t bytes) {
+  const DeviceIdentity& device = request.device;
+  auto type = slot.device_types.find(device.device_type);
+  if (type == slot.device_types.end()) {
+    type = slot.device_types.emplace(device.device_type, pipeline_.quotas_.device_type(device.tenant, device.device_type))
+               .first;
+  }
+  Quotas::Device& device_state = pipeline_.quotas_.device(device.tenant, device.device_id, device_key_);
+  const std::array<TokenBucket*, 3> rates{device_state.rate.get(), type->second.rate, slot.layer.rate};
+  const auto count = static_cast<double>(records);
+  if (const auto wait = Quotas::take(rates, count, Clock::now())) {
+    IngestOutcome refused = refusal(IngestStatus::quota_exceeded, "over the rate quota; retry later");
+    refused.retry_after = std::max(std::chrono::seconds(1), std::chrono::ceil<std::chrono::seconds>(*wait));
+    return std::unexpected(std::move(refused));
+  }
+  auto permit = pipeline_.budget_.try_acquire(records, bytes, {slot.layer.share, type->second.share, &device_state.inflight});
+  if (permit) return std::move(*permit);
+  Quotas::give_back(rates, count);  // refused for load, not for rate: the device did not spend its quota
+  return std::unexpected(overloaded(permit.error(), device));
+}
+
 std::optional<IngestOutcome> PipelineWorker::ingest(const IngestRequest& request, IngestCallback done) {
   const auto started = Clock::now();
   const ProtocolMetrics& metrics = pipeline_.metrics_.protocol(request.protocol);
+  TenantSlot& slot = tenant_slot(request.device);
+  const TenantMetrics& tenant = tenant_metrics(slot, request.device, request.protocol);
+  // Every record that reaches here ends in exactly one of acknowledged, rejected or failed.
+  const auto refuse_all = [&](RejectReason reason, std::size_t records, IngestOutcome refused) {
+    metrics.reject(reason, records);
+    tenant.reject(reason, records);
+    return std::optional<IngestOutcome>(std::move(refused));
+  };
   const DeviceTypeVersion* type = request.catalog.device_type(request.device.device_type);
   if (type == nullptr) {
-    return refusal(IngestStatus::unsupported_media_type,
-                   "device type '" + request.device.device_type + "' is not defined (deleted?)");
+    tenant.received->Increment();
+    return refuse_all(RejectReason::decode, 1,
+                      refusal(IngestStatus::unsupported_media_type,
+                              "device type '" + request.device.device_type + "' is not defined (deleted?)"));
+  }
+  if (const auto early = pipeline_.budget_.refuses_one({slot.layer.share, nullptr, nullptr})) {
+    tenant.received->Increment();  // not decoded: counted as one record, like a malformed body
+    return refuse_all(RejectReason::overloaded, 1, overloaded(*early, request.device));
   }
   std::unique_ptr<DeviceTypeStages>& stages = types_[request.device.device_type];
   if (!stages || &stages->type() != type) {
@@ -174,15 +246,21 @@ std::optional<IngestOutcome> PipelineWorker::ingest(const IngestRequest& request
   const DeviceTypeStages::Input input{request.device, request.content_type, request.body, request.protocol,
                                       pipeline_.config_.instance_id};
   if (auto refused = stages->run(input, batch_, outcome, sink_batch.records)) {
-    metrics.reject(refused->status == IngestStatus::forbidden ? RejectReason::forbidden : RejectReason::decode,
-                   std::max<std::size_t>(batch_.total(), 1));
-    return refused;
+    const std::size_t records = std::max<std::size_t>(batch_.total(), 1);
+    tenant.received->Increment(static_cast<double>(records));
+    return refuse_all(refused->status == IngestStatus::forbidden ? RejectReason::forbidden : RejectReason::decode,
+                      records, std::move(*refused));
   }
   metrics.received->Increment(static_cast<double>(batch_.total()));
+  tenant.received->Increment(static_cast<double>(batch_.total()));
   metrics.request_records->Observe(static_cast<double>(batch_.total()));
   metrics.reject(RejectReason::validation, outcome.errors.size());
+  tenant.reject(RejectReason::validation, outcome.errors.size());
   if (sink_batch.records.empty()) {
-    if (outcome.errors.empty()) return outcome;  // nothing to write (e.g. an app's status message): accepted
+    if (outcome.errors.empty()) {  // nothing to write (e.g. an app's status message): accepted
+      tenant.acknowledged->Increment(static_cast<double>(batch_.total()));
+      return outcome;
+    }
     outcome.status = IngestStatus::all_rejected;
     outcome.message = "no record in the request is valid";
     return outcome;
@@ -191,13 +269,15 @@ std::optional<IngestOutcome> PipelineWorker::ingest(const IngestRequest& request
   // one is not written again, and one whose first copy is still in flight must come back later.
   outcome.msg_ids.reserve(sink_batch.records.size());
   for (const envelope::SealedRecord& sealed : sink_batch.records) outcome.msg_ids.push_back(sealed.msg_id);
+  const std::size_t valid = sink_batch.records.size();
   std::vector<DedupWindow::Key> reserved;
   if (auto refused = drop_duplicates(request.device, sink_batch.records, reserved, outcome)) {
-    metrics.reject(RejectReason::overloaded, sink_batch.records.size());
-    return refused;
+    return refuse_all(RejectReason::overloaded, valid, std::move(*refused));
   }
-  metrics.deduplicated->Increment(static_cast<double>(outcome.duplicates));
   if (sink_batch.records.empty()) {  // a retry of records all committed already
+    metrics.deduplicated->Increment(static_cast<double>(outcome.duplicates));
+    tenant.deduplicated->Increment(static_cast<double>(outcome.duplicates));
+    tenant.acknowledged->Increment(static_cast<double>(outcome.duplicates));
     outcome.accepted = outcome.duplicates;
     outcome.status = outcome.errors.empty() ? IngestStatus::accepted : IngestStatus::partially_accepted;
     return outcome;
@@ -207,13 +287,16 @@ std::optional<IngestOutcome> PipelineWorker::ingest(const IngestRequest& request
     bytes += sealed.topic.size() + sealed.key.size() + sealed.route_header.size() + sealed.value.size();
   }
 
-  // admission
-  auto permit = pipeline_.budget_.try_acquire(sink_batch.records.size(), bytes);
+  // admission: rate quotas, then the in-flight budget and its fair shares
+  auto permit = admit(request, slot, sink_batch.records.size(), bytes);
   if (!permit) {
     pipeline_.dedup_->settle(reserved, false);
-    metrics.reject(RejectReason::overloaded, sink_batch.records.size());
-    return refusal(IngestStatus::overloaded, "the gateway is at its in-flight limit; retry later");
+    const RejectReason reason =
+        permit.error().status == IngestStatus::quota_exceeded ? RejectReason::quota_exceeded : RejectReason::overloaded;
+    return refuse_all(reason, valid, std::move(permit.error()));
   }
+  metrics.deduplicated->Increment(static_cast<double>(outcome.duplicates));
+  tenant.admitted->Increment(static_cast<double>(sink_batch.records.size()));
   Metrics& all_metrics = pipeline_.metrics_;
   all_metrics.inflight_records().Increment(static_cast<double>(sink_batch.records.size()));
   all_metrics.inflight_bytes().Increment(static_cast<double>(bytes));
@@ -221,14 +304,16 @@ std::optional<IngestOutcome> PipelineWorker::ingest(const IngestRequest& request
   // sink → ack
   outcome.accepted = sink_batch.records.size() + outcome.duplicates;
   outcome.status = outcome.errors.empty() ? IngestStatus::accepted : IngestStatus::partially_accepted;
-  if (pipeline_.journal_dedup_) DedupWindow::append_journal(reserved, sink_batch.journal);
+  if (pipeline_.journal() && !reserved.empty()) {
+    DedupWindow::append_journal(reserved, sink_batch.control.emplace_back(pipeline_.journal_).value);
+  }
   // std::function needs a copyable callable; the permit and outcome move into shared state.
   auto state = std::make_shared<std::tuple<InflightBudget::Permit, IngestOutcome, IngestCallback, std::vector<DedupWindow::Key>>>(
       std::move(*permit), std::move(outcome), std::move(done), std::move(reserved));
   const std::size_t written = sink_batch.records.size();
   DedupWindow& dedup = *pipeline_.dedup_;
-  sink_batch.on_complete = [state, &metrics, &all_metrics, &dedup, bytes, written, started](
-                               std::expected<void, sinks::SinkError> result) {
+  sink_batch.on_complete = [state, &metrics, &tenant, &all_metrics, &dedup, bytes, written, started](
+                               sinks::SinkResult result) {
     auto& [held_permit, final_outcome, callback, reserved_keys] = *state;
     dedup.settle(reserved_keys, result.has_value());
     all_metrics.inflight_records().Decrement(static_cast<double>(written));
@@ -236,8 +321,12 @@ std::optional<IngestOutcome> PipelineWorker::ingest(const IngestRequest& request
     if (result) {
       metrics.accepted->Increment(static_cast<double>(written));
       metrics.ack_latency->Observe(std::chrono::duration<double>(Clock::now() - started).count());
+      tenant.acknowledged->Increment(static_cast<double>(final_outcome.accepted));
+      tenant.deduplicated->Increment(static_cast<double>(final_outcome.duplicates));
+      if (*result == sinks::Durable::spooled) tenant.spooled->Increment(static_cast<double>(written));
     } else {
       metrics.reject(RejectReason::sink_error, written);
+      tenant.failed->Increment(static_cast<double>(final_outcome.accepted));
       final_outcome.status = IngestStatus::sink_failed;
       final_outcome.message = "not durable: " + result.error().message + "; retry with the same msg_ids";
       final_outcome.accepted = 0;

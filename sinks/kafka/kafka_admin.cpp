@@ -36,6 +36,12 @@ KafkaHandle make_cluster_client(rd_kafka_type_t type, const KafkaSinkConfig& sin
   return handle;
 }
 
+std::int32_t instance_partition(std::string_view instance_id, int partitions) noexcept {
+  std::uint64_t hash = 0xcbf29ce484222325ull;
+  for (const char c : instance_id) hash = (hash ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
+  return static_cast<std::int32_t>(hash % static_cast<std::uint64_t>(partitions));
+}
+
 void ensure_topic(const KafkaSinkConfig& sink, const std::string& topic, int partitions, int replication_factor,
                   const std::map<std::string, std::string>& topic_configs) {
   const KafkaHandle client = make_cluster_client(RD_KAFKA_PRODUCER, sink, {});

@@ -8,6 +8,7 @@
 #include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -61,6 +62,10 @@ constexpr std::string_view kProtectedSettings[] = {"enable.idempotence", "acks",
 // (produces into it); while `committing` its committer thread owns it (commit, and on
 // abortable errors abort and re-produce); `idle` means nobody is using it. `state` changes only
 // under KafkaSink::mutex_.
+// No batch of the transaction (std::optional<std::size_t> draws a false GCC 12
+// maybe-uninitialized warning here).
+constexpr std::size_t kNoBatch = static_cast<std::size_t>(-1);
+
 struct ProducerSlot {
   enum class State : std::uint8_t { idle, open, committing };
 
@@ -71,8 +76,11 @@ struct ProducerSlot {
   std::vector<SinkBatch> batches;
   std::size_t records = 0;
   // Set when the producer refused a record outright (too large, …): committing would promise
-  // the device a record that is not there, so the transaction is aborted and its batches fail.
+  // the device a record that is not there, so the transaction is aborted and its batches fail;
+  // the batch that held the record (index in `batches`) fails as `rejected`, the others as
+  // `unavailable`, so that only they are retried or spooled.
   std::string poisoned;
+  std::size_t poisoned_batch = 0;
   Clock::time_point opened_at;
   Clock::time_point oldest_batch_at;
   std::thread committer;
@@ -243,18 +251,20 @@ class KafkaSink final : public Sink {
       }
       taken.clear();
       ProducerSlot& slot = *slots_[active];
-      rd_kafka_poll(slot.producer, 0);
       bool stopping;
+      bool committing;  // then its committer owns the producer (and may be re-creating it)
       {
         std::lock_guard lock(mutex_);
         stopping = stopping_ && queue_.empty();
+        committing = slot.state == ProducerSlot::State::committing;
       }
+      if (!committing) rd_kafka_poll(slot.producer, 0);
       if (slot.state == ProducerSlot::State::open &&
           (stopping || Clock::now() - slot.opened_at >= config_.transaction_max_interval)) {
         active = hand_over(active);
       }
       if (stopping) break;
-      probe_while_unready(slot.producer);
+      if (!committing) probe_while_unready(slot.producer);
     }
   }
 
@@ -360,12 +370,12 @@ class KafkaSink final : public Sink {
   // outright poisons the transaction (it can no longer commit what the device was promised), so
   // the transaction is marked for abort; the committer re-produces the batches after aborting.
   void produce_records(ProducerSlot& slot, const SinkBatch& batch) {
-    for (const envelope::SealedRecord& record : batch.records) {
-      if (!produce_or_poison(slot, record.topic, [&] { return produce(slot.producer, record); })) return;
-    }
-    if (!batch.journal.empty() && !config_.journal_topic.empty()) {
-      produce_or_poison(slot, config_.journal_topic, [&] { return produce_journal(slot.producer, batch.journal); });
-    }
+    const bool produced = std::ranges::all_of(batch.records, [&](const envelope::SealedRecord& record) {
+      return produce_or_poison(slot, record.topic, [&] { return produce(slot.producer, record); });
+    }) && std::ranges::all_of(batch.control, [&](const ControlRecord& control) {
+      return produce_or_poison(slot, control.topic, [&] { return produce_control(slot.producer, control); });
+    });
+    if (!produced) slot.poisoned_batch = static_cast<std::size_t>(&batch - slot.batches.data());
   }
 
   // Retries while the local queue is full; any other refusal poisons the transaction.
@@ -384,17 +394,15 @@ class KafkaSink final : public Sink {
     }
   }
 
-  rd_kafka_resp_err_t produce_journal(rd_kafka_t* producer, const std::string& journal) const {
+  static rd_kafka_resp_err_t produce_control(rd_kafka_t* producer, const ControlRecord& control) {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wold-style-cast"
-    return rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(config_.journal_topic.c_str()),
-                             RD_KAFKA_V_PARTITION(config_.journal_partition),
-                             RD_KAFKA_V_KEY(config_.journal_key.data(), config_.journal_key.size()),
-                             RD_KAFKA_V_VALUE(const_cast<char*>(journal.data()), journal.size()),
+    return rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(control.topic.c_str()), RD_KAFKA_V_PARTITION(control.partition),
+                             RD_KAFKA_V_KEY(control.key.data(), control.key.size()),
+                             RD_KAFKA_V_VALUE(const_cast<char*>(control.value.data()), control.value.size()),
                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
 #pragma GCC diagnostic pop
   }
-
 
   // Flushes the active producer (its records are now in the log, uncommitted, so the next
   // producer's records land after them: per-partition order holds) and lets its committer
@@ -451,12 +459,20 @@ class KafkaSink final : public Sink {
       for (const SinkBatch& batch : slot.batches) produce_records(slot, batch);
       rd_kafka_flush(slot.producer, static_cast<int>(config_.delivery_timeout.count()));
     }
+    std::vector<SinkBatch> batches = std::move(slot.batches);
+    const std::size_t records = slot.records;
+    const std::size_t refused_batch = slot.poisoned.empty() ? kNoBatch : slot.poisoned_batch;
     if (!committed && !fenced_) {
-      // Nothing of this transaction may become visible: abort it before telling the devices.
+      // Nothing of this transaction can become visible: it was never committed, and it is
+      // aborted below or, if the broker is unreachable, by the new producer's
+      // init_transactions before that writes anything. So the devices are told now: the abort
+      // and a new producer may have to wait for the broker's return, and a spool must not.
+      complete(batches, records, false, last_error, refused_batch);
       const KafkaError abort_error(rd_kafka_abort_transaction(slot.producer, 10'000));
       if (abort_error) recreate(slot);
     }
-    finish(slot, committed, started, last_error);
+    finish(slot, committed, started);
+    if (committed || fenced_) complete(batches, records, committed, last_error);
   }
 
   void recreate(ProducerSlot& slot) {
@@ -472,15 +488,14 @@ class KafkaSink final : public Sink {
     }
   }
 
-  void finish(ProducerSlot& slot, bool committed, Clock::time_point started, const std::string& error) {
+  // Releases the slot to the sink thread once its transaction is over.
+  void finish(ProducerSlot& slot, bool committed, Clock::time_point started) {
     commit_seconds_.Observe(std::chrono::duration<double>(Clock::now() - started).count());
     (committed ? committed_transactions_ : failed_transactions_).Increment();
     if (committed) {
       transaction_records_.Observe(static_cast<double>(slot.records));
       ready_ = true;
     }
-    std::vector<SinkBatch> batches = std::move(slot.batches);
-    const std::size_t records = slot.records;
     {
       std::lock_guard lock(mutex_);
       slot.batches.clear();
@@ -489,16 +504,25 @@ class KafkaSink final : public Sink {
       slot.state = ProducerSlot::State::idle;
     }
     slot_idle_.notify_all();
+  }
+
+  void complete(std::vector<SinkBatch>& batches, std::size_t records, bool committed, const std::string& error,
+                std::size_t refused_batch = kNoBatch) {
     queued_records_.Decrement(static_cast<double>(records));
     (committed ? counters_.durable : counters_.failed).Increment(static_cast<double>(records));
-    for (SinkBatch& batch : batches) {
+    for (std::size_t i = 0; i < batches.size(); ++i) {
       counters_.batches.Increment();
       if (committed) {
-        batch.on_complete({});
+        batches[i].on_complete({});
+      } else if (fenced_) {
+        batches[i].on_complete(std::unexpected(
+            SinkError{SinkErrc::fenced, "another instance took over this gateway's Kafka transactional id"}));
+      } else if (refused_batch == i) {
+        batches[i].on_complete(std::unexpected(SinkError{SinkErrc::rejected, error}));
       } else {
-        batch.on_complete(std::unexpected(
-            fenced_ ? SinkError{SinkErrc::fenced, "another instance took over this gateway's Kafka transactional id"}
-                    : SinkError{SinkErrc::unavailable, fmt::format("not committed to Kafka: {}", error)}));
+        batches[i].on_complete(std::unexpected(SinkError{
+            SinkErrc::unavailable, refused_batch != kNoBatch ? "not committed to Kafka: another batch in its transaction was refused"
+                                                 : fmt::format("not committed to Kafka: {}", error)}));
       }
     }
   }

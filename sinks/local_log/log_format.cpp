@@ -2,7 +2,6 @@
 
 #include <boost/crc.hpp>
 
-#include <cstdio>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -20,6 +19,8 @@ std::uint32_t get_u32(std::string_view bytes) {
   for (int i = 3; i >= 0; --i) value = value << 8 | static_cast<unsigned char>(bytes[static_cast<std::size_t>(i)]);
   return value;
 }
+
+}  // namespace
 
 void put_varint(std::string& out, std::uint64_t value) {
   while (value >= 0x80) {
@@ -40,6 +41,11 @@ bool get_varint(std::string_view& bytes, std::uint64_t& value) {
   return false;
 }
 
+void put_field(std::string& out, std::string_view field) {
+  put_varint(out, field.size());
+  out += field;
+}
+
 bool get_field(std::string_view& bytes, std::string& out) {
   std::uint64_t length = 0;
   if (!get_varint(bytes, length) || length > bytes.size()) return false;
@@ -48,25 +54,19 @@ bool get_field(std::string_view& bytes, std::string& out) {
   return true;
 }
 
-}  // namespace
-
 std::uint32_t crc32c(std::string_view bytes) noexcept {
   boost::crc_optimal<32, 0x1EDC6F41, 0xFFFFFFFF, 0xFFFFFFFF, true, true> crc;
   crc.process_bytes(bytes.data(), bytes.size());
   return crc.checksum();
 }
 
-void append_frame(const envelope::SealedRecord& record, std::string& out) {
+std::size_t begin_frame(std::string& out) {
   const std::size_t start = out.size();
   out.append(kFrameHeaderBytes, '\0');
-  out += static_cast<char>(kFormatVersion);
-  put_varint(out, record.topic.size());
-  out += record.topic;
-  put_varint(out, record.key.size());
-  out += record.key;
-  put_varint(out, record.route_header.size());
-  out += record.route_header;
-  out += record.value;
+  return start;
+}
+
+void end_frame(std::string& out, std::size_t start) {
   const std::string_view body(out.data() + start + kFrameHeaderBytes, out.size() - start - kFrameHeaderBytes);
   std::string header;
   put_u32(header, static_cast<std::uint32_t>(body.size()));
@@ -74,29 +74,52 @@ void append_frame(const envelope::SealedRecord& record, std::string& out) {
   std::memcpy(out.data() + start, header.data(), kFrameHeaderBytes);
 }
 
-FrameRead read_frame(std::string_view bytes, envelope::SealedRecord& record) {
-  if (bytes.size() < kFrameHeaderBytes) return {FrameStatus::incomplete, 0, {}};
+FrameRead read_frame_body(std::string_view bytes) {
+  if (bytes.size() < kFrameHeaderBytes) return {FrameStatus::incomplete, 0, {}, {}};
   const std::uint32_t length = get_u32(bytes);
   if (length > kMaxBodyBytes || length == 0) {
-    return {FrameStatus::corrupt, 0, fmt::format("implausible record length {}", length)};
+    return {FrameStatus::corrupt, 0, fmt::format("implausible record length {}", length), {}};
   }
-  if (bytes.size() < kFrameHeaderBytes + length) return {FrameStatus::incomplete, 0, {}};
-  std::string_view body = bytes.substr(kFrameHeaderBytes, length);
-  const std::uint32_t expected_crc = get_u32(bytes.substr(4));
-  if (crc32c(body) != expected_crc) return {FrameStatus::corrupt, 0, "CRC-32C mismatch"};
-  if (static_cast<std::uint8_t>(body.front()) != kFormatVersion) {
-    return {FrameStatus::corrupt, 0, fmt::format("unknown record format version {}", static_cast<int>(body.front()))};
+  if (bytes.size() < kFrameHeaderBytes + length) return {FrameStatus::incomplete, 0, {}, {}};
+  const std::string_view body = bytes.substr(kFrameHeaderBytes, length);
+  if (crc32c(body) != get_u32(bytes.substr(4))) return {FrameStatus::corrupt, 0, "CRC-32C mismatch", {}};
+  return {FrameStatus::ok, kFrameHeaderBytes + length, {}, body};
+}
+
+void append_frame(const envelope::SealedRecord& record, std::string& out) {
+  const std::size_t start = begin_frame(out);
+  out += static_cast<char>(kFormatVersion);
+  put_field(out, record.topic);
+  put_field(out, record.key);
+  put_field(out, record.route_header);
+  out += record.value;
+  end_frame(out, start);
+}
+
+std::expected<void, std::string> parse_record_body(std::string_view body, envelope::SealedRecord& record) {
+  if (body.empty() || static_cast<std::uint8_t>(body.front()) != kFormatVersion) {
+    return std::unexpected(
+        fmt::format("unknown record format version {}", body.empty() ? -1 : static_cast<int>(body.front())));
   }
   body.remove_prefix(1);
   if (!get_field(body, record.topic) || !get_field(body, record.key) || !get_field(body, record.route_header)) {
-    return {FrameStatus::corrupt, 0, "record fields overrun the frame"};
+    return std::unexpected("record fields overrun the frame");
   }
   record.value.assign(body);
-  return {FrameStatus::ok, kFrameHeaderBytes + length, {}};
+  return {};
 }
 
-std::string segment_name(std::uint64_t first_offset) {
-  return fmt::format("{:020}{}", first_offset, kSegmentSuffix);
+FrameRead read_frame(std::string_view bytes, envelope::SealedRecord& record) {
+  FrameRead frame = read_frame_body(bytes);
+  if (frame.status != FrameStatus::ok) return frame;
+  if (auto parsed = parse_record_body(frame.body, record); !parsed) {
+    return {FrameStatus::corrupt, 0, std::move(parsed.error()), {}};
+  }
+  return frame;
+}
+
+std::string segment_name(std::uint64_t first_offset, std::string_view suffix) {
+  return fmt::format("{:020}{}", first_offset, suffix);
 }
 
 }  // namespace telegate::sinks::local_log

@@ -39,8 +39,8 @@ struct Ports {
 };
 
 std::string config_for(const std::string& run, const Ports& ports, const std::string& coap_extra,
-                       int transaction_interval_ms) {
-  return "instance_id: it-coap-" + run + "\n" +
+                       int transaction_interval_ms, const std::string& top_extra = "") {
+  return "instance_id: it-coap-" + run + "\n" + top_extra +
          "coap: {enabled: true, address: 127.0.0.1, port: " + std::to_string(ports.udp) +
          ", dtls: true, dtls_port: " + std::to_string(ports.dtls) + coap_extra + "}\n" +
          testing::kafka_sink_yaml("it." + run + ".{tenant}.{type}", transaction_interval_ms) +
@@ -503,4 +503,31 @@ TEST_CASE("CoAP Block1: 4.13 with Size1 comes at the block that crosses max_body
     CHECK_MESSAGE(count == 1, "duplicate in Kafka: " << id);
     CHECK_MESSAGE(!id.starts_with("bad"), "refused record in Kafka: " << id);
   }
+}
+
+TEST_CASE("CoAP: over a rate quota, 4.29 Too Many Requests with Max-Age (RFC 8516)") {
+  const std::string run = testing::unique_run_id();
+  const Ports ports;
+  TempDir dir;
+  // 2 records saved up, then one every 10 s: the second request is 2 records too many.
+  GatewayProcess gateway(dir.path(),
+                         config_for(run, ports, "", 50, "quotas: {device: {records_per_second: 0.1, burst: 2}}\n"));
+  gateway.start();
+  gateway.wait_ready();
+  const std::int64_t ts = testing::unix_ms() - 10'000;
+  const std::string uri = "coap://127.0.0.1:" + std::to_string(ports.udp) + "/v1/telemetry?t=truck-1-token";
+  const auto within = coap_client({"-m", "post", "-t", "50", "-e", locations("quota-a-", 2, ts, nullptr), uri});
+  CHECK_MESSAGE(within.exit_code == 0, within.out);
+  CHECK(within.out.find("4.") == std::string::npos);
+
+  UdpDevice device(ports.udp);
+  device.send(datagram(true, 0xA001, "\x42", {"v1", "telemetry"}, "t=truck-1-token", 50, locations("quota-b-", 2, ts, nullptr)));
+  const auto replies = device.receive(1);
+  REQUIRE(replies.size() == 1);
+  CHECK(replies[0].type == 2);  // piggybacked: refused at once
+  CHECK(replies[0].code == 429);
+  REQUIRE(replies[0].options.count(14) == 1);  // Max-Age: when the quota lets 2 records through
+  CHECK(uint_value(replies[0].options.at(14)) >= 10);
+  CHECK(uint_value(replies[0].options.at(14)) <= 20);
+  CHECK(metric(gateway, "telegate_records_rejected_total{protocol=\"coap\",reason=\"quota_exceeded\"}") == 2);
 }

@@ -12,6 +12,7 @@
 #include "gateway_process.hpp"
 #include "kafka_reader.hpp"
 #include "telegate/sinks/kafka_sink.hpp"
+#include "telegate/sinks/spool.hpp"
 
 using namespace telegate;
 
@@ -39,8 +40,30 @@ sinks::SinkBatch batch_of(const std::string& topic, int batch, int records, std:
     record.route_header = "v=1&t=it&mt=location&et=0&id=" + std::to_string(batch) + "-" + std::to_string(i);
     record.value = std::to_string(batch * 1000 + i);  // increasing per key: order is checkable
   }
-  out.on_complete = [&ok, &failed](std::expected<void, sinks::SinkError> result) { (result ? ok : failed)++; };
+  out.on_complete = [&ok, &failed](sinks::SinkResult result) { (result ? ok : failed)++; };
   return out;
+}
+
+// A successor with the same transactional id: its start fences the predecessor and aborts its
+// open transaction; then it commits batch 2 (30 records) to `topic`. Returns its acknowledged
+// batches (1 when all went well).
+int run_successor(const std::string& transactional_prefix, const std::string& topic) {
+  prometheus::Registry registry;
+  auto config = config_for(transactional_prefix);
+  config.producers = 1;
+  auto successor = sinks::make_kafka_sink(config, registry);
+  successor->start();
+  std::atomic<int> ok{0}, failed{0};
+  successor->submit(batch_of(topic, 2, 30, ok, failed));
+  successor->stop();
+  return ok;
+}
+
+// Only the successor's 30 records are visible to read_committed consumers.
+void check_only_successor_committed(const std::string& topic) {
+  const auto messages = testing::read_committed(testing::kafka_bootstrap(), topic, 31);
+  CHECK(messages.size() == 30);
+  for (const auto& message : messages) CHECK(message.headers[0].second.find("id=2-") != std::string::npos);
 }
 
 }  // namespace
@@ -95,21 +118,46 @@ TEST_CASE("a fenced instance's open transaction never becomes visible; its succe
   first->submit(batch_of(topic, 1, 40, first_ok, first_failed));
   std::this_thread::sleep_for(std::chrono::seconds(2));  // produced, not committed
 
-  prometheus::Registry second_registry;
-  auto second_config = config_for(transactional_prefix);
-  second_config.producers = 1;
-  auto second = sinks::make_kafka_sink(second_config, second_registry);
-  second->start();  // init_transactions fences the first and aborts its open transaction
-  std::atomic<int> second_ok{0}, second_failed{0};
-  second->submit(batch_of(topic, 2, 30, second_ok, second_failed));
-  second->stop();
-  CHECK(second_ok == 1);
+  CHECK(run_successor(transactional_prefix, topic) == 1);
 
   first->stop();  // its commit is refused (fenced): the batch fails rather than being reported durable
   CHECK(first_ok == 0);
   CHECK(first_failed == 1);
 
-  const auto messages = testing::read_committed(testing::kafka_bootstrap(), topic, 31);
-  CHECK(messages.size() == 30);
-  for (const auto& message : messages) CHECK(message.headers[0].second.find("id=2-") != std::string::npos);
+  check_only_successor_committed(topic);
+}
+
+TEST_CASE("a fenced spooling instance neither spools nor acknowledges what it could never replay") {
+  const std::string topic = unique("it.spool-fence.");
+  const std::string transactional_prefix = unique("it-spool-fence-");
+  testing::TempDir dir;
+  prometheus::Registry registry;
+  auto first_config = config_for(transactional_prefix);
+  first_config.producers = 1;
+  first_config.transaction_max_interval = std::chrono::milliseconds(3'000);  // open while the successor starts
+  first_config.delivery_timeout = std::chrono::milliseconds(5'000);
+  sinks::SpoolConfig spool;
+  spool.directory = dir.path() / "spool";
+  auto first = sinks::make_spooling_sink(spool, sinks::make_kafka_sink(first_config, registry),
+                                         {"_telegate_spool", 0, transactional_prefix, {}},
+                                         [] { return std::optional<std::uint64_t>(); }, registry);
+  first->start();
+  std::atomic<int> first_ok{0}, first_failed{0};
+  first->submit(batch_of(topic, 1, 40, first_ok, first_failed));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // produced, not committed
+
+  CHECK(run_successor(transactional_prefix, topic) == 1);
+
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (first_ok + first_failed == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  CHECK(first_failed == 1);  // fenced: not spooled, so not acknowledged
+  CHECK(first_ok == 0);
+  CHECK_FALSE(first->ready());
+  first->submit(batch_of(topic, 3, 10, first_ok, first_failed));  // refused at once
+  CHECK(first_failed == 2);
+  first->stop();
+
+  check_only_successor_committed(topic);
 }

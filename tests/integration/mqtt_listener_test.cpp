@@ -11,11 +11,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gateway_process.hpp"
@@ -125,12 +129,13 @@ class RawClient {
   bool connected_ = false;
 };
 
-std::vector<std::uint8_t> connect_packet(mqtt::ProtocolVersion version, const std::string& user, const std::string& token) {
+std::vector<std::uint8_t> connect_packet(mqtt::ProtocolVersion version, const std::string& user, const std::string& token,
+                                         const std::string& client_id = "raw-client") {
   mqtt::Connect connect;
   connect.version = version;
   connect.clean_start = true;
   connect.keep_alive = 30;
-  connect.client_id = "raw-client";
+  connect.client_id = client_id;
   connect.username = user;
   connect.password = token;
   std::vector<std::uint8_t> out;
@@ -396,4 +401,74 @@ TEST_CASE("MQTT: oversized and malformed packets are refused clearly and the gat
   auto after = mosquitto_pub(port, "mqttv5", 1, "truck-1", "truck-1-token", "acme/truck-1/location",
                              location("truck-1", "after-" + run, testing::unix_ms() - 1000));
   CHECK_MESSAGE(after.out.find("RC:0") != std::string::npos, after.out);
+}
+
+TEST_CASE("MQTT 5: over a rate quota, PUBACK 0x97 Quota exceeded") {
+  const std::string run = testing::unique_run_id();
+  const std::uint16_t port = testing::free_port();
+  TempDir dir;
+  // One record saved up, then one every 10 s: the second PUBLISH is over the quota.
+  GatewayProcess gateway(dir.path(), config_for(run, port, 50, "}\nquotas: {device: {records_per_second: 0.1, burst: 1}"));
+  gateway.start();
+  gateway.wait_ready();
+  const std::int64_t ts = testing::unix_ms() - 10'000;
+  const auto within = mosquitto_pub(port, "mqttv5", 1, "truck-1", "truck-1-token", "acme/truck-1/location",
+                                    location("truck-1", "quota-1", ts));
+  CHECK_MESSAGE(within.exit_code == 0, within.out);
+  const auto over = mosquitto_pub(port, "mqttv5", 1, "truck-1", "truck-1-token", "acme/truck-1/location",
+                                  location("truck-1", "quota-2", ts));
+  CHECK_MESSAGE(over.out.find("RC:151") != std::string::npos, over.out);
+  CHECK_MESSAGE(over.out.find("rate quota") != std::string::npos, over.out);  // the reason string
+}
+
+TEST_CASE("MQTT: at the high watermark the listener stops reading every connection; at the low it resumes") {
+  const std::string run = testing::unique_run_id();
+  const std::uint16_t port = testing::free_port();
+  TempDir dir;
+  // A budget of 10 records and commits every 2 s: what is admitted stays in flight that long.
+  GatewayProcess gateway(dir.path(), config_for(run, port, 2000, "}\nadmission: {max_inflight_records: 10"));
+  gateway.start();
+  gateway.wait_ready();
+  const std::int64_t ts = testing::unix_ms() - 10'000;
+  bool closed = false;
+  const auto connected = [&](const std::string& device, const std::string& client_id) {  // CONNACK success
+    auto client = std::make_unique<RawClient>(port);
+    REQUIRE(client->connected());
+    client->send(connect_packet(mqtt::ProtocolVersion::v311, device, device + "-token", client_id));
+    REQUIRE(packets(client->receive(closed, std::chrono::milliseconds(500))) == std::vector<std::pair<int, int>>{{2, 0}});
+    return client;
+  };
+  const auto idle_client = connected("truck-2", "raw-idle");  // connected before the pause, then only pings
+  const auto busy_client = connected("truck-1", "raw-busy");
+  RawClient& idle = *idle_client;
+  RawClient& busy = *busy_client;
+  // 10 records in one PUBLISH fill the budget; one more is over it: the high watermark.
+  std::string ten = "[";
+  for (int i = 0; i < 10; ++i) ten += (i ? "," : "") + location("truck-1", "wm-" + run + "-" + std::to_string(i), ts + i);
+  std::vector<std::uint8_t> bytes;
+  for (const auto& [id, payload] : {std::pair<std::uint16_t, std::string>{1, ten + "]"},
+                                    {2, location("truck-1", "wm-" + run + "-10", ts + 10)}}) {
+    mqtt::Publish publish;
+    publish.qos = mqtt::QoS::at_least_once;
+    publish.packet_id = id;
+    publish.topic = "acme/truck-1/location";
+    publish.payload = payload;
+    REQUIRE(mqtt::encode(publish, mqtt::ProtocolVersion::v311, bytes).has_value());
+  }
+  busy.send(bytes);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+
+  // Paused: the idle connection's PINGREQ stays in the kernel, unanswered...
+  const auto pinged = std::chrono::steady_clock::now();
+  idle.send({0xC0, 0x00});
+  CHECK(idle.receive(closed, std::chrono::milliseconds(1000)).empty());
+  // ...until the commit empties the budget below the low watermark and reading resumes.
+  const auto answered = packets(idle.receive(closed, std::chrono::milliseconds(4000)));
+  CHECK(answered == std::vector<std::pair<int, int>>{{13, 0}});  // PINGRESP
+  CHECK(std::chrono::steady_clock::now() - pinged < std::chrono::seconds(12));
+  // Both PUBLISHes acknowledged in the end: the one over the limit was held, not refused.
+  const auto acks = packets(busy.receive(closed, std::chrono::milliseconds(3000)));
+  CHECK(std::count(acks.begin(), acks.end(), std::pair{4, 0}) == 2);
+  CHECK(testing::committed_copies(testing::kafka_bootstrap(), "it." + run + ".acme.location", 11, kFromMqtt).size() ==
+        11);
 }

@@ -66,6 +66,7 @@ class GatewayProcess {
   bool running() const noexcept { return pid_ > 0; }
 
   std::uint16_t port() const noexcept { return port_; }
+  pid_t pid() const noexcept { return pid_; }  // for /proc/<pid>/status (memory) checks
   std::string url(const std::string& path) const;
   std::string log_tail() const;
 

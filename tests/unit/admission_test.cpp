@@ -118,3 +118,131 @@ TEST_CASE("moving a permit moves the obligation to release") {
   { InflightBudget::Permit sink = std::move(moved); }
   CHECK(budget.records() == 0);
 }
+
+// ---- layered fair shares. Above the low watermark a tenant holds at most
+//   budget × weight / (Σ weights of tenants holding records, the asker's included, + 1)
+
+namespace {
+using Refusal = InflightBudget::Refusal;
+constexpr std::size_t kBytes = 1'000'000;
+}  // namespace
+
+TEST_CASE("a lone tenant borrows up to the low watermark; the headroom stays open to a newcomer") {
+  InflightBudget budget(100, kBytes, 0.8);
+  auto& acme = budget.account("acme", {}, 1);
+  auto& late = budget.account("late", {}, 1);
+  auto a = budget.try_acquire(60, 10, {&acme, nullptr, nullptr});
+  auto b = budget.try_acquire(20, 10, {&acme, nullptr, nullptr});
+  CHECK(a.has_value());
+  CHECK(b.has_value());
+  CHECK(acme.records() == 80);
+  CHECK(budget.try_acquire(1, 1, {&acme, nullptr, nullptr}).error() == Refusal::fair_share);  // share: 50
+  auto newcomer = budget.try_acquire(15, 1, {&late, nullptr, nullptr});
+  CHECK(newcomer.has_value());
+  CHECK(budget.try_acquire(10, 1, {&late, nullptr, nullptr}).error() == Refusal::budget);  // 105: the hard limit
+}
+
+TEST_CASE("a noisy tenant is held to its share while another tenant holds records") {
+  InflightBudget budget(100, kBytes, 0.5);
+  auto& noisy = budget.account("noisy", {}, 1);
+  auto& quiet = budget.account("quiet", {}, 1);
+  auto borrowed = budget.try_acquire(45, 10, {&noisy, nullptr, nullptr});  // below the low watermark: no share
+  REQUIRE(borrowed.has_value());
+  auto first = budget.try_acquire(2, 10, {&quiet, nullptr, nullptr});
+  REQUIRE(first.has_value());
+  // 47 in flight; 10 more passes the low watermark: contended, shares of 100 / 3
+  auto over = budget.try_acquire(10, 10, {&noisy, nullptr, nullptr});
+  REQUIRE_FALSE(over.has_value());
+  CHECK(over.error() == Refusal::fair_share);
+  auto quiet_more = budget.try_acquire(31, 10, {&quiet, nullptr, nullptr});  // 33: exactly its share
+  CHECK(quiet_more.has_value());
+  CHECK(budget.try_acquire(1, 1, {&quiet, nullptr, nullptr}).error() == Refusal::fair_share);
+  CHECK(noisy.records() == 45);  // the refused requests left nothing behind
+  CHECK(quiet.records() == 33);
+  CHECK(budget.records() == 78);
+}
+
+TEST_CASE("once the other tenant stops holding records, the share grows again") {
+  InflightBudget budget(100, kBytes, 0.0);  // contended from the first record
+  auto& noisy = budget.account("noisy", {}, 1);
+  auto& quiet = budget.account("quiet", {}, 1);
+  auto held = budget.try_acquire(30, 10, {&noisy, nullptr, nullptr});
+  {
+    auto other = budget.try_acquire(1, 10, {&quiet, nullptr, nullptr});
+    CHECK(budget.try_acquire(10, 10, {&noisy, nullptr, nullptr}).error() == Refusal::fair_share);  // 40 > 33
+  }
+  CHECK(budget.try_acquire(10, 10, {&noisy, nullptr, nullptr}).has_value());  // 40 <= 50
+}
+
+TEST_CASE("weights: a tenant of weight 3 gets three times the share of one of weight 1") {
+  InflightBudget budget(100, kBytes, 0.0);
+  auto& big = budget.account("big", {}, 3);
+  auto& small = budget.account("small", {}, 1);
+  auto s = budget.try_acquire(1, 1, {&small, nullptr, nullptr});
+  auto b = budget.try_acquire(60, 1, {&big, nullptr, nullptr});  // 100 × 3 / 5
+  REQUIRE(b.has_value());
+  CHECK(budget.try_acquire(1, 1, {&big, nullptr, nullptr}).error() == Refusal::fair_share);
+  auto s2 = budget.try_acquire(19, 1, {&small, nullptr, nullptr});  // 100 × 1 / 5
+  CHECK(s2.has_value());
+  CHECK(budget.try_acquire(1, 1, {&small, nullptr, nullptr}).error() == Refusal::fair_share);
+}
+
+TEST_CASE("inside a tenant, device types split the tenant's share") {
+  InflightBudget budget(100, kBytes, 0.0);
+  auto& acme = budget.account("acme", {}, 1);
+  auto& other = budget.account("other", {}, 1);
+  auto& trackers = budget.account("acme", "tracker", 1);
+  auto& meters = budget.account("acme", "meter", 1);
+  CHECK(&budget.account("acme", {}, 7) == &acme);  // one account per tenant; the first weight counts
+  auto o = budget.try_acquire(1, 1, {&other, nullptr, nullptr});
+  auto m = budget.try_acquire(1, 1, {&acme, &meters, nullptr});
+  // acme's share is 33, split between its two active types: 16 each
+  auto t = budget.try_acquire(16, 1, {&acme, &trackers, nullptr});
+  REQUIRE(t.has_value());
+  CHECK(budget.try_acquire(1, 1, {&acme, &trackers, nullptr}).error() == Refusal::fair_share);
+  auto m2 = budget.try_acquire(15, 1, {&acme, &meters, nullptr});
+  CHECK(m2.has_value());
+  CHECK(budget.try_acquire(1, 1, {&acme, &meters, nullptr}).error() == Refusal::fair_share);
+  CHECK(acme.records() == 32);
+}
+
+TEST_CASE("a device is capped whether or not the budget is contended") {
+  InflightBudget budget(1000, kBytes, 0.8, 10);
+  std::atomic<std::size_t> device{0};
+  auto a = budget.try_acquire(8, 1, {nullptr, nullptr, &device});
+  REQUIRE(a.has_value());
+  CHECK(budget.try_acquire(3, 1, {nullptr, nullptr, &device}).error() == Refusal::device_cap);
+  CHECK(device.load() == 8);
+  auto b = budget.try_acquire(2, 1, {nullptr, nullptr, &device});
+  CHECK(b.has_value());
+  a = InflightBudget::Permit();  // released
+  CHECK(device.load() == 2);
+  std::atomic<std::size_t> big_device{0};
+  CHECK(budget.try_acquire(50, 1, {nullptr, nullptr, &big_device}).has_value());  // holds nothing: passes once
+}
+
+TEST_CASE("a share refusal does not pause the listeners; only the global budget does") {
+  InflightBudget budget(100, kBytes, 0.0);
+  std::vector<bool> events;
+  budget.on_watermark([&](bool pause) { events.push_back(pause); });
+  auto& noisy = budget.account("noisy", {}, 1);
+  auto& quiet = budget.account("quiet", {}, 1);
+  auto q = budget.try_acquire(1, 1, {&quiet, nullptr, nullptr});
+  auto n = budget.try_acquire(50, 1, {&noisy, nullptr, nullptr});
+  CHECK(budget.try_acquire(1, 1, {&noisy, nullptr, nullptr}).error() == Refusal::fair_share);
+  CHECK(events.empty());
+}
+
+TEST_CASE("refuses_one: the answer before decoding, reserving nothing") {
+  InflightBudget budget(100, kBytes, 0.5);
+  auto& noisy = budget.account("noisy", {}, 1);
+  auto& quiet = budget.account("quiet", {}, 1);
+  CHECK_FALSE(budget.refuses_one({&noisy, nullptr, nullptr}).has_value());
+  auto n = budget.try_acquire(60, 1, {&noisy, nullptr, nullptr});
+  CHECK(budget.refuses_one({&noisy, nullptr, nullptr}) == Refusal::fair_share);  // 61 > 50 (100 / 2)
+  CHECK_FALSE(budget.refuses_one({&quiet, nullptr, nullptr}).has_value());
+  auto q = budget.try_acquire(40, 1, {&quiet, nullptr, nullptr});
+  CHECK(budget.refuses_one({&quiet, nullptr, nullptr}) == Refusal::budget);
+  CHECK(budget.above_high_watermark());
+  CHECK(budget.records() == 100);
+}

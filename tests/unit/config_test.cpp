@@ -92,6 +92,11 @@ TEST_CASE("errors name the key at fault") {
   CHECK(error_key(kMinimal + "sink: {topic_template: 't.{nope}'}\n") == "sink.topic_template");
   CHECK(error_key(kMinimal + "sink: {local_log: {fsync: sometimes}}\n") == "sink.local_log.fsync");
   CHECK(error_key(kMinimal + "sink: {kafka: {producers: 9}}\n") == "sink.kafka.producers");
+  CHECK(error_key(kMinimal + "sink: {kafka: {spool: {fsync: sometimes}}}\n") == "sink.kafka.spool.fsync");
+  CHECK(error_key(kMinimal + "sink: {kafka: {spool: {max_bytes: 10}}}\n") == "sink.kafka.spool.max_bytes");
+  CHECK(error_key(kMinimal + "sink: {kafka: {spool: {directory: ''}}}\n") == "sink.kafka.spool.directory");
+  CHECK(error_key(kMinimal + "sink: {kafka: {spool: {position_topic: 'a b'}}}\n") == "sink.kafka.spool.position_topic");
+  CHECK(error_key(kMinimal + "sink: {kafka: {spool: {sizee: 1}}}\n") == "sink.kafka.spool.sizee");
   CHECK(error_key(kMinimal + "instance_id: 'has space'\n") == "instance_id");
   CHECK(error_key(kMinimal + "log_level: loud\n") == "log_level");
   CHECK(error_key(kMinimal + "dedup: {across_replicas: sometimes}\n") == "dedup.across_replicas");
@@ -118,6 +123,21 @@ TEST_CASE("errors name the key at fault") {
   CHECK(error_key("tenants: [{name: 'a/b'}]\n") == "tenants[0].name");
   CHECK(error_key("tenants: [{name: a}, {name: a}]\n") == "tenants[1].name");
   CHECK(error_key("http: [1, 2\n") == "(file)");
+}
+
+TEST_CASE("the Kafka spool is off unless configured, and its keys are read") {
+  CHECK_FALSE(parse_config(kMinimal).sink.spool.has_value());
+  const auto config = parse_config(kMinimal +
+                                   "sink: {kafka: {spool: {directory: /var/spool/tg, fsync: interval, fsync_interval_ms: 50, "
+                                   "max_bytes: 2097152, segment_bytes: 1048576, replay_batch_bytes: 4096}}}\n");
+  REQUIRE(config.sink.spool.has_value());
+  CHECK(config.sink.spool->directory == "/var/spool/tg");
+  CHECK(config.sink.spool->fsync == telegate::sinks::FsyncPolicy::interval);
+  CHECK(config.sink.spool->fsync_interval == std::chrono::milliseconds(50));
+  CHECK(config.sink.spool->max_bytes == 2097152);
+  CHECK(config.sink.spool->segment_bytes == 1048576);
+  CHECK(config.sink.spool->replay_batch_bytes == 4096);
+  CHECK(config.sink.spool->position_topic == "_telegate_spool");
 }
 
 TEST_CASE("two devices may not share a token") {
@@ -148,4 +168,35 @@ TEST_CASE("the documented example config is valid") {
   CHECK(config.sink.kafka.transactional_id_prefix == "telegate-telegate-0");
   CHECK(config.device_types.at(0).envelope_format == telegate::envelope::Format::protobuf);
   CHECK_THROWS_AS(telegate::gateway::load_config(TELEGATE_SOURCE_DIR "/config/no-such-file.yaml"), ConfigError);
+}
+
+TEST_CASE("quotas: weights and rate quotas per layer, errors name the key") {
+  const auto config = parse_config(kMinimal + R"(
+admission: {device_max_inflight_records: 500}
+quotas:
+  tenants:
+    acme: {weight: 3, records_per_second: 1000, burst: 5000}
+  device_types:
+    tracker: {records_per_second: 200}
+  device: {records_per_second: 10, burst: 20}
+)");
+  CHECK(config.admission.device_max_inflight_records == 500);
+  CHECK(config.quotas.tenant("acme").weight == 3);
+  CHECK(config.quotas.tenant("acme").rate.records_per_second == 1000);
+  CHECK(config.quotas.tenant("acme").rate.burst == 5000);
+  CHECK(config.quotas.tenant("other").weight == 1);  // unlisted: weight 1, no rate quota
+  CHECK_FALSE(config.quotas.tenant("other").rate.limited());
+  CHECK(config.quotas.device_type("tracker").rate.burst == 200);  // burst defaults to one second's worth
+  CHECK(config.quotas.device.records_per_second == 10);
+  CHECK(config.quotas.device.burst == 20);
+  CHECK_FALSE(parse_config(kMinimal).quotas.device.limited());  // no quota by default
+
+  CHECK(error_key(kMinimal + "quotas: {tenants: {acme: {weight: 0}}}\n") == "quotas.tenants.acme.weight");
+  CHECK(error_key(kMinimal + "quotas: {tenants: {acme: {rate: 5}}}\n") == "quotas.tenants.acme.rate");
+  CHECK(error_key(kMinimal + "quotas: {device_types: {tracker: {records_per_second: -1}}}\n") ==
+        "quotas.device_types.tracker.records_per_second");
+  CHECK(error_key(kMinimal + "quotas: {device: {records_per_second: 5, burst: 0.5}}\n") == "quotas.device.burst");
+  CHECK(error_key(kMinimal + "quotas: {devices: {}}\n") == "quotas.devices");
+  CHECK(error_key(kMinimal + "quotas: {tenants: [acme]}\n") == "quotas.tenants");
+  CHECK(error_key(kMinimal + "admission: {device_max_inflight_records: 0}\n") == "admission.device_max_inflight_records");
 }

@@ -12,83 +12,17 @@
 #include <string>
 #include <thread>
 
+#include "kafka_mock.hpp"
 #include "telegate/sinks/kafka_sink.hpp"
 
 using namespace telegate;
+using namespace telegate::testing;
 
 namespace {
 
 // Kafka protocol API keys (the mock's error injection takes them; librdkafka keeps its names private).
 constexpr std::int16_t kAddPartitionsToTxn = 24;
 constexpr std::int16_t kEndTxn = 26;
-
-// A mock cluster lives inside a librdkafka handle; this one exists only to own it.
-class MockCluster {
- public:
-  MockCluster() {
-    char error[256];
-    rd_kafka_conf_t* conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "log_level", "0", error, sizeof error);
-    handle_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, error, sizeof error);
-    cluster_ = rd_kafka_mock_cluster_new(handle_, 1);
-    rd_kafka_mock_topic_create(cluster_, "mock.topic", 2, 1);
-  }
-  ~MockCluster() {
-    rd_kafka_mock_cluster_destroy(cluster_);
-    rd_kafka_destroy(handle_);
-  }
-  std::string bootstrap() const { return rd_kafka_mock_cluster_bootstraps(cluster_); }
-  rd_kafka_mock_cluster_t* get() const { return cluster_; }
-
- private:
-  rd_kafka_t* handle_;
-  rd_kafka_mock_cluster_t* cluster_;
-};
-
-sinks::KafkaSinkConfig config_for(const MockCluster& cluster) {
-  sinks::KafkaSinkConfig config;
-  config.bootstrap_servers = cluster.bootstrap();
-  config.transactional_id_prefix = "mock-" + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count());
-  config.transaction_max_records = 100;
-  config.transaction_max_interval = std::chrono::milliseconds(20);
-  config.delivery_timeout = std::chrono::milliseconds(5000);
-  config.librdkafka = {{"log_level", "0"}};
-  return config;
-}
-
-struct Counts {
-  std::atomic<int> ok{0};
-  std::atomic<int> failed{0};
-  std::atomic<int> calls{0};
-};
-
-sinks::SinkBatch batch(int records, Counts& counts) {
-  sinks::SinkBatch out;
-  for (int i = 0; i < records; ++i) {
-    auto& record = out.records.emplace_back();
-    record.topic = "mock.topic";
-    record.key = "device-" + std::to_string(i % 5);
-    record.route_header = "v=1";
-    record.value = "value-" + std::to_string(i);
-  }
-  out.on_complete = [&counts](std::expected<void, sinks::SinkError> result) {
-    ++counts.calls;
-    (result ? counts.ok : counts.failed)++;
-  };
-  return out;
-}
-
-double metric(prometheus::Registry& registry, const std::string& name, const std::string& result) {
-  for (const auto& family : registry.Collect()) {
-    if (family.name != name) continue;
-    for (const auto& sample : family.metric) {
-      for (const auto& label : sample.label) {
-        if (label.name == "result" && label.value == result) return sample.counter.value;
-      }
-    }
-  }
-  return -1;
-}
 
 }  // namespace
 
@@ -203,14 +137,28 @@ TEST_CASE("a record the producer refuses outright fails its transaction instead 
   config.transaction_max_interval = std::chrono::milliseconds(200);
   auto sink = sinks::make_kafka_sink(config, registry);
   sink->start();
-  Counts counts;
-  auto poisoned = batch(3, counts);
+  // The refused record's batch fails as rejected (no retry or spool can help it); the other
+  // batch of the same transaction fails as unavailable: its device's retry will commit.
+  std::atomic<int> calls{0};
+  std::optional<sinks::SinkErrc> refused_code, innocent_code;
+  const auto record_code = [&calls](std::optional<sinks::SinkErrc>& code) {
+    return [&calls, &code](sinks::SinkResult result) {
+      if (!result) code = result.error().code;
+      ++calls;
+    };
+  };
+  Counts unused;
+  auto poisoned = batch(3, unused);
   poisoned.records[1].value.assign(20'000, 'x');
+  poisoned.on_complete = record_code(refused_code);
+  auto innocent = batch(2, unused);
+  innocent.on_complete = record_code(innocent_code);
   sink->submit(std::move(poisoned));
-  sink->submit(batch(2, counts));  // same transaction: it fails with it, and is retried by its device
-  for (int i = 0; i < 100 && counts.calls < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  CHECK(counts.failed == 2);
-  CHECK(counts.ok == 0);
+  sink->submit(std::move(innocent));
+  for (int i = 0; i < 100 && calls < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  REQUIRE(calls == 2);
+  CHECK(refused_code == sinks::SinkErrc::rejected);
+  CHECK(innocent_code == sinks::SinkErrc::unavailable);
 
   Counts after;
   sink->submit(batch(2, after));  // the next transaction is clean
@@ -218,20 +166,26 @@ TEST_CASE("a record the producer refuses outright fails its transaction instead 
   CHECK(after.ok == 1);
 }
 
-TEST_CASE("a batch's journal is produced in the same transaction as its records") {
+TEST_CASE("a batch's control records are produced in the same transaction as its records, where they are placed") {
   MockCluster cluster;
-  rd_kafka_mock_topic_create(cluster.get(), "mock.journal", 1, 1);
+  rd_kafka_mock_topic_create(cluster.get(), "mock.journal", 3, 1);
+  rd_kafka_mock_topic_create(cluster.get(), "mock.position", 2, 1);
   prometheus::Registry registry;
-  auto config = config_for(cluster);
-  config.journal_topic = "mock.journal";
-  config.journal_key = "gw-1";
-  auto sink = sinks::make_kafka_sink(config, registry);
+  auto sink = sinks::make_kafka_sink(config_for(cluster), registry);
   sink->start();
   Counts counts;
-  auto with_journal = batch(2, counts);
-  with_journal.journal = std::string(32, 'k');
-  sink->submit(std::move(with_journal));
+  auto with_control = batch(2, counts);
+  with_control.control.push_back({"mock.journal", 2, "gw-1", std::string(32, 'k')});
+  with_control.control.push_back({"mock.position", 1, "gw-1", "42"});
+  sink->submit(std::move(with_control));
   sink->stop();
   CHECK(counts.ok == 1);
-  CHECK(metric(registry, "telegate_sink_records_total", "committed") == 2);  // the journal is not a record
+  CHECK(metric(registry, "telegate_sink_records_total", "committed") == 2);  // control records are not records
+  const auto journal = cluster.read("mock.journal", 2);
+  REQUIRE(journal.size() == 1);
+  CHECK(journal[0].key == "gw-1");
+  CHECK(journal[0].value == std::string(32, 'k'));
+  const auto position = cluster.read("mock.position", 1);
+  REQUIRE(position.size() == 1);
+  CHECK(position[0].value == "42");
 }

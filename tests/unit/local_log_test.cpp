@@ -6,18 +6,14 @@
 #include <fstream>
 #include <random>
 
+#include "scratch_dir.hpp"
 #include "telegate/sinks/local_log.hpp"
 
 using namespace telegate;
 namespace fs = std::filesystem;
+using telegate::testing::ScratchDir;
 
 namespace {
-
-struct ScratchDir {
-  ScratchDir() : path(fs::temp_directory_path() / ("telegate-log-" + std::to_string(std::random_device{}()))) {}
-  ~ScratchDir() { fs::remove_all(path); }
-  fs::path path;
-};
 
 sinks::SinkBatch batch(int first, int count, std::atomic<int>& ok, std::atomic<int>& failed,
                        std::size_t value_bytes = 40) {
@@ -29,7 +25,7 @@ sinks::SinkBatch batch(int first, int count, std::atomic<int>& ok, std::atomic<i
     record.route_header = "v=1&id=" + std::to_string(i);
     record.value = std::string(value_bytes, static_cast<char>('a' + i % 26)) + std::to_string(i);
   }
-  out.on_complete = [&](std::expected<void, sinks::SinkError> result) { (result ? ok : failed)++; };
+  out.on_complete = [&](sinks::SinkResult result) { (result ? ok : failed)++; };
   return out;
 }
 

@@ -24,10 +24,10 @@ class FakeSink final : public sinks::Sink {
   std::vector<sinks::SinkBatch> batches;
 };
 
-const std::string kYaml = "device_types: [{name: tracker}]\n"
-                          "tenants: [{name: acme, devices: [{id: truck-1, device_type: tracker, token_sha256: " +
-                          sha256_hex("t") + "}]}]\n"
-                          "admission: {max_inflight_records: 5}\n";
+const std::string kDevices = "device_types: [{name: tracker}]\n"
+                             "tenants: [{name: acme, devices: [{id: truck-1, device_type: tracker, token_sha256: " +
+                             sha256_hex("t") + "}]}]\n";
+const std::string kYaml = kDevices + "admission: {max_inflight_records: 5}\n";
 
 std::string record(const std::string& device, double lat, const std::string& msg_id = "") {
   const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -39,10 +39,14 @@ std::string record(const std::string& device, double lat, const std::string& msg
 }
 
 struct Fixture {
-  GatewayConfig config = parse_config(kYaml);
+  explicit Fixture(const std::string& yaml = kYaml) : config(parse_config(yaml)) { start(); }
+  GatewayConfig config;
   codecs::CodecRegistry codecs;
+  // Before the sink: the permits of batches it still holds at the end release into them.
+  InflightBudget budget{config.admission.max_inflight_records, config.admission.max_inflight_bytes, 0.8,
+                        config.admission.device_max_inflight_records};
+  Quotas quotas{config.quotas, budget};
   FakeSink sink;
-  InflightBudget budget{config.admission.max_inflight_records, config.admission.max_inflight_bytes};
   Metrics metrics;
   DeviceIdentity device{"acme", "truck-1", "tracker"};
   std::unique_ptr<CatalogManager> catalog;
@@ -50,10 +54,10 @@ struct Fixture {
   std::unique_ptr<PipelineWorker> worker;
   std::optional<IngestOutcome> completed;
 
-  Fixture() {
+  void start() {
     codecs::register_builtin_codecs(codecs);
     catalog = std::make_unique<CatalogManager>(config, codecs, nullptr);
-    pipeline = std::make_unique<IngestPipeline>(config, sink, budget, metrics);
+    pipeline = std::make_unique<IngestPipeline>(config, sink, budget, quotas, metrics);
     worker = pipeline->make_worker();
   }
 
@@ -232,4 +236,65 @@ TEST_CASE("entries older than the window are forgotten") {
   CHECK(window.reserve(key) == DedupWindow::Seen::committed);
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));
   CHECK(window.reserve(key) == DedupWindow::Seen::no);
+}
+
+TEST_CASE("over a rate quota: quota_exceeded with the wait, and the tokens of a refusal for load come back") {
+  Fixture f(kYaml + "quotas: {device: {records_per_second: 1, burst: 3}}\n");
+  CHECK_FALSE(f.ingest("[" + record("truck-1", 1) + "," + record("truck-1", 2) + "]").has_value());
+  const auto refused = f.ingest("[" + record("truck-1", 1) + "," + record("truck-1", 2) + "]");
+  REQUIRE(refused.has_value());
+  CHECK(refused->status == IngestStatus::quota_exceeded);
+  REQUIRE(refused->retry_after.has_value());
+  CHECK(*refused->retry_after == std::chrono::seconds(1));  // one token short at 1/s
+  CHECK(retry_after(*refused, f.config.admission) == std::chrono::seconds(1));
+  CHECK(f.sink.batches.size() == 1);
+  IngestOutcome overloaded;
+  overloaded.status = IngestStatus::overloaded;
+  CHECK(retry_after(overloaded, f.config.admission) == f.config.admission.retry_after);
+}
+
+TEST_CASE("the device cap refuses as overloaded while the budget has room") {
+  Fixture f(kDevices + "admission: {max_inflight_records: 100, device_max_inflight_records: 2}\n");
+  CHECK_FALSE(f.ingest("[" + record("truck-1", 1) + "," + record("truck-1", 2) + "]").has_value());
+  const auto refused = f.ingest(record("truck-1", 3));
+  REQUIRE(refused.has_value());
+  CHECK(refused->status == IngestStatus::overloaded);
+  CHECK(refused->message.find("this device") != std::string::npos);
+  CHECK_FALSE(f.budget.above_high_watermark());  // not the gateway's limit: nobody else pauses
+}
+
+TEST_CASE("per-tenant counters add up: received = acknowledged + rejected + failed") {
+  Fixture f;
+  const TenantMetrics& tenant = f.metrics.tenant(envelope::SourceProtocol::http, "acme");
+  const auto value = [](const prometheus::Counter* counter) { return static_cast<std::size_t>(counter->Value()); };
+  const auto rejected = [&] {
+    std::size_t sum = 0;
+    for (const prometheus::Counter* counter : tenant.rejected) sum += value(counter);
+    return sum;
+  };
+  CHECK_FALSE(f.ingest("[" + record("truck-1", 1, "k-1") + "," + record("truck-1", 95) + "]").has_value());
+  f.sink.batches[0].on_complete({});
+  CHECK_FALSE(f.ingest(record("truck-1", 2, "k-2")).has_value());
+  f.sink.batches[1].on_complete(std::unexpected(sinks::SinkError{sinks::SinkErrc::unavailable, "down"}));
+  CHECK(f.ingest("[{").has_value());                          // malformed
+  CHECK(f.ingest(record("truck-1", 1, "k-1")).has_value());  // all duplicates: answered at once
+  std::string six = "[";
+  for (int i = 0; i < 6; ++i) six += (i ? "," : "") + record("truck-1", 1);
+  CHECK_FALSE(f.ingest(six + "]").has_value());  // larger than the budget, nothing in flight: passes
+  CHECK(f.ingest(record("truck-1", 1)).has_value());  // overloaded
+  f.sink.batches[2].on_complete({});
+
+  CHECK(value(tenant.received) == 2 + 1 + 1 + 1 + 6 + 1);
+  CHECK(value(tenant.acknowledged) == 1 + 1 + 6);
+  CHECK(value(tenant.deduplicated) == 1);
+  CHECK(value(tenant.failed) == 1);
+  CHECK(value(tenant.admitted) == 1 + 1 + 6);
+  CHECK(value(tenant.rejected[static_cast<std::size_t>(RejectReason::validation)]) == 1);
+  CHECK(value(tenant.rejected[static_cast<std::size_t>(RejectReason::decode)]) == 1);
+  CHECK(value(tenant.rejected[static_cast<std::size_t>(RejectReason::overloaded)]) == 1);
+  CHECK(value(tenant.received) == value(tenant.acknowledged) + rejected() + value(tenant.failed));
+  CHECK(value(tenant.acknowledged) - value(tenant.deduplicated) == 1 + 6);  // what the sink committed
+  const std::string stats = f.metrics.tenant_stats_json();
+  CHECK(stats.find(R"("tenant":"acme","protocol":"http","received":12,"admitted":8,"acknowledged":8)") !=
+        std::string::npos);
 }

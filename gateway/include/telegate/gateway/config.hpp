@@ -23,6 +23,7 @@
 #include "telegate/envelope/envelope.hpp"
 #include "telegate/sinks/kafka_sink.hpp"
 #include "telegate/sinks/local_log.hpp"
+#include "telegate/sinks/spool.hpp"
 
 namespace telegate::gateway {
 
@@ -151,6 +152,40 @@ struct AdmissionConfig {
   std::size_t max_inflight_records = 200'000;
   std::size_t max_inflight_bytes = 256u << 20;
   std::chrono::seconds retry_after{1};  // advertised in 503 Retry-After when the budget is full
+  // One device may hold at most this many records in flight, contended or not: a device looping
+  // on a bug cannot take a tenant's whole share (docs/reliability.md, Backpressure).
+  std::size_t device_max_inflight_records = 10'000;
+};
+
+// A token bucket: records_per_second refill, at most `burst` saved up. 0 records_per_second: no
+// rate quota.
+struct RateQuota {
+  double records_per_second = 0;
+  double burst = 0;  // default: one second's worth
+  bool limited() const noexcept { return records_per_second > 0; }
+};
+
+// One layer of the quota hierarchy (a tenant, or a device type inside each tenant).
+struct LayerQuota {
+  std::size_t weight = 1;  // its fair share of the in-flight budget relative to its siblings
+  RateQuota rate;
+};
+
+// quotas: (docs/configuration.md). Unlisted tenants and device types get weight 1 and no rate
+// quota; `device` applies to every device by itself.
+struct QuotaConfig {
+  std::map<std::string, LayerQuota, std::less<>> tenants;
+  std::map<std::string, LayerQuota, std::less<>> device_types;  // per tenant × device type
+  RateQuota device;
+  const LayerQuota& tenant(std::string_view name) const noexcept { return find(tenants, name); }
+  const LayerQuota& device_type(std::string_view name) const noexcept { return find(device_types, name); }
+
+ private:
+  static const LayerQuota& find(const std::map<std::string, LayerQuota, std::less<>>& layers, std::string_view name) noexcept {
+    static const LayerQuota unlisted;
+    const auto found = layers.find(name);
+    return found == layers.end() ? unlisted : found->second;
+  }
 };
 
 // How devices of a type reach telegate over HTTP besides POST /v1/telemetry (bearer token).
@@ -258,6 +293,8 @@ struct SinkConfig {
   std::string topic_template = "telemetry.{tenant}.{type}";
   sinks::LocalLogConfig local_log;
   sinks::KafkaSinkConfig kafka;
+  // sink.kafka.spool: absent → push-back while Kafka is out (503s); present → spool and replay.
+  std::optional<sinks::SpoolConfig> spool;
 };
 
 struct GatewayConfig {
@@ -268,6 +305,7 @@ struct GatewayConfig {
   MqttListenerConfig mqtt;
   MqttBridgeConfig mqtt_bridge;
   AdmissionConfig admission;
+  QuotaConfig quotas;
   DedupConfig dedup;
   codecs::DecodeLimits decode;
   codecs::ValidationLimits validation;

@@ -1,7 +1,9 @@
 // The gateway's Prometheus metrics (docs/component-spec.md lists what each listener must have).
 //
 // Built once at start-up on the main thread; counters are looked up here, not per request, so
-// the data path only increments. prometheus-cpp metrics are thread-safe.
+// the data path only increments. Per-tenant children are added on a tenant's first request
+// (Metrics::tenant, under a mutex) and cached by each pipeline worker. prometheus-cpp metrics
+// are thread-safe.
 #pragma once
 
 #include <prometheus/counter.h>
@@ -10,16 +12,28 @@
 #include <prometheus/registry.h>
 
 #include <array>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <string_view>
+#include <utility>
 
 #include "telegate/envelope/envelope.hpp"
 
 namespace telegate::gateway {
 
 // Why records were not accepted (the `reason` label).
-enum class RejectReason : std::uint8_t { validation, decode, forbidden, overloaded, sink_error, unauthenticated };
-inline constexpr std::size_t kRejectReasons = 6;
+enum class RejectReason : std::uint8_t {
+  validation,
+  decode,
+  forbidden,
+  overloaded,      // the in-flight budget, a fair share or the device cap: retry later
+  sink_error,
+  unauthenticated,
+  quota_exceeded,  // a rate quota (tenant, device type or device): retry after the advertised time
+};
+inline constexpr std::size_t kRejectReasons = 7;
 
 struct ProtocolMetrics {
   std::string protocol;
@@ -37,9 +51,34 @@ struct ProtocolMetrics {
   }
 };
 
+// What became of the records one tenant sent through one listener (the reconciliation counters,
+// docs/reliability.md "Loss accounting"). At a quiet moment (nothing in flight):
+//   received = acknowledged + Σ rejected + failed
+//   acknowledged − deduplicated = records written (Kafka committed, or spooled)
+// Created on first use by Metrics::tenant() and never removed; workers cache the pointer.
+struct TenantMetrics {
+  prometheus::Counter* received = nullptr;      // records in requests that reached the pipeline
+  prometheus::Counter* admitted = nullptr;      // handed to the sink (the in-flight budget granted)
+  prometheus::Counter* acknowledged = nullptr;  // told durable, including deduplicated
+  prometheus::Counter* deduplicated = nullptr;  // acknowledged retries of records already written
+  prometheus::Counter* failed = nullptr;        // admitted, then the sink failed: told not durable
+  // Of the records written, how many went to the Kafka sink's local spool (acknowledged once
+  // spooled, replayed into Kafka later) rather than straight into a Kafka transaction.
+  prometheus::Counter* spooled = nullptr;
+  std::array<prometheus::Counter*, kRejectReasons> rejected{};
+
+  void reject(RejectReason reason, std::size_t records) const {
+    rejected[static_cast<std::size_t>(reason)]->Increment(static_cast<double>(records));
+  }
+};
+
 class Metrics {
  public:
   Metrics();
+  // Thread-safe (a mutex; the first call per tenant and protocol builds the children): cache it.
+  const TenantMetrics& tenant(envelope::SourceProtocol protocol, std::string_view tenant);
+  // Per tenant and protocol, as JSON for GET /admin/v1/stats.
+  std::string tenant_stats_json();
   prometheus::Registry& registry() noexcept { return *registry_; }
   const ProtocolMetrics& protocol(envelope::SourceProtocol protocol) const {
     return protocols_[static_cast<std::size_t>(protocol) - 1];
@@ -54,6 +93,10 @@ class Metrics {
   std::array<ProtocolMetrics, 4> protocols_;
   prometheus::Gauge* inflight_records_;
   prometheus::Gauge* inflight_bytes_;
+  prometheus::Family<prometheus::Counter>* tenant_records_;
+  prometheus::Family<prometheus::Counter>* tenant_rejected_;
+  std::mutex tenants_mutex_;
+  std::map<std::pair<std::string, std::string>, TenantMetrics> tenants_;  // (tenant, protocol); nodes stay put
 };
 
 }  // namespace telegate::gateway

@@ -3,7 +3,9 @@
 // data. Ack rule: a positive outcome is produced only from the sink's completion.
 #pragma once
 
+#include <array>
 #include <chrono>
+#include <expected>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -20,6 +22,7 @@
 #include "telegate/gateway/config.hpp"
 #include "telegate/gateway/dedup.hpp"
 #include "telegate/gateway/metrics.hpp"
+#include "telegate/gateway/quotas.hpp"
 #include "telegate/sinks/sink.hpp"
 
 namespace telegate::gateway {
@@ -43,7 +46,8 @@ enum class IngestStatus : std::uint8_t {
   too_large,               // more records than decode.max_records
   unsupported_media_type,  // the device type's codec does not read this content type
   forbidden,               // a record names another device
-  overloaded,              // the in-flight budget is spent: retry later
+  overloaded,              // the in-flight budget, the tenant's fair share or the device cap: retry later
+  quota_exceeded,          // a rate quota: too many requests, retry after `retry_after`
   sink_failed,             // not durable: retry later with the same msg_ids
 };
 
@@ -55,9 +59,17 @@ struct IngestOutcome {
   std::vector<std::string> msg_ids;        // of the accepted records, in request order
   std::string message;                     // for request-level failures
   std::optional<std::size_t> offset;       // byte offset of a malformed body's problem
+  // quota_exceeded: when the rate quota will let the records through (whole seconds, ≥ 1).
+  std::optional<std::chrono::seconds> retry_after;
   // The reply the device's own app expects on success (static storage), if its codec has one.
   std::optional<codecs::NativeReply> native_reply;
 };
+
+// What a "retry later" refusal advertises (HTTP Retry-After, CoAP Max-Age): the rate quota's
+// own wait, or admission.retry_after for load.
+inline std::chrono::seconds retry_after(const IngestOutcome& outcome, const AdmissionConfig& admission) noexcept {
+  return outcome.retry_after.value_or(admission.retry_after);
+}
 
 // The per-device-type stages: codec → device check → validation → envelope. Shared by the
 // pipeline, the admin dry run and the sample checks, so all three see exactly what traffic sees.
@@ -100,11 +112,16 @@ class PipelineWorker;
 // Shared by every listener thread; immutable after construction (start-up, main thread).
 class IngestPipeline {
  public:
-  IngestPipeline(const GatewayConfig& config, sinks::Sink& sink, InflightBudget& budget, Metrics& metrics);
+  // `budget` and `quotas` must outlive the sink: the permits of batches it still holds point
+  // into them.
+  IngestPipeline(const GatewayConfig& config, sinks::Sink& sink, InflightBudget& budget, Quotas& quotas,
+                 Metrics& metrics);
   ~IngestPipeline();
   // One worker per listener thread: workers own codec and envelope state.
   std::unique_ptr<PipelineWorker> make_worker() const;
   DedupWindow& dedup() const noexcept { return *dedup_; }
+  // The journal's placement (value empty), or nullptr when batches carry no journal.
+  const sinks::ControlRecord* journal() const noexcept { return journal_.topic.empty() ? nullptr : &journal_; }
 
  private:
   friend class PipelineWorker;
@@ -112,7 +129,10 @@ class IngestPipeline {
   sinks::Sink& sink_;
   InflightBudget& budget_;
   std::unique_ptr<DedupWindow> dedup_;  // shared by every worker; thread-safe
-  bool journal_dedup_;                  // the sink keeps a journal of committed keys (Kafka)
+  // Where each batch's de-duplication journal goes (Kafka: a control record committed with the
+  // batch); an empty topic when the sink keeps no journal.
+  sinks::ControlRecord journal_;
+  Quotas& quotas_;                      // shared by every worker; thread-safe
   Metrics& metrics_;
 };
 
@@ -135,8 +155,22 @@ class PipelineWorker {
   std::optional<IngestOutcome> drop_duplicates(const DeviceIdentity& device, std::vector<envelope::SealedRecord>& records,
                                                std::vector<DedupWindow::Key>& reserved, IngestOutcome& outcome);
 
+  // What this worker looked up once per tenant: its quota layers and its counters.
+  struct TenantSlot {
+    Quotas::Layer layer;
+    std::array<const TenantMetrics*, 4> metrics{};  // by protocol, built on first use
+    std::unordered_map<std::string, Quotas::Layer> device_types;
+  };
+  TenantSlot& tenant_slot(const DeviceIdentity& device);
+  const TenantMetrics& tenant_metrics(TenantSlot& slot, const DeviceIdentity& device, envelope::SourceProtocol protocol);
+  // Rate quotas, then the in-flight shares; a refusal (counted) or the permit.
+  std::expected<InflightBudget::Permit, IngestOutcome> admit(const IngestRequest& request, TenantSlot& slot,
+                                                             std::size_t records, std::size_t bytes);
+
   const IngestPipeline& pipeline_;
   std::unordered_map<std::string, std::unique_ptr<DeviceTypeStages>> types_;
+  std::unordered_map<std::string, TenantSlot> tenants_;
+  std::string device_key_;  // scratch for Quotas::device()
   codecs::DecodedBatch batch_;
 };
 

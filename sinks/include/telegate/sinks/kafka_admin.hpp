@@ -34,6 +34,11 @@ using KafkaHandle = std::unique_ptr<rd_kafka_t, KafkaHandleDeleter>;
 // security settings (security.protocol, ssl.*, sasl.*) of `sink`'s librdkafka pass-through.
 std::map<std::string, std::string> cluster_settings(const KafkaSinkConfig& sink);
 
+// The partition of a `partitions`-partition control topic (de-duplication journal, spool
+// positions) that instance `instance_id` writes to. FNV-1a, not std::hash: the partition must
+// not move when the standard library changes.
+std::int32_t instance_partition(std::string_view instance_id, int partitions) noexcept;
+
 // A client of that cluster with `extra` settings on top, and `on_delivery` as a producer's
 // delivery-report callback when given.
 using DeliveryCallback = void (*)(rd_kafka_t*, const rd_kafka_message_t*, void*);

@@ -32,10 +32,6 @@ struct KafkaSinkConfig {
   // Passed to librdkafka as-is after telegate's defaults (lz4, linger.ms=10, …); exactly-once
   // settings (enable.idempotence, acks, transactional.id) cannot be overridden.
   std::map<std::string, std::string> librdkafka;
-  // Where SinkBatch::journal goes (same transaction as the batch); empty: journals are dropped.
-  std::string journal_topic;
-  std::int32_t journal_partition = 0;
-  std::string journal_key;
 };
 
 std::unique_ptr<Sink> make_kafka_sink(KafkaSinkConfig config, prometheus::Registry& metrics);

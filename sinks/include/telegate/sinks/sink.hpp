@@ -46,14 +46,29 @@ struct SinkError {
   std::string message;
 };
 
-using Completion = std::function<void(std::expected<void, SinkError>)>;
+// Where a batch became durable: in the sink's own destination (a committed Kafka transaction,
+// the local log), or in the Kafka sink's local spool, to be replayed into Kafka later. The
+// gateway acknowledges either way; the reconciliation counters tell them apart.
+enum class Durable : std::uint8_t { written, spooled };
+using SinkResult = std::expected<Durable, SinkError>;
+using Completion = std::function<void(SinkResult)>;
+
+// A record of the gateway's own bookkeeping that must become durable atomically with a batch's
+// records: the de-duplication journal (the batch's msg_id keys) and the spool's replay
+// position. Placed explicitly (topic, partition, key) because its readers look it up by
+// instance id, never by a device's key.
+struct ControlRecord {
+  std::string topic;
+  std::int32_t partition = 0;
+  std::string key;
+  std::string value;
+};
 
 struct SinkBatch {
   std::vector<envelope::SealedRecord> records;
-  // Bytes made durable atomically with the records, for the gateway's own recovery (the
-  // de-duplication journal); empty for none. Kafka: one record in the journal topic, in the
-  // same transaction. Sinks without a journal ignore it.
-  std::string journal;
+  // Kafka: produced in the same transaction as the records. The spool keeps them with the
+  // records and replays them together. The local log ignores them (it has no journal).
+  std::vector<ControlRecord> control;
   Completion on_complete;
 };
 
