@@ -38,6 +38,9 @@ std::string config_for(const std::string& run) {
                      // must not be full again by the second.
                      "quotas: {tenants: {limited: {records_per_second: 1, burst: 10}}}\n"
                      "admin: {token_sha256: " + gateway::sha256_hex("ov-admin") + "}\n" +
+                     // The simulator's 256 connections, the calm tenant and the probe all come from
+                     // 127.0.0.1: the per-source connection cap (docs/security.md) must not be what refuses.
+                     "http: {max_connections_per_source: 0}\n" +
                      "sink:\n"
                      "  type: kafka\n"
                      "  topic_template: \"ov." + run + ".{tenant}.{device_type}\"\n" +
