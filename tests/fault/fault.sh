@@ -28,10 +28,9 @@ scenario_gateway_sigkill() {
   audit_and_record
 }
 
-# The broker is stopped for 30 s (90 s with TELEGATE_FAULT_LONG=1) under load. Push-back: the
-# gateway answers 503 while it cannot commit, the devices retry the same msg_ids until acked.
-scenario_broker_outage_pushback() {
-  use_single_broker
+# Gateway a under a load of 20,000 records at 1,000/s; after 5 s the broker is stopped for 30 s
+# (90 s with TELEGATE_FAULT_LONG=1). Returns with the broker still down.
+outage_under_load() {
   kafka_yaml+=("delivery_timeout_ms: 5000")
   cleanup_steps+=("kafka_single start >/dev/null 2>&1")  # never leave the shared broker down
   local outage=30
@@ -42,6 +41,13 @@ scenario_broker_outage_pushback() {
   log "stopping the broker for $outage s"
   kafka_single stop >&2
   sleep "$outage"
+}
+
+# The broker is stopped for 30 s (90 s with TELEGATE_FAULT_LONG=1) under load. Push-back: the
+# gateway answers 503 while it cannot commit, the devices retry the same msg_ids until acked.
+scenario_broker_outage_pushback() {
+  use_single_broker
+  outage_under_load
   kafka_single start >&2
   wait_load
   stop_gateway a
@@ -57,17 +63,8 @@ scenario_broker_outage_pushback() {
 scenario_broker_outage_spool() {
   use_single_broker
   # Small replay transactions, so that the replay lasts long enough to be killed in.
-  kafka_yaml+=("delivery_timeout_ms: 5000"
-               "spool: {directory: \"$work/spool\", fsync: always, replay_batch_bytes: 65536}")
-  cleanup_steps+=("kafka_single start >/dev/null 2>&1")
-  local outage=30
-  [[ $long == 1 ]] && outage=90
-  start_gateway a
-  start_load a --connections 4 --batch 50 --records 20000 --rate 1000
-  sleep 5
-  log "stopping the broker for $outage s"
-  kafka_single stop >&2
-  sleep "$outage"
+  kafka_yaml+=("spool: {directory: \"$work/spool\", fsync: always, replay_batch_bytes: 65536}")
+  outage_under_load
   local spooled
   spooled=$(gateway_metric a telegate_spool_pending_records)
   ((${spooled%.*} > 0)) || die "nothing was spooled while the broker was down"
