@@ -1,0 +1,166 @@
+#include "http_transport.hpp"
+
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <openssl/evp.h>
+#include <cstdlib>
+#include <stdexcept>
+
+namespace telegate::sim {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+HttpEndpoint resolve_http_endpoint(asio::io_context& io, const std::string& url, std::chrono::milliseconds timeout) {
+  if (!url.starts_with("http://")) throw std::invalid_argument("--url must start with http://");
+  const std::string rest = url.substr(7);
+  const std::size_t slash = rest.find('/');
+  const std::string authority = rest.substr(0, slash);
+  const std::size_t colon = authority.rfind(':');
+  HttpEndpoint endpoint{authority.substr(0, colon), colon == std::string::npos ? "80" : authority.substr(colon + 1),
+                        slash == std::string::npos ? "/v1/telemetry" : rest.substr(slash), {}, timeout};
+  endpoint.addresses = asio::ip::tcp::resolver(io).resolve(endpoint.host, endpoint.port);
+  return endpoint;
+}
+
+namespace {
+
+std::size_t number_after(const std::string& body, std::string_view name) {
+  const std::size_t at = body.find(name);
+  return at == std::string::npos ? 0 : std::strtoull(body.c_str() + at + name.size(), nullptr, 10);
+}
+
+// The msg_ids a telegate answer lists (a 207 lists the accepted records only). telegate-sim's
+// and the gateway's msg_ids need no JSON unescaping.
+void listed_msg_ids(const std::string& body, std::vector<std::string_view>& out) {
+  const std::size_t list = body.find("\"msg_ids\":[");
+  if (list == std::string::npos) return;
+  const std::size_t end = body.find(']', list);
+  for (std::size_t at = body.find('"', list + 11); at < end; at = body.find('"', at + 1)) {
+    const std::size_t close = body.find('"', at + 1);
+    if (close > end) break;
+    out.emplace_back(body.data() + at + 1, close - at - 1);
+    at = close;
+  }
+}
+
+// One keep-alive connection; see Channel. Reconnects on the next send after any failure.
+class HttpChannel final : public Channel {
+ public:
+  HttpChannel(asio::io_context& io, const HttpEndpoint& endpoint) : stream_(io), endpoint_(endpoint) {}
+
+  void send(const Batch& batch, std::function<void(const Outcome&)> done) override {
+    done_ = std::move(done);
+    batch_ = &batch;
+    build_request(batch);
+    if (connected_) return write();
+    stream_.expires_after(endpoint_.timeout);
+    stream_.async_connect(endpoint_.addresses, [this](beast::error_code error, auto) {
+      if (error) return fail(OutcomeKind::connect_error);
+      connected_ = true;
+      write();
+    });
+  }
+
+  void close() override {
+    beast::error_code ignored;
+    stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+    stream_.socket().close(ignored);
+    connected_ = false;
+  }
+
+ private:
+  void build_request(const Batch& batch) {
+    const WireFormat& format = *batch.format;
+    std::string target = format.http_path.empty() ? endpoint_.target : std::string(format.http_path);
+    if (format.http_auth == HttpAuth::path_token) target += "/" + batch.token;
+    request_ = {};
+    request_.version(11);
+    request_.keep_alive(true);
+    request_.set(http::field::host, endpoint_.host);
+    if (format.http_payload == HttpPayload::query) {
+      request_.method(http::verb::get);
+      target += "?" + batch.body;
+    } else {
+      request_.method(http::verb::post);
+      request_.set(http::field::content_type, beast::string_view(format.content_type.data(), format.content_type.size()));
+      request_.body() = batch.body;
+    }
+    if (format.http_auth == HttpAuth::bearer) request_.set(http::field::authorization, "Bearer " + batch.token);
+    if (format.http_auth == HttpAuth::basic) {
+      // The user name is free text in the apps; the password is the device token.
+      const std::string credentials = batch.device_id + ":" + batch.token;
+      std::string encoded((credentials.size() + 2) / 3 * 4 + 1, '\0');
+      encoded.resize(static_cast<std::size_t>(
+          EVP_EncodeBlock(reinterpret_cast<unsigned char*>(encoded.data()),
+                          reinterpret_cast<const unsigned char*>(credentials.data()), static_cast<int>(credentials.size()))));
+      request_.set(http::field::authorization, "Basic " + encoded);
+    }
+    request_.target(target);
+    request_.prepare_payload();
+  }
+
+  void write() {
+    sent_at_ = Clock::now();
+    stream_.expires_after(endpoint_.timeout);
+    http::async_write(stream_, request_, [this](beast::error_code error, std::size_t) {
+      if (error) return fail(OutcomeKind::write_error);
+      response_ = {};
+      http::async_read(stream_, buffer_, response_, [this](beast::error_code read_error, std::size_t) {
+        if (read_error) return fail(read_error == beast::error::timeout ? OutcomeKind::timeout : OutcomeKind::read_error);
+        answered();
+      });
+    });
+  }
+
+  void answered() {
+    Outcome outcome;
+    outcome.status = response_.result_int();
+    outcome.latency = Clock::now() - sent_at_;
+    const std::string& body = response_.body();
+    if (batch_->format->reply == ReplyStyle::native && outcome.status / 100 == 2) {
+      outcome.accepted = batch_->records;
+    } else {
+      outcome.accepted = number_after(body, "\"accepted\":");
+      outcome.rejected = number_after(body, "\"rejected\":");
+      if (outcome.status / 100 == 2) listed_msg_ids(body, outcome.acknowledged);
+    }
+    if (!response_.keep_alive()) close();
+    finish(outcome);
+  }
+
+  // A lost connection, a refused connect or a timeout: the socket is closed so that the next
+  // send connects afresh.
+  void fail(OutcomeKind kind) {
+    close();
+    Outcome outcome;
+    outcome.kind = kind;
+    outcome.latency = Clock::now() - sent_at_;
+    finish(outcome);
+  }
+
+  void finish(const Outcome& outcome) {
+    // Moved out first: `done` may send the next batch, which sets a new callback.
+    auto done = std::move(done_);
+    done(outcome);
+  }
+
+  beast::tcp_stream stream_;
+  const HttpEndpoint& endpoint_;
+  bool connected_ = false;
+  const Batch* batch_ = nullptr;
+  std::function<void(const Outcome&)> done_;
+  Clock::time_point sent_at_;
+  http::request<http::string_body> request_;
+  http::response<http::string_body> response_;
+  beast::flat_buffer buffer_;
+};
+
+}  // namespace
+
+std::unique_ptr<Channel> make_http_channel(asio::io_context& io, const HttpEndpoint& endpoint) {
+  return std::make_unique<HttpChannel>(io, endpoint);
+}
+
+}  // namespace telegate::sim
