@@ -1,60 +1,143 @@
 #include "load_driver.hpp"
 
 #include <boost/asio/steady_timer.hpp>
-#include <random>
+#include <cstdio>
 
 namespace telegate::sim {
 
 namespace asio = boost::asio;
 
-std::string device_id(std::size_t index) { return "sim-" + std::to_string(index); }
-std::string device_token(std::size_t index) { return "sim-token-" + std::to_string(index); }
+std::string device_id(std::string_view prefix, std::size_t index) {
+  return std::string(prefix) + "-" + std::to_string(index);
+}
+std::string device_token(std::string_view prefix, std::size_t index) {
+  return std::string(prefix) + "-token-" + std::to_string(index);
+}
 
 namespace {
 
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
+// The gateway's default decode.max_records: a longer store-and-forward backlog goes out in
+// several requests.
+constexpr std::size_t kMaxRecordsPerBody = 10'000;
+
+std::int64_t wall_ms(Clock::time_point when) {
+  const auto now = std::chrono::system_clock::now() + (when - Clock::now());
+  return std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
 }
 
-// One channel posting batches in a loop, playing one device at a time (device i = lane i mod
-// N). Lives until the record budget is spent and its last batch is resolved; runs on the
-// io_context thread, kept alive by its pending handlers.
+}  // namespace
+
+Fleet::Fleet(const LoadPlan& plan, const MotionModel& motion)
+    : plan_(plan),
+      motion_(motion),
+      profile_(profile_info(plan.profile)),
+      // A phone app posts each fix as it comes: --batch does not apply to it.
+      per_report_(profile_.max_records_per_body ? std::min(plan.batch, profile_.max_records_per_body) : plan.batch),
+      started_(Clock::now()) {
+  const double interval_s = plan.report_interval_s > 0 ? plan.report_interval_s
+                            : plan.rate > 0 ? static_cast<double>(plan.devices * per_report_) / plan.rate
+                                            : 0.0;
+  interval_ns_ = static_cast<std::int64_t>(interval_s * 1e9);
+  const std::int64_t now_ms = wall_ms(started_);
+  devices_.resize(plan.devices);
+  std::vector<Due> schedule;
+  schedule.reserve(plan.devices);
+  for (std::size_t i = 0; i < plan.devices; ++i) {
+    devices_[i].motion = motion.start(i * 0x9e3779b97f4a7c15 + 17, now_ms);
+    // Open loop: phases spread evenly over one interval, so the fleet's rate is smooth from
+    // the start. Closed loop: plain round robin.
+    const std::int64_t key = interval_ns_ > 0 ? static_cast<std::int64_t>(static_cast<double>(interval_ns_) *
+                                                                          static_cast<double>(i) / static_cast<double>(plan.devices))
+                                              : static_cast<std::int64_t>(i);
+    schedule.push_back({key, static_cast<std::uint32_t>(i), false});
+  }
+  due_ = decltype(due_)(std::greater<>(), std::move(schedule));
+}
+
+bool Fleet::making() const {
+  if (made_ >= plan_.records) return false;
+  return plan_.duration_s <= 0 || Clock::now() - started_ < std::chrono::duration<double>(plan_.duration_s);
+}
+
+// Fixes evenly spaced since the device's last one: a tracker samples its GPS between uploads.
+void Fleet::make_records(Device& device, std::size_t count, std::int64_t until_ms) {
+  const std::int64_t from_ms = device.motion.last_ms;
+  for (std::size_t i = 1; i <= count; ++i) {
+    const auto at = from_ms + (until_ms - from_ms) * static_cast<std::int64_t>(i) / static_cast<std::int64_t>(count);
+    device.buffer.push_back(motion_.advance(device.motion, at));
+  }
+  device.sequence += count;
+  made_ += count;
+  buffered_ += count;
+}
+
+std::optional<Clock::time_point> Fleet::take(Batch& batch) {
+  while (!due_.empty()) {
+    const Due next = due_.top();
+    due_.pop();
+    Device& device = devices_[next.device];
+    const bool making_now = making();
+    Clock::time_point when = Clock::now();
+    if (interval_ns_ > 0 && making_now && !next.drain) when = started_ + std::chrono::nanoseconds(next.key);
+    std::size_t held = device.buffer.size();  // made by an earlier report
+    if (making_now && !next.drain) {
+      const std::int64_t at_ms = wall_ms(when);
+      make_records(device, std::min(per_report_, plan_.records - made_), at_ms);
+      due_.push({next.key + (interval_ns_ > 0 ? interval_ns_ : static_cast<std::int64_t>(plan_.devices)), next.device, false});
+      if (!motion_.covered(device.motion, at_ms)) continue;  // store and forward
+    } else if (device.buffer.empty()) {
+      continue;  // nothing more to make or send: the device leaves the schedule
+    }
+    // Once no more records are made, a device in a gap sends what it holds anyway: the run ends.
+    const std::size_t limit = profile_.max_records_per_body ? profile_.max_records_per_body : kMaxRecordsPerBody;
+    const std::size_t count = std::min(device.buffer.size(), limit);
+    const std::span<const Fix> fixes(device.buffer.data(), count);
+    batch.device = next.device;
+    batch.device_id = device_id(plan_.id_prefix, next.device);
+    batch.token = device_token(plan_.id_prefix, next.device);
+    batch.format = &profile_.wire;
+    batch.records = count;
+    const std::string msg_id_prefix = plan_.run_id + "-" + batch.device_id;
+    encode(plan_.profile, batch.device_id, msg_id_prefix, device.sequence - device.buffer.size(), fixes, batch.body);
+    device.buffer.erase(device.buffer.begin(), device.buffer.begin() + static_cast<std::ptrdiff_t>(count));
+    if (device.buffer.empty()) device.buffer.shrink_to_fit();  // an idle device holds no heap memory
+    buffered_ -= count;
+    forwarded_ += std::min(count, held);
+    if (!device.buffer.empty()) due_.push({next.key, next.device, true});
+    return when;
+  }
+  return std::nullopt;
+}
+
+namespace {
+
+// Shared by the lanes of one run; lives on run_load's stack, used on the io_context thread.
+struct Run {
+  const RetryPolicy& policy;
+  Fleet& fleet;
+  RunReport& report;
+  std::size_t lanes_running;
+  asio::steady_timer progress;
+};
+
+// One channel sending whichever device is due next, until the fleet has nothing left; then
+// the lane closes its channel. Runs on the io_context thread, kept alive by its pending
+// handlers.
 class Lane : public std::enable_shared_from_this<Lane> {
  public:
-  Lane(asio::io_context& io, const LoadPlan& plan, std::size_t index, std::unique_ptr<Channel> channel,
-       const RetryPolicy& policy, std::size_t& remaining, RunReport& report)
-      : timer_(io), plan_(plan), channel_(std::move(channel)), policy_(policy), remaining_(remaining), report_(report),
-        random_(index * 7919 + 17) {
-    batch_.device = index % plan.devices;
-    batch_.device_id = device_id(batch_.device);
-    batch_.token = device_token(batch_.device);
-    batch_.format = &wire_format(plan.profile);
-    // Unique per run and lane: the gateway de-duplicates by msg_id, so a second run (or a
-    // second lane playing the same device) must not reuse the first one's ids. The run id
-    // comes first so that `audit --prefix RUN_ID` selects one run.
-    msg_id_prefix_ = plan.run_id + "-" + batch_.device_id + "-" + std::to_string(index);
-    std::uniform_real_distribution<double> spread(-0.2, 0.2);
-    track_ = Track{46.05 + spread(random_), 14.51 + spread(random_), 12.0, 90.0, now_ms()};
-    interval_ = plan.rate > 0 ? std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
-                                    static_cast<double>(plan.batch * plan.connections) / plan.rate))
-                              : Clock::duration::zero();
-    next_send_ = Clock::now();
-  }
+  Lane(asio::io_context& io, std::size_t index, std::unique_ptr<Channel> channel, Run& run)
+      : timer_(io), channel_(std::move(channel)), run_(run), random_(index * 7919 + 17) {}
 
-  // Builds the next batch and sends it when it is due.
   void next() {
-    if (remaining_ == 0) return channel_->close();
-    batch_.records = std::min(plan_.batch, remaining_);
-    remaining_ -= batch_.records;
-    fixes_.clear();
-    for (std::size_t i = 0; i < batch_.records; ++i) fixes_.push_back(track_.advance(now_ms(), random_));
-    encode(plan_.profile, batch_.device_id, msg_id_prefix_, sequence_, fixes_, batch_.body);
-    sequence_ += batch_.records;
+    const std::optional<Clock::time_point> due = run_.fleet.take(batch_);
+    if (!due) {
+      channel_->close();
+      if (--run_.lanes_running == 0) run_.progress.cancel();
+      return;
+    }
     retries_ = 0;
-    if (interval_ == Clock::duration::zero()) return send();
-    timer_.expires_at(next_send_);
-    next_send_ += interval_;
+    if (*due <= Clock::now()) return send();
+    timer_.expires_at(*due);
     timer_.async_wait([self = shared_from_this()](boost::system::error_code) { self->send(); });
   }
 
@@ -64,38 +147,39 @@ class Lane : public std::enable_shared_from_this<Lane> {
   }
 
   void resolved(const Outcome& outcome) {
-    const Verdict verdict = policy_.decide(outcome, retries_);
-    report_.record(batch_, outcome, verdict);
+    const Verdict verdict = run_.policy.decide(outcome, retries_);
+    run_.report.record(batch_, outcome, verdict);
     if (verdict != Verdict::retry) return next();
-    timer_.expires_after(policy_.backoff(++retries_, random_));
+    timer_.expires_after(run_.policy.backoff(++retries_, random_));
     timer_.async_wait([self = shared_from_this()](boost::system::error_code) { self->send(); });
   }
 
   asio::steady_timer timer_;
-  const LoadPlan& plan_;
   std::unique_ptr<Channel> channel_;
-  const RetryPolicy& policy_;
-  std::size_t& remaining_;
-  RunReport& report_;
-  std::mt19937_64 random_;
-  Track track_{};
-  std::vector<Fix> fixes_;
+  Run& run_;
+  SmallRandom random_;
   Batch batch_;
-  std::string msg_id_prefix_;
-  std::uint64_t sequence_ = 0;
   std::size_t retries_ = 0;
-  Clock::duration interval_;
-  Clock::time_point next_send_;
 };
+
+void print_progress(Run& run, Clock::time_point started) {
+  run.progress.expires_after(std::chrono::seconds(1));
+  run.progress.async_wait([&run, started](boost::system::error_code error) {
+    if (error) return;
+    const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
+    std::fprintf(stderr, "%s\n", run.report.progress_line(seconds, run.fleet.made(), run.fleet.buffered()).c_str());
+    print_progress(run, started);
+  });
+}
 
 }  // namespace
 
-void run_load(asio::io_context& io, const LoadPlan& plan, const ChannelFactory& channels, RunReport& report) {
+void run_load(asio::io_context& io, const LoadPlan& plan, Fleet& fleet, const ChannelFactory& channels,
+              RunReport& report) {
   const RetryPolicy policy(plan.max_retries);
-  std::size_t remaining = plan.records;
-  for (std::size_t i = 0; i < plan.connections; ++i) {
-    std::make_shared<Lane>(io, plan, i, channels(), policy, remaining, report)->next();
-  }
+  Run run{policy, fleet, report, plan.connections, asio::steady_timer(io)};
+  for (std::size_t i = 0; i < plan.connections; ++i) std::make_shared<Lane>(io, i, channels(), run)->next();
+  if (plan.progress && run.lanes_running > 0) print_progress(run, Clock::now());
   io.run();
 }
 

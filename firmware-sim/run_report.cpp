@@ -59,16 +59,53 @@ std::string json_counts(const std::map<std::string, std::size_t>& counts) {
 
 }  // namespace
 
+void RunReport::finish(double seconds, std::size_t records_made, Fleet fleet) {
+  seconds_ = seconds;
+  records_ = records_made;
+  fleet_ = std::move(fleet);
+}
+
 std::string RunReport::json() const {
   const auto ms = [this](double p) { return latency_.percentile_micros(p) / 1000.0; };
   return fmt::format(
       "{{\"run_id\":\"{}\",\"records\":{},\"accepted\":{},\"rejected\":{},\"acknowledged\":{},"
       "\"requests\":{},\"retries\":{},\"connection_errors\":{},\"seconds\":{:.3f},"
-      "\"records_per_second\":{:.0f},\"ack_latency_ms\":{{\"p50\":{:.2f},\"p90\":{:.2f},\"p99\":{:.2f},\"max\":{:.2f}}},"
-      "\"outcomes\":{{{}}},\"refused_records\":{{{}}}}}",
+      "\"records_per_second\":{:.0f},\"ack_latency_ms\":{{\"p50\":{:.2f},\"p90\":{:.2f},\"p99\":{:.2f},\"max\":{:.2f},"
+      "\"p99_9\":{:.2f}}},\"outcomes\":{{{}}},\"refused_records\":{{{}}},\"profile\":\"{}\",\"devices\":{},"
+      "\"store_and_forward_records\":{},\"fleet_rss_bytes_per_device\":{:.0f}}}",
       run_id_, records_, accepted_, rejected_, acknowledged_, requests_, retries_, connection_errors_, seconds_,
-      static_cast<double>(accepted_) / seconds_, ms(50), ms(90), ms(99), latency_.max_micros() / 1000.0,
-      json_counts(outcomes_), json_counts(refused_records_));
+      static_cast<double>(accepted_) / seconds_, ms(50), ms(90), ms(99), latency_.max_micros() / 1000.0, ms(99.9),
+      json_counts(outcomes_), json_counts(refused_records_), fleet_.profile, fleet_.devices, fleet_.forwarded,
+      fleet_.rss_bytes_per_device);
+}
+
+std::string RunReport::human() const {
+  std::string text = fmt::format(
+      "run {}: {} {} devices, {} records in {:.1f} s\n"
+      "  accepted   {} ({:.0f} records/s), rejected {}, acknowledged msg_ids {}\n"
+      "  requests   {} ({:.0f}/s), retries {}, connection errors {}\n"
+      "  ack latency ms  p50 {:.2f}  p90 {:.2f}  p99 {:.2f}  p99.9 {:.2f}  max {:.2f}\n"
+      "  store-and-forward records {}, fleet memory {:.0f} bytes/device\n",
+      run_id_, fleet_.devices, fleet_.profile, records_, seconds_, accepted_, static_cast<double>(accepted_) / seconds_,
+      rejected_, acknowledged_, requests_, static_cast<double>(requests_) / seconds_, retries_, connection_errors_,
+      latency_.percentile_micros(50) / 1000.0, latency_.percentile_micros(90) / 1000.0,
+      latency_.percentile_micros(99) / 1000.0, latency_.percentile_micros(99.9) / 1000.0, latency_.max_micros() / 1000.0,
+      fleet_.forwarded, fleet_.rss_bytes_per_device);
+  text += "  outcomes  ";
+  for (const auto& [name, count] : outcomes_) text += fmt::format(" {}: {}", name, count);
+  text += "\n";
+  if (!refused_records_.empty()) {
+    text += "  refused records by last answer ";
+    for (const auto& [name, count] : refused_records_) text += fmt::format(" {}: {}", name, count);
+    text += "\n";
+  }
+  return text;
+}
+
+std::string RunReport::progress_line(double seconds, std::size_t made, std::size_t buffered) const {
+  return fmt::format("[{:6.1f} s] made {} buffered {} accepted {} ({:.0f}/s) requests {} retries {} errors {} p99 {:.1f} ms",
+                     seconds, made, buffered, accepted_, static_cast<double>(accepted_) / seconds, requests_, retries_,
+                     connection_errors_, latency_.percentile_micros(99) / 1000.0);
 }
 
 }  // namespace telegate::sim

@@ -16,24 +16,35 @@ namespace telegate::sim {
 // afterwards (the progress line reads it from the same thread).
 class RunReport {
  public:
-  RunReport(std::string run_id, std::size_t records, std::FILE* ack_log)
-      : run_id_(std::move(run_id)), records_(records), ack_log_(ack_log) {}
+  RunReport(std::string run_id, std::FILE* ack_log) : run_id_(std::move(run_id)), ack_log_(ack_log) {}
 
   // One send of `batch` ended with `outcome`, which the retry policy judged `verdict`.
   void record(const Batch& batch, const Outcome& outcome, Verdict verdict);
 
-  void finish(double seconds) { seconds_ = seconds; }
+  // What the run was, for the summary: the fleet's shape and what it made.
+  struct Fleet {
+    std::string profile;
+    std::size_t devices = 0;
+    std::size_t forwarded = 0;           // records sent after waiting out a coverage gap
+    double rss_bytes_per_device = 0;     // VmRSS growth while the fleet was created
+  };
+  void finish(double seconds, std::size_t records_made, Fleet fleet);
   bool all_accepted() const { return accepted_ == records_; }
 
   // The single JSON line scripts parse (tests/fault, tests/integration/overload_test.cpp,
   // bench/*.sh): fields are only ever added, never renamed.
   std::string json() const;
+  // The same for people: rates, latency percentiles, errors by kind, retries.
+  std::string human() const;
+  // One line while the run goes (stderr, every second).
+  std::string progress_line(double seconds, std::size_t made, std::size_t buffered) const;
 
  private:
   void log_acknowledged(const Outcome& outcome);
 
   std::string run_id_;
-  std::size_t records_;
+  std::size_t records_ = 0;  // made (all of --records unless --duration-s ended the run first)
+  Fleet fleet_;
   std::FILE* ack_log_;  // --ack-log, or null
   std::size_t accepted_ = 0;
   std::size_t rejected_ = 0;

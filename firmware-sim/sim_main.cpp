@@ -5,22 +5,28 @@
 //   transport     Batch → Outcome seam; http_transport          run_report    summary, latency histogram
 //   sim_audit     the Kafka audit and partition leaders
 //
-//   telegate-sim provision --devices N [--tenant T] [--device-type D]
-//       prints the YAML `tenants:` block for N simulated devices (tokens sim-token-<i>)
-//   telegate-sim http --url URL --devices N --connections C --batch B --records R [--rate RPS]
+//   telegate-sim provision --devices N [--profile P] [--id-prefix sim] [--tenant T] [--device-type D]
+//       prints the YAML `tenants:` block for N simulated devices (<prefix>-<i>, tokens
+//       <prefix>-token-<i>); with --profile, the `device_types:` entry that reads it first
+//   telegate-sim http --url URL --devices N --connections C --batch B --records R
+//                     [--profile P] [--rate RPS | --report-interval-s S] [--duration-s S]
+//                     [--routes DIR|none] [--stop-every-s S] [--gap-every-s S …]
 //                     [--ack-log FILE] [--run-id ID] [--timeout-ms MS] [--max-retries N]
-//       closed loop (as fast as acknowledged) or open loop (--rate records/s), prints a JSON
-//       summary: counts by outcome, records/s and ack latency percentiles. --ack-log writes
-//       every acknowledged msg_id, one per line.
+//                     [--output json|human|both] [--progress | --no-progress]
+//       closed loop (as fast as acknowledged) or open loop (--rate records/s, or each device
+//       every --report-interval-s), prints a summary: counts by outcome, records/s and ack
+//       latency percentiles. --ack-log writes every acknowledged msg_id, one per line.
 //   telegate-sim audit --bootstrap B --topic T --ack-log FILE [--prefix P]
 //       reads T with read_committed and compares it with the ack log (sim_audit.hpp).
 //   telegate-sim leaders --bootstrap B --topic T
 //       prints each partition's leader node id.
 #include <boost/asio/io_context.hpp>
 #include <boost/program_options.hpp>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <random>
@@ -39,10 +45,21 @@ namespace {
 
 int provision(const po::variables_map& options) {
   const auto devices = options["devices"].as<std::size_t>();
+  const ProfileInfo& profile = profile_info(parse_profile(options["profile"].as<std::string>()));
+  const std::string type =
+      options["device-type"].defaulted() ? std::string(profile.device_type) : options["device-type"].as<std::string>();
+  // The device type only when a profile is asked for: scripts that append the tenants block to
+  // a config declaring its own device types keep working.
+  if (!options["profile"].defaulted()) {
+    std::printf("device_types:\n  - ");
+    std::printf(std::string(profile.device_type_yaml).c_str(), type.c_str());
+    std::printf("\n");
+  }
+  const std::string prefix = options["id-prefix"].as<std::string>();
   std::printf("tenants:\n  - name: %s\n    devices:\n", options["tenant"].as<std::string>().c_str());
   for (std::size_t i = 0; i < devices; ++i) {
-    std::printf("      - {id: %s, device_type: %s, token_sha256: %s}\n", device_id(i).c_str(),
-                options["device-type"].as<std::string>().c_str(), telegate::gateway::sha256_hex(device_token(i)).c_str());
+    std::printf("      - {id: %s, device_type: %s, token_sha256: %s}\n", device_id(prefix, i).c_str(), type.c_str(),
+                telegate::gateway::sha256_hex(device_token(prefix, i)).c_str());
   }
   return 0;
 }
@@ -55,6 +72,34 @@ std::string random_run_id() {
   return text;
 }
 
+// Resident memory of this process (VmRSS), for the fleet's bytes per device.
+double rss_bytes() {
+  std::FILE* status = std::fopen("/proc/self/status", "r");
+  if (!status) return 0;
+  char line[256];
+  double kilobytes = 0;
+  while (std::fgets(line, sizeof line, status)) {
+    if (std::sscanf(line, "VmRSS: %lf kB", &kilobytes) == 1) break;
+  }
+  std::fclose(status);
+  return kilobytes * 1024.0;
+}
+
+MotionModel motion_model(const po::variables_map& options, bool scheduled) {
+  MotionSettings settings;
+  settings.stop_every_s = options["stop-every-s"].as<double>();
+  // Gaps need a device clock that means something: only devices reporting on a schedule have them.
+  settings.gap_every_s = scheduled ? options["gap-every-s"].as<double>() : 0.0;
+  settings.gap_min_s = options["gap-min-s"].as<double>();
+  settings.gap_max_s = options["gap-max-s"].as<double>();
+  if (settings.gap_min_s > settings.gap_max_s) throw std::invalid_argument("--gap-min-s must not exceed --gap-max-s");
+  const std::string routes = options["routes"].as<std::string>();
+  if (routes == "none" || (options["routes"].defaulted() && !std::filesystem::is_directory(routes))) {
+    return MotionModel(synthetic_routes(8, 42), settings);
+  }
+  return MotionModel(load_routes(routes), settings);
+}
+
 int load_http(const po::variables_map& options) {
   LoadPlan plan;
   plan.devices = options["devices"].as<std::size_t>();
@@ -62,10 +107,21 @@ int load_http(const po::variables_map& options) {
   plan.batch = options["batch"].as<std::size_t>();
   plan.records = options["records"].as<std::size_t>();
   plan.rate = options["rate"].as<double>();
+  plan.report_interval_s = options["report-interval-s"].as<double>();
+  plan.duration_s = options["duration-s"].as<double>();
   plan.max_retries = options["max-retries"].as<std::size_t>();
+  plan.profile = parse_profile(options["profile"].as<std::string>());
+  plan.id_prefix = options["id-prefix"].as<std::string>();
   plan.run_id = options.count("run-id") ? options["run-id"].as<std::string>() : random_run_id();
+  plan.progress = options.count("no-progress") ? false : options.count("progress") ? true : isatty(STDERR_FILENO) != 0;
+  const std::string output = options["output"].as<std::string>();
+  if (output != "json" && output != "human" && output != "both") throw std::invalid_argument("--output: json | human | both");
   if (plan.devices == 0 || plan.connections == 0 || plan.batch == 0) {
     throw std::invalid_argument("--devices, --connections and --batch must be at least 1");
+  }
+  if (plan.devices > UINT32_MAX) throw std::invalid_argument("--devices: at most 4294967295");
+  if (plan.rate > 0 && plan.report_interval_s > 0) {
+    throw std::invalid_argument("--rate and --report-interval-s both set the open-loop rate: give one");
   }
   std::unique_ptr<std::FILE, int (*)(std::FILE*)> ack_log(nullptr, &std::fclose);
   if (options.count("ack-log")) {
@@ -76,12 +132,18 @@ int load_http(const po::variables_map& options) {
   boost::asio::io_context io;
   const HttpEndpoint endpoint = resolve_http_endpoint(
       io, options["url"].as<std::string>(), std::chrono::milliseconds(options["timeout-ms"].as<std::size_t>()));
-  RunReport report(plan.run_id, plan.records, ack_log.get());
+  const MotionModel motion = motion_model(options, plan.report_interval_s > 0);
+  const double rss_before = rss_bytes();
+  Fleet fleet(plan, motion);
+  const double per_device = (rss_bytes() - rss_before) / static_cast<double>(plan.devices);
+  RunReport report(plan.run_id, ack_log.get());
   const auto started = std::chrono::steady_clock::now();
-  run_load(io, plan, [&] { return make_http_channel(io, endpoint); }, report);
-  report.finish(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  run_load(io, plan, fleet, [&] { return make_http_channel(io, endpoint); }, report);
+  report.finish(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), fleet.made(),
+                {options["profile"].as<std::string>(), plan.devices, fleet.forwarded(), per_device});
   if (ack_log && std::fflush(ack_log.get()) != 0) throw std::runtime_error("--ack-log: write failed");
-  std::printf("%s\n", report.json().c_str());
+  if (output != "human") std::printf("%s\n", report.json().c_str());
+  if (output != "json") std::printf("%s", report.human().c_str());
   return report.all_accepted() ? 0 : 1;
 }
 
@@ -105,7 +167,23 @@ int main(int argc, char** argv) {
       "run-id", po::value<std::string>(), "http: msg_id prefix (default random)")(
       "bootstrap", po::value<std::string>(), "audit, leaders: Kafka bootstrap servers")(
       "topic", po::value<std::string>(), "audit, leaders: topic")(
-      "prefix", po::value<std::string>(), "audit: only msg_ids starting with this (a run id)");
+      "prefix", po::value<std::string>(), "audit: only msg_ids starting with this (a run id)")(
+      "profile", po::value<std::string>()->default_value("telegate-json"),
+      "provision, http: telegate-json | telegate-protobuf | osmand | owntracks")(
+      "id-prefix", po::value<std::string>()->default_value("sim"), "provision, http: devices <prefix>-<i>, tokens <prefix>-token-<i>")(
+      "report-interval-s", po::value<double>()->default_value(0),
+      "http: each device reports every S s (open loop, devices / S reports/s); 0 = --rate or closed loop")(
+      "duration-s", po::value<double>()->default_value(0), "http: stop making records after S s; 0 = after --records")(
+      "routes", po::value<std::string>()->default_value(TELEGATE_SIM_ROUTES),
+      "http: folder of .gpx recordings devices follow, or none (synthetic roads)")(
+      "stop-every-s", po::value<double>()->default_value(600), "http: mean time between a device's stops; 0 = never")(
+      "gap-every-s", po::value<double>()->default_value(1800),
+      "http: mean time between coverage gaps (with --report-interval-s only); 0 = never")(
+      "gap-min-s", po::value<double>()->default_value(30), "http: shortest coverage gap")(
+      "gap-max-s", po::value<double>()->default_value(300), "http: longest coverage gap")(
+      "output", po::value<std::string>()->default_value("json"), "http: json (one line) | human | both")(
+      "progress", "http: a progress line on stderr every second (default when stderr is a terminal)")(
+      "no-progress", "http: no progress line");
   po::positional_options_description positional;
   positional.add("mode", 1);
   described.add_options()("mode", po::value<std::string>(), "provision | http | audit | leaders");
