@@ -38,17 +38,19 @@ Fleet::Fleet(const LoadPlan& plan, const MotionModel& motion)
                             : plan.rate > 0 ? static_cast<double>(plan.devices * per_report_) / plan.rate
                                             : 0.0;
   interval_ns_ = static_cast<std::int64_t>(interval_s * 1e9);
-  const std::int64_t now_ms = wall_ms(started_);
   devices_.resize(plan.devices);
   std::vector<Due> schedule;
   schedule.reserve(plan.devices);
   for (std::size_t i = 0; i < plan.devices; ++i) {
-    devices_[i].motion = motion.start(i * 0x9e3779b97f4a7c15 + 17, now_ms);
     // Open loop: phases spread evenly over one interval, so the fleet's rate is smooth from
-    // the start. Closed loop: plain round robin.
+    // the start, and each device's first report covers the interval before it. Closed loop:
+    // plain round robin.
     const std::int64_t key = interval_ns_ > 0 ? static_cast<std::int64_t>(static_cast<double>(interval_ns_) *
                                                                           static_cast<double>(i) / static_cast<double>(plan.devices))
                                               : static_cast<std::int64_t>(i);
+    const std::int64_t first_ms =
+        interval_ns_ > 0 ? wall_ms(started_ + std::chrono::nanoseconds(key - interval_ns_)) : wall_ms(started_);
+    devices_[i].motion = motion.start(i * 0x9e3779b97f4a7c15 + 17, first_ms);
     schedule.push_back({key, static_cast<std::uint32_t>(i), false});
   }
   due_ = decltype(due_)(std::greater<>(), std::move(schedule));

@@ -1,0 +1,108 @@
+// telegate-sim's device profiles, decoded by the gateway's own codecs: what each profile sends
+// must read back as the fixes it was made from.
+#include <doctest/doctest.h>
+
+#include <cmath>
+
+#include "payloads.hpp"
+#include "telegate/codecs/codec.hpp"
+
+using namespace telegate::sim;
+using namespace telegate::codecs;
+
+namespace {
+
+const Fix kFixes[] = {
+    {1'790'000'000'000, 46.0512345, 14.5054321, 12.5, 359.9, 4.2, 87},
+    {1'790'000'005'000, 46.0513345, 14.5055321, 0.0, 0.0, 3.1, 86},
+};
+
+std::unique_ptr<Codec> codec(const std::string& name) {
+  CodecRegistry registry;
+  register_builtin_codecs(registry);
+  return registry.create(name, {});
+}
+
+DecodedBatch decode(Profile profile, std::size_t fixes, const std::string& codec_name) {
+  std::string body;
+  encode(profile, "dev-7", "run-dev-7", 40, std::span(kFixes, fixes), body);
+  DecodedBatch batch;
+  const auto decoded = codec(codec_name)->decode(
+      body, DecodeContext{"sim", "dev-7", "http", profile_info(profile).wire.content_type}, batch);
+  REQUIRE_MESSAGE(decoded.has_value(), body);
+  REQUIRE_MESSAGE(batch.errors().empty(), body);
+  REQUIRE(batch.records().size() == fixes);
+  return batch;
+}
+
+void check_location(const CanonicalRecord& record, const Fix& fix, double speed_tolerance, double heading_tolerance) {
+  CHECK(record.device_id == "dev-7");
+  CHECK(std::abs(record.location.lat - fix.lat) < 1e-6);  // 0.1 m: OwnTracks prints 6 decimals
+  CHECK(std::abs(record.location.lon - fix.lon) < 1e-6);
+  REQUIRE(record.location.speed);
+  CHECK(std::abs(*record.location.speed - fix.speed_mps) <= speed_tolerance);
+  REQUIRE(record.location.heading);
+  CHECK(std::abs(*record.location.heading - fix.heading_deg) <= heading_tolerance);
+  REQUIRE(record.location.accuracy);
+  CHECK(std::abs(*record.location.accuracy - fix.accuracy_m) <= 0.5);
+  REQUIRE(record.location.battery);
+  CHECK(*record.location.battery == doctest::Approx(fix.battery_pct));
+}
+
+}  // namespace
+
+TEST_CASE("telegate-json: a batch the json codec reads back field for field, msg_ids included") {
+  const DecodedBatch batch = decode(Profile::telegate_json, 2, "json");
+  for (std::size_t i = 0; i < 2; ++i) {
+    const CanonicalRecord& record = batch.records()[i];
+    CHECK(record.msg_id == "run-dev-7-" + std::to_string(40 + i));
+    CHECK(record.event_time_ms == kFixes[i].time_ms);
+    check_location(record, kFixes[i], 0.005, 0.05);
+  }
+}
+
+TEST_CASE("telegate-protobuf: a telegate.v1.TelemetryBatch the protobuf codec reads back") {
+  CHECK(profile_info(Profile::telegate_protobuf).wire.content_type == "application/x-protobuf");
+  const DecodedBatch batch = decode(Profile::telegate_protobuf, 2, "protobuf");
+  for (std::size_t i = 0; i < 2; ++i) {
+    const CanonicalRecord& record = batch.records()[i];
+    CHECK(record.msg_id == "run-dev-7-" + std::to_string(40 + i));
+    CHECK(record.event_time_ms == kFixes[i].time_ms);
+    check_location(record, kFixes[i], 0.001, 0.001);
+  }
+}
+
+TEST_CASE("osmand: the OsmAnd query string, one fix, speed in knots, time in seconds; no msg_id") {
+  const ProfileInfo& info = profile_info(Profile::osmand);
+  CHECK(info.max_records_per_body == 1);
+  CHECK(info.wire.http_payload == HttpPayload::query);
+  CHECK(info.wire.http_auth == HttpAuth::path_token);
+  const DecodedBatch batch = decode(Profile::osmand, 1, "osmand");
+  const CanonicalRecord& record = batch.records()[0];
+  CHECK(record.msg_id.empty());  // the gateway generates one: the app has none to send
+  CHECK(record.event_time_ms == kFixes[0].time_ms / 1000 * 1000);
+  check_location(record, kFixes[0], 0.01, 0.05);
+}
+
+TEST_CASE("owntracks: one _type location message with the app's integer fields; the app's reply is native") {
+  const ProfileInfo& info = profile_info(Profile::owntracks);
+  CHECK(info.max_records_per_body == 1);
+  CHECK(info.wire.reply == ReplyStyle::native);
+  CHECK(info.wire.http_auth == HttpAuth::basic);
+  std::string body;
+  encode(Profile::owntracks, "dev-7", "run-dev-7", 0, std::span(kFixes, 1), body);
+  CHECK(body.starts_with(R"({"_type":"location","tid":"-7","tst":1790000000,)"));
+  const DecodedBatch batch = decode(Profile::owntracks, 1, "owntracks");
+  const CanonicalRecord& record = batch.records()[0];
+  CHECK(record.event_time_ms == kFixes[0].time_ms / 1000 * 1000);
+  // km/h and degrees as integers: 45 km/h for 12.5 m/s, 360 → 0.
+  check_location(record, kFixes[0], 0.3, 360.0);
+  CHECK(*record.location.heading == 0.0);
+  CHECK(*record.location.speed == doctest::Approx(45.0 / 3.6));
+}
+
+TEST_CASE("profiles by name, and an unknown one listed") {
+  CHECK(parse_profile("osmand") == Profile::osmand);
+  CHECK_THROWS_WITH_AS(parse_profile("traccar"), doctest::Contains("telegate-json | telegate-protobuf | osmand | owntracks"),
+                       std::invalid_argument);
+}
