@@ -1,6 +1,7 @@
 #include "motion.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <fstream>
@@ -82,23 +83,30 @@ std::vector<LatLon> parse_gpx_track(std::string_view gpx) {
   const auto attribute = [](std::string_view tag, std::string_view name) {
     for (std::size_t at = tag.find(name); at != std::string_view::npos; at = tag.find(name, at + 1)) {
       // A whole attribute name (not the tail of another one) followed by ="…" or ='…'.
-      if (at == 0 || tag[at - 1] != ' ' || at + name.size() + 1 >= tag.size() || tag[at + name.size()] != '=') continue;
+      const bool separated = at > 0 && std::isspace(static_cast<unsigned char>(tag[at - 1]));
+      if (!separated || at + name.size() + 1 >= tag.size() || tag[at + name.size()] != '=') continue;
       const char quote = tag[at + name.size() + 1];
       const std::size_t begin = at + name.size() + 2;
       const std::size_t end = tag.find(quote, begin);
+      if ((quote != '"' && quote != '\'') || end == std::string_view::npos) break;
       double value = 0;
       const auto [ptr, error] = std::from_chars(tag.data() + begin, tag.data() + end, value);
-      if (end == std::string_view::npos || error != std::errc() || ptr != tag.data() + end) break;
+      if (error != std::errc() || ptr != tag.data() + end || !std::isfinite(value)) break;
       return value;
     }
     throw std::invalid_argument("a <trkpt> without a readable " + std::string(name) + ": " + std::string(tag));
   };
   std::vector<LatLon> points;
-  for (std::size_t at = gpx.find("<trkpt "); at != std::string_view::npos; at = gpx.find("<trkpt ", at + 1)) {
+  for (std::size_t at = gpx.find("<trkpt"); at != std::string_view::npos; at = gpx.find("<trkpt", at + 1)) {
+    if (at + 6 >= gpx.size() || !std::isspace(static_cast<unsigned char>(gpx[at + 6]))) continue;  // <trkptx
     const std::size_t close = gpx.find('>', at);
     if (close == std::string_view::npos) throw std::invalid_argument("a <trkpt> tag that never closes");
     const std::string_view tag = gpx.substr(at, close - at);
-    points.push_back({attribute(tag, "lat"), attribute(tag, "lon")});
+    const LatLon point{attribute(tag, "lat"), attribute(tag, "lon")};
+    if (std::abs(point.lat) > 90 || std::abs(point.lon) > 180) {
+      throw std::invalid_argument("a <trkpt> outside [-90, 90] × [-180, 180]: " + std::string(tag));
+    }
+    points.push_back(point);
   }
   if (points.empty()) throw std::invalid_argument("no <trkpt> track points");
   return points;

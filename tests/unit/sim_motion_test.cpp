@@ -162,3 +162,18 @@ TEST_CASE("through coverage gaps the fleet keeps records and sends them later, o
   }
   CHECK(total == 400);
 }
+
+TEST_CASE("the GPX reader takes track points in any attribute order and refuses unreadable ones") {
+  const auto points = parse_gpx_track(
+      "<gpx><wpt lat=\"1\" lon=\"2\"/><trk><trkseg><trkpt lon='13.7' lat='45.2'><ele>3</ele></trkpt>\n"
+      "<trkpt\n lat=\"45.3\" lon=\"13.8\"/></trkseg></trk></gpx>");
+  REQUIRE(points.size() == 2);  // the waypoint is not part of the track
+  CHECK(points[0].lat == 45.2);
+  CHECK(points[0].lon == 13.7);
+  CHECK(points[1].lon == 13.8);
+  CHECK_THROWS_AS(parse_gpx_track("<gpx></gpx>"), std::invalid_argument);
+  CHECK_THROWS_AS(parse_gpx_track("<trkpt lat=\"45.2\" lon=\"east\"/>"), std::invalid_argument);
+  CHECK_THROWS_AS(parse_gpx_track("<trkpt lat=\"145.2\" lon=\"13\"/>"), std::invalid_argument);
+  CHECK_THROWS_AS(parse_gpx_track("<trkpt lat=\"45.2\" lon="), std::invalid_argument);
+  CHECK_THROWS_AS(Route("one point", {{45.0, 13.0}, {45.0, 13.0}}), std::invalid_argument);
+}
