@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace telegate::sim {
 
 std::string outcome_name(const Outcome& outcome) {
@@ -60,7 +62,7 @@ std::string json_counts(const std::map<std::string, std::size_t>& counts) {
 }  // namespace
 
 void RunReport::finish(double seconds, std::size_t records_made, Fleet fleet) {
-  seconds_ = seconds;
+  seconds_ = std::max(seconds, 1e-6);  // rates stay finite (valid JSON) for an empty run
   records_ = records_made;
   fleet_ = std::move(fleet);
 }
