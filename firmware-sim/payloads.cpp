@@ -15,13 +15,13 @@ constexpr ProfileInfo kProfiles[] = {
      "tracker", "{name: %s, codec: json}"},
     {"telegate-protobuf",
      {"application/x-protobuf", ReplyStyle::telegate, "", HttpAuth::bearer, HttpPayload::body}, 0, true,
-     "sim-protobuf", "{name: %s, codec: protobuf}"},
+     "compact-tracker", "{name: %s, codec: protobuf}"},
     // Speed in knots, Traccar's convention for the OsmAnd protocol (the codec's default).
     {"osmand",
      {"application/x-www-form-urlencoded", ReplyStyle::telegate, "/osmand", HttpAuth::path_token, HttpPayload::query},
-     1, false, "sim-osmand", "{name: %s, codec: osmand, codec_options: {speed_unit: knots}, http: {path: /osmand, auth: path_token}}"},
+     1, false, "traccar-phone", "{name: %s, codec: osmand, codec_options: {speed_unit: knots}, http: {path: /osmand, auth: path_token}}"},
     {"owntracks", {"application/json", ReplyStyle::native, "/owntracks", HttpAuth::basic, HttpPayload::body}, 1, false,
-     "sim-owntracks", "{name: %s, codec: owntracks, http: {path: /owntracks, auth: basic}}"},
+     "owntracks-phone", "{name: %s, codec: owntracks, http: {path: /owntracks, auth: basic}}"},
 };
 
 template <typename... Args>

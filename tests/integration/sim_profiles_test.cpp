@@ -30,9 +30,9 @@ struct SimProfile {
 
 const std::vector<SimProfile> kProfiles = {
     {"telegate-json", "tj", "tracker", 2000},
-    {"telegate-protobuf", "tp", "sim-protobuf", 2000},
-    {"osmand", "os", "sim-osmand", 300},  // one fix per request, as the apps send
-    {"owntracks", "ot", "sim-owntracks", 300},
+    {"telegate-protobuf", "tp", "compact-tracker", 2000},
+    {"osmand", "os", "traccar-phone", 300},  // one fix per request, as the apps send
+    {"owntracks", "ot", "owntracks-phone", 300},
 };
 constexpr std::size_t kDevices = 40;
 
