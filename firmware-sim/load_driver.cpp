@@ -138,12 +138,19 @@ class Lane : public std::enable_shared_from_this<Lane> {
       return;
     }
     retries_ = 0;
-    if (*due <= Clock::now()) return send();
+    if (*due <= Clock::now()) return first_send(*due);
     timer_.expires_at(*due);
-    timer_.async_wait([self = shared_from_this()](boost::system::error_code) { self->send(); });
+    timer_.async_wait([self = shared_from_this(), due = *due](boost::system::error_code) { self->first_send(due); });
   }
 
  private:
+  // Open loop, how late the report goes out: all lanes busy delays it, and its ack latency
+  // alone would hide that wait (coordinated omission).
+  void first_send(Clock::time_point due) {
+    run_.report.record_send_lag(Clock::now() - due);
+    send();
+  }
+
   void send() {
     channel_->send(batch_, [self = shared_from_this()](const Outcome& outcome) { self->resolved(outcome); });
   }

@@ -74,11 +74,13 @@ std::string RunReport::json() const {
       "\"requests\":{},\"retries\":{},\"connection_errors\":{},\"seconds\":{:.3f},"
       "\"records_per_second\":{:.0f},\"ack_latency_ms\":{{\"p50\":{:.2f},\"p90\":{:.2f},\"p99\":{:.2f},\"max\":{:.2f},"
       "\"p99_9\":{:.2f}}},\"outcomes\":{{{}}},\"refused_records\":{{{}}},\"profile\":\"{}\",\"devices\":{},"
-      "\"store_and_forward_records\":{},\"fleet_rss_bytes_per_device\":{:.0f}}}",
+      "\"store_and_forward_records\":{},\"fleet_rss_bytes_per_device\":{:.0f},"
+      "\"send_lag_ms\":{{\"p50\":{:.2f},\"p99\":{:.2f},\"max\":{:.2f}}}}}",
       run_id_, records_, accepted_, rejected_, acknowledged_, requests_, retries_, connection_errors_, seconds_,
       static_cast<double>(accepted_) / seconds_, ms(50), ms(90), ms(99), latency_.max_micros() / 1000.0, ms(99.9),
       json_counts(outcomes_), json_counts(refused_records_), fleet_.profile, fleet_.devices, fleet_.forwarded,
-      fleet_.rss_bytes_per_device);
+      fleet_.rss_bytes_per_device, send_lag_.percentile_micros(50) / 1000.0, send_lag_.percentile_micros(99) / 1000.0,
+      send_lag_.max_micros() / 1000.0);
 }
 
 std::string RunReport::human() const {
@@ -87,11 +89,13 @@ std::string RunReport::human() const {
       "  accepted   {} ({:.0f} records/s), rejected {}, acknowledged msg_ids {}\n"
       "  requests   {} ({:.0f}/s), retries {}, connection errors {}\n"
       "  ack latency ms  p50 {:.2f}  p90 {:.2f}  p99 {:.2f}  p99.9 {:.2f}  max {:.2f}\n"
+      "  sent late (open loop, all lanes busy) ms  p50 {:.2f}  p99 {:.2f}  max {:.2f}\n"
       "  store-and-forward records {}, fleet memory {:.0f} bytes/device\n",
       run_id_, fleet_.devices, fleet_.profile, records_, seconds_, accepted_, static_cast<double>(accepted_) / seconds_,
       rejected_, acknowledged_, requests_, static_cast<double>(requests_) / seconds_, retries_, connection_errors_,
       latency_.percentile_micros(50) / 1000.0, latency_.percentile_micros(90) / 1000.0,
       latency_.percentile_micros(99) / 1000.0, latency_.percentile_micros(99.9) / 1000.0, latency_.max_micros() / 1000.0,
+      send_lag_.percentile_micros(50) / 1000.0, send_lag_.percentile_micros(99) / 1000.0, send_lag_.max_micros() / 1000.0,
       fleet_.forwarded, fleet_.rss_bytes_per_device);
   text += "  outcomes  ";
   for (const auto& [name, count] : outcomes_) text += fmt::format(" {}: {}", name, count);

@@ -28,6 +28,8 @@ class RunReport {
     std::size_t forwarded = 0;           // records sent after waiting out a coverage gap
     double rss_bytes_per_device = 0;     // VmRSS growth while the fleet was created
   };
+  // How long after it was due a report was first sent (0 in closed loop, where it is due when sent).
+  void record_send_lag(Clock::duration lag) { send_lag_.record(lag); }
   void finish(double seconds, std::size_t records_made, Fleet fleet);
   bool all_accepted() const { return accepted_ == records_; }
 
@@ -55,6 +57,7 @@ class RunReport {
   std::map<std::string, std::size_t> outcomes_;         // requests by "200", "503", "connect_error", …
   std::map<std::string, std::size_t> refused_records_;  // records given up on, by the last answer
   LatencyHistogram latency_;
+  LatencyHistogram send_lag_;
   double seconds_ = 0;
 };
 
