@@ -45,7 +45,8 @@ void listed_msg_ids(const std::string& body, std::vector<std::string_view>& out)
   }
 }
 
-// One keep-alive connection; see Channel. Reconnects on the next send after any failure.
+// One keep-alive connection, owned by one lane and used on the io_context thread (see
+// Channel). Connects on the first send, and again on the next send after any failure.
 class HttpChannel final : public Channel {
  public:
   HttpChannel(asio::io_context& io, const HttpEndpoint& endpoint) : stream_(io), endpoint_(endpoint) {}

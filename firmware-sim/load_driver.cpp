@@ -81,7 +81,7 @@ std::optional<Clock::time_point> Fleet::take(Batch& batch) {
     const bool making_now = making();
     Clock::time_point when = Clock::now();
     if (interval_ns_ > 0 && making_now && !next.drain) when = started_ + std::chrono::nanoseconds(next.key);
-    std::size_t held = device.buffer.size();  // made by an earlier report
+    const std::size_t held = device.buffer.size();  // made by an earlier report
     if (making_now && !next.drain) {
       const std::int64_t at_ms = wall_ms(when);
       make_records(device, std::min(per_report_, plan_.records - made_), at_ms);

@@ -25,6 +25,7 @@ struct Fix {
 
 // splitmix64: 8 bytes of state per device, where std::mt19937_64 would take 2.5 KB and make a
 // 100,000-device fleet cost 250 MB. Good enough for motion noise; not for anything secret.
+// A value, owned by whatever it randomizes (a device's motion, a lane's backoff jitter).
 class SmallRandom {
  public:
   using result_type = std::uint64_t;
