@@ -60,7 +60,9 @@ def main():
             if re.search(thread_re, thread) and re.search(dso_re, dso) and re.search(symbol_re, symbol):
                 stages[stage] = stages.get(stage, 0.0) + share
                 break
-    rows = sorted(stages.items(), key=lambda item: -item[1])
+    # perf's percentages of one report can add up to slightly more than 100: normalise.
+    total = sum(stages.values()) or 1.0
+    rows = sorted(((stage, share * 100 / total) for stage, share in stages.items()), key=lambda item: -item[1])
     print(json.dumps({"benchmark": "gateway-cpu-by-stage",
                       "stages": [{"stage": stage, "percent": round(share, 1),
                                   **({"us_per_record": round(share * cpu_us / 100, 2)} if cpu_us else {})}
