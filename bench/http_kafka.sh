@@ -3,7 +3,9 @@
 # same run. Starts the real broker (scripts/kafka/kafka.sh), a release telegate and telegate-sim.
 #   bench/http_kafka.sh [records] [batch] [connections] [devices]
 # Prints one JSON object per measurement and a summary line for docs/benchmarks.md.
-# TELEGATE_BENCH_PERF=FILE also records a perf profile of the gateway during the measured run.
+# TELEGATE_BENCH_PERF=FILE also records a perf profile of the gateway during the measured run
+# and prints the gateway's CPU per record by stage (bench/perf_stages.py).
+# TELEGATE_BENCH_LIBRDKAFKA='key: "value", …' adds librdkafka settings to the gateway's sink.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 records=${1:-1000000}
@@ -43,5 +45,11 @@ print(json.dumps({
   "baseline_producer_records_per_second": base["records_per_second"],
   "ratio_to_baseline": round(sim["records_per_second"] / base["records_per_second"], 3),
   "gateway_cpu_us_per_record": round(cpu * 1e6 / sim["accepted"], 3) if sim["accepted"] else None,
+  "baseline_producer_cpu_us_per_record": base.get("cpu_us_per_record"),
   "ack_latency_ms": sim["ack_latency_ms"], "outcomes": sim["outcomes"]}))
 PY
+if [[ -n ${TELEGATE_BENCH_PERF:-} ]]; then
+  cpu_us=$(python3 -c "import sys; print((float(sys.argv[2]) - float(sys.argv[1])) * 1e6 / float(sys.argv[3]))" \
+    "$cpu_before" "$cpu_after" "$records")
+  bench/perf_stages.py "$TELEGATE_BENCH_PERF" "$cpu_us"
+fi

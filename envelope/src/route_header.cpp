@@ -17,16 +17,17 @@ bool is_unreserved(char c) {
 
 void append_encoded(std::string& out, std::string_view text) {
   static constexpr char kHex[] = "0123456789ABCDEF";
-  for (const char c : text) {
-    if (is_unreserved(c)) {
-      out += c;
-    } else {
-      const auto byte = static_cast<unsigned char>(c);
-      out += '%';
-      out += kHex[byte >> 4];
-      out += kHex[byte & 0x0f];
-    }
+  std::size_t plain = 0;  // start of the run of unreserved characters: appended at once
+  for (std::size_t at = 0; at < text.size(); ++at) {
+    if (is_unreserved(text[at])) continue;
+    out.append(text.data() + plain, at - plain);
+    plain = at + 1;
+    const auto byte = static_cast<unsigned char>(text[at]);
+    out += '%';
+    out += kHex[byte >> 4];
+    out += kHex[byte & 0x0f];
   }
+  out.append(text.data() + plain, text.size() - plain);
 }
 
 int hex_value(char c) {
@@ -60,6 +61,8 @@ std::expected<std::string, EnvelopeError> decode_component(std::string_view text
 
 void encode_route_header(const RouteFields& fields, std::string& out) {
   out.clear();
+  // Fixed parts and numbers fit in 64 bytes; one allocation instead of one per doubling.
+  out.reserve(64 + fields.tenant.size() + fields.device_type.size() + fields.msg_id.size());
   out += "v=";
   out += std::to_string(fields.version);
   out += "&t=";

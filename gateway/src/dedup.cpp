@@ -1,5 +1,8 @@
 #include "telegate/gateway/dedup.hpp"
 
+#include <algorithm>
+#include <utility>
+
 namespace telegate::gateway {
 
 namespace {
@@ -39,14 +42,17 @@ DedupWindow::Key DedupWindow::key(std::string_view tenant, std::string_view devi
 DedupWindow::DedupWindow(std::size_t max_entries, std::chrono::seconds max_age)
     : max_entries_per_shard_((max_entries + kShards - 1) / kShards), max_age_(max_age) {}
 
-DedupWindow::Seen DedupWindow::reserve(const Key& key) {
+DedupWindow::Seen DedupWindow::reserve(const Key& key, Clock::time_point now) {
   if (!enabled()) return Seen::no;
   Shard& shard = shard_of(key);
-  const Clock::time_point now = Clock::now();
   const std::lock_guard lock(shard.mutex);
   evict(shard, now);
-  const auto [found, inserted] = shard.entries.try_emplace(key, Entry{false, now});
-  if (!inserted) return found->second.committed ? Seen::committed : Seen::in_flight;
+  if ((shard.size + 1) * 2 > shard.slots.size()) grow(shard);
+  std::size_t free_slot = kNone;
+  const std::size_t found = find(shard, key, &free_slot);
+  if (found != kNone) return shard.slots[found].state == State::committed ? Seen::committed : Seen::in_flight;
+  shard.slots[free_slot] = Slot{key, now, State::in_flight};
+  ++shard.size;
   shard.order.emplace_back(key, now);
   return Seen::no;
 }
@@ -55,12 +61,12 @@ void DedupWindow::settle(const std::vector<Key>& keys, bool committed) {
   for (const Key& key : keys) {
     Shard& shard = shard_of(key);
     const std::lock_guard lock(shard.mutex);
-    const auto found = shard.entries.find(key);
-    if (found == shard.entries.end()) continue;  // evicted while in flight: nothing to settle
+    const std::size_t found = find(shard, key);
+    if (found == kNone) continue;  // evicted while in flight: nothing to settle
     if (committed) {
-      found->second.committed = true;
+      shard.slots[found].state = State::committed;
     } else {
-      shard.entries.erase(found);  // its entry in `order` is skipped when it comes up
+      erase(shard, found);  // its entry in `order` is skipped when it comes up
     }
   }
 }
@@ -71,11 +77,53 @@ void DedupWindow::evict(Shard& shard, Clock::time_point now) {
   while (!shard.order.empty()) {
     const auto& [key, inserted_at] = shard.order.front();
     const bool too_old = now - inserted_at > max_age_;
-    const bool too_many = shard.entries.size() >= max_entries_per_shard_;
+    const bool too_many = shard.size >= max_entries_per_shard_;
     if (!too_old && !too_many) break;
-    const auto found = shard.entries.find(key);
-    if (found != shard.entries.end() && found->second.since == inserted_at) shard.entries.erase(found);
+    const std::size_t found = find(shard, key);
+    if (found != kNone && shard.slots[found].since == inserted_at) erase(shard, found);
     shard.order.pop_front();
+  }
+}
+
+std::size_t DedupWindow::find(const Shard& shard, const Key& key, std::size_t* free_slot) noexcept {
+  if (shard.slots.empty()) return kNone;
+  const std::size_t mask = shard.slots.size() - 1;
+  for (std::size_t at = key.low & mask;; at = (at + 1) & mask) {  // key.low is well mixed
+    const Slot& slot = shard.slots[at];
+    if (slot.state == State::empty) {
+      if (free_slot) *free_slot = at;
+      return kNone;
+    }
+    if (slot.key == key) return at;
+  }
+}
+
+// Backward-shift deletion: later slots of the probe run move up, so no tombstones accumulate.
+void DedupWindow::erase(Shard& shard, std::size_t at) noexcept {
+  const std::size_t mask = shard.slots.size() - 1;
+  for (std::size_t next = (at + 1) & mask; shard.slots[next].state != State::empty; next = (next + 1) & mask) {
+    const std::size_t home = shard.slots[next].key.low & mask;
+    // The entry at `next` may fill the hole at `at` unless its home lies cyclically in (at, next].
+    const bool stays = at <= next ? (home > at && home <= next) : (home > at || home <= next);
+    if (!stays) {
+      shard.slots[at] = shard.slots[next];
+      at = next;
+    }
+  }
+  shard.slots[at].state = State::empty;
+  --shard.size;
+}
+
+void DedupWindow::grow(Shard& shard) {
+  const std::size_t capacity = std::max<std::size_t>(64, shard.slots.size() * 2);
+  std::vector<Slot> old = std::exchange(shard.slots, std::vector<Slot>(capacity));
+  shard.size = 0;
+  for (const Slot& slot : old) {
+    if (slot.state == State::empty) continue;
+    std::size_t free_slot = kNone;
+    find(shard, slot.key, &free_slot);
+    shard.slots[free_slot] = slot;
+    ++shard.size;
   }
 }
 
@@ -110,7 +158,7 @@ std::size_t DedupWindow::size() const {
   std::size_t total = 0;
   for (const Shard& shard : shards_) {
     const std::lock_guard lock(shard.mutex);
-    total += shard.entries.size();
+    total += shard.size;
   }
   return total;
 }

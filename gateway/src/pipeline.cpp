@@ -141,13 +141,14 @@ std::optional<IngestOutcome> PipelineWorker::drop_duplicates(const DeviceIdentit
                                                              IngestOutcome& outcome) {
   DedupWindow& dedup = *pipeline_.dedup_;
   if (!dedup.enabled()) return std::nullopt;
+  const DedupWindow::Clock::time_point now = DedupWindow::Clock::now();
   std::size_t kept = 0;
   for (std::size_t i = 0; i < records.size(); ++i) {
     envelope::SealedRecord& record = records[i];
     bool keep = true;
     if (!record.msg_id_generated) {
       const DedupWindow::Key key = DedupWindow::key(device.tenant, device.device_id, record.msg_id);
-      switch (dedup.reserve(key)) {
+      switch (dedup.reserve(key, now)) {
         case DedupWindow::Seen::no:
           reserved.push_back(key);
           break;

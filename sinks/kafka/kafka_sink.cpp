@@ -15,6 +15,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <thread>
+#include <unordered_map>
 
 namespace telegate::sinks {
 
@@ -66,12 +67,45 @@ constexpr std::string_view kProtectedSettings[] = {"enable.idempotence", "acks",
 // maybe-uninitialized warning here).
 constexpr std::size_t kNoBatch = static_cast<std::size_t>(-1);
 
+// A producer's topic handles, looked up once per topic name: producing by name
+// (RD_KAFKA_V_TOPIC) makes librdkafka find or create the handle under its lock for every record.
+// Owned by its ProducerSlot, used by whoever owns the slot's producer; cleared before that
+// producer is destroyed.
+class TopicHandles {
+ public:
+  TopicHandles() = default;
+  TopicHandles(const TopicHandles&) = delete;
+  TopicHandles& operator=(const TopicHandles&) = delete;
+  ~TopicHandles() { clear(); }
+
+  rd_kafka_topic_t* get(rd_kafka_t* producer, const std::string& name) {
+    if (last_ != nullptr && last_name_ == name) return last_;  // consecutive records share a topic
+    auto found = handles_.find(name);
+    if (found == handles_.end()) found = handles_.emplace(name, rd_kafka_topic_new(producer, name.c_str(), nullptr)).first;
+    last_name_ = name;
+    last_ = found->second;
+    return last_;
+  }
+
+  void clear() {
+    for (auto& [name, handle] : handles_) rd_kafka_topic_destroy(handle);
+    handles_.clear();
+    last_ = nullptr;
+  }
+
+ private:
+  std::unordered_map<std::string, rd_kafka_topic_t*> handles_;
+  std::string last_name_;
+  rd_kafka_topic_t* last_ = nullptr;
+};
+
 struct ProducerSlot {
   enum class State : std::uint8_t { idle, open, committing };
 
   std::size_t index = 0;
   std::string transactional_id;
   rd_kafka_t* producer = nullptr;
+  TopicHandles topics;  // of `producer`
   State state = State::idle;
   std::vector<SinkBatch> batches;
   std::size_t records = 0;
@@ -84,6 +118,9 @@ struct ProducerSlot {
   Clock::time_point opened_at;
   Clock::time_point oldest_batch_at;
   std::thread committer;
+  // Batches of a transaction this instance lost to fencing, already completed: the fenced
+  // producer may still point at their values, so they are freed only after it is destroyed.
+  std::vector<SinkBatch> retired;
 };
 
 class KafkaSink final : public Sink {
@@ -172,8 +209,10 @@ class KafkaSink final : public Sink {
     if (sink_thread_.joinable()) sink_thread_.join();
     for (auto& slot : slots_) {
       if (slot->committer.joinable()) slot->committer.join();
+      slot->topics.clear();
       if (slot->producer) rd_kafka_destroy(slot->producer);
       slot->producer = nullptr;
+      slot->retired.clear();
     }
   }
 
@@ -189,7 +228,7 @@ class KafkaSink final : public Sink {
     const auto delivery_ms = config_.delivery_timeout.count();
     std::vector<std::pair<std::string, std::string>> settings = {
         {"compression.type", "lz4"},
-        {"linger.ms", "10"},
+        {"linger.ms", "100"},  // commits flush at once anyway (docs/kafka-sink.md, "Settings")
         {"batch.size", "1000000"},
         {"queue.buffering.max.messages", "2000000"},
         {"queue.buffering.max.kbytes", "2097152"},
@@ -336,19 +375,27 @@ class KafkaSink final : public Sink {
     produce_records(slot, slot.batches.back());
   }
 
+  // Values are produced without RD_KAFKA_MSG_F_COPY: librdkafka points at the record's own
+  // bytes, which stay put while the batch sits in `slot.batches` (the records' vector is moved,
+  // never reallocated). A batch is freed only once librdkafka holds none of its messages: after
+  // a commit (which flushes), an abort (which purges) or the producer's destruction (fenced:
+  // ProducerSlot::retired). Keys and headers are copied by librdkafka whatever the flags.
+  static constexpr int kProduceFlags = 0;
+
   // One record with its headers: tg-route alone on the common path (one V_HEADER, no header
   // list to build), or tg-route plus the format's own headers (CloudEvents).
-  static rd_kafka_resp_err_t produce(rd_kafka_t* producer, const envelope::SealedRecord& record) {
+  static rd_kafka_resp_err_t produce(ProducerSlot& slot, const envelope::SealedRecord& record) {
+    rd_kafka_topic_t* topic = slot.topics.get(slot.producer, record.topic);
 // librdkafka's RD_KAFKA_V_* macros are C casts.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wold-style-cast"
     if (record.headers.empty()) {
       return rd_kafka_producev(
-          producer, RD_KAFKA_V_TOPIC(record.topic.c_str()), RD_KAFKA_V_KEY(record.key.data(), record.key.size()),
+          slot.producer, RD_KAFKA_V_RKT(topic), RD_KAFKA_V_KEY(record.key.data(), record.key.size()),
           RD_KAFKA_V_VALUE(const_cast<char*>(record.value.data()), record.value.size()),
           RD_KAFKA_V_HEADER(envelope::kRouteHeader.data(), record.route_header.data(),
                             static_cast<ssize_t>(record.route_header.size())),
-          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+          RD_KAFKA_V_MSGFLAGS(kProduceFlags), RD_KAFKA_V_END);
     }
     rd_kafka_headers_t* headers = rd_kafka_headers_new(record.headers.size() + 1);
     rd_kafka_header_add(headers, envelope::kRouteHeader.data(), static_cast<ssize_t>(envelope::kRouteHeader.size()),
@@ -358,9 +405,9 @@ class KafkaSink final : public Sink {
                           static_cast<ssize_t>(value.size()));
     }
     const rd_kafka_resp_err_t error = rd_kafka_producev(
-        producer, RD_KAFKA_V_TOPIC(record.topic.c_str()), RD_KAFKA_V_KEY(record.key.data(), record.key.size()),
+        slot.producer, RD_KAFKA_V_RKT(topic), RD_KAFKA_V_KEY(record.key.data(), record.key.size()),
         RD_KAFKA_V_VALUE(const_cast<char*>(record.value.data()), record.value.size()), RD_KAFKA_V_HEADERS(headers),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        RD_KAFKA_V_MSGFLAGS(kProduceFlags), RD_KAFKA_V_END);
 #pragma GCC diagnostic pop
     if (error) rd_kafka_headers_destroy(headers);  // owned by the message only when produced
     return error;
@@ -371,9 +418,9 @@ class KafkaSink final : public Sink {
   // the transaction is marked for abort; the committer re-produces the batches after aborting.
   void produce_records(ProducerSlot& slot, const SinkBatch& batch) {
     const bool produced = std::ranges::all_of(batch.records, [&](const envelope::SealedRecord& record) {
-      return produce_or_poison(slot, record.topic, [&] { return produce(slot.producer, record); });
+      return produce_or_poison(slot, record.topic, [&] { return produce(slot, record); });
     }) && std::ranges::all_of(batch.control, [&](const ControlRecord& control) {
-      return produce_or_poison(slot, control.topic, [&] { return produce_control(slot.producer, control); });
+      return produce_or_poison(slot, control.topic, [&] { return produce_control(slot, control); });
     });
     if (!produced) slot.poisoned_batch = static_cast<std::size_t>(&batch - slot.batches.data());
   }
@@ -394,13 +441,14 @@ class KafkaSink final : public Sink {
     }
   }
 
-  static rd_kafka_resp_err_t produce_control(rd_kafka_t* producer, const ControlRecord& control) {
+  static rd_kafka_resp_err_t produce_control(ProducerSlot& slot, const ControlRecord& control) {
+    rd_kafka_topic_t* topic = slot.topics.get(slot.producer, control.topic);
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wold-style-cast"
-    return rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(control.topic.c_str()), RD_KAFKA_V_PARTITION(control.partition),
+    return rd_kafka_producev(slot.producer, RD_KAFKA_V_RKT(topic), RD_KAFKA_V_PARTITION(control.partition),
                              RD_KAFKA_V_KEY(control.key.data(), control.key.size()),
                              RD_KAFKA_V_VALUE(const_cast<char*>(control.value.data()), control.value.size()),
-                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+                             RD_KAFKA_V_MSGFLAGS(kProduceFlags), RD_KAFKA_V_END);
 #pragma GCC diagnostic pop
   }
 
@@ -473,9 +521,16 @@ class KafkaSink final : public Sink {
     }
     finish(slot, committed, started);
     if (committed || fenced_) complete(batches, records, committed, last_error);
+    if (!committed && fenced_) {
+      for (SinkBatch& batch : batches) {
+        batch.on_complete = nullptr;  // called already; lets go of what it captured
+        slot.retired.push_back(std::move(batch));
+      }
+    }
   }
 
   void recreate(ProducerSlot& slot) {
+    slot.topics.clear();
     rd_kafka_destroy(slot.producer);
     slot.producer = nullptr;
     while (!slot.producer) {

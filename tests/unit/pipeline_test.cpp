@@ -228,6 +228,26 @@ TEST_CASE("the de-duplication window forgets by age and by size, and can be turn
   CHECK(off.reserve(key(1)) == DedupWindow::Seen::no);
 }
 
+TEST_CASE("forgetting failed keys leaves every other key of the window findable") {
+  // Enough keys that probe runs in the open-addressing table overlap and wrap, so that
+  // deleting from the middle of a run must move later entries up to keep them reachable.
+  DedupWindow window(100'000, std::chrono::seconds(3600));
+  const auto key = [](int i) { return DedupWindow::key("acme", "truck-1", "k-" + std::to_string(i)); };
+  constexpr int kKeys = 20'000;
+  for (int i = 0; i < kKeys; ++i) REQUIRE(window.reserve(key(i)) == DedupWindow::Seen::no);
+  std::vector<DedupWindow::Key> failed, committed;
+  for (int i = 0; i < kKeys; ++i) (i % 3 == 0 ? failed : committed).push_back(key(i));
+  window.settle(failed, false);
+  window.settle(committed, true);
+  CHECK(window.size() == committed.size());
+  int wrong = 0;
+  for (int i = 0; i < kKeys; ++i) {
+    const auto expected = i % 3 == 0 ? DedupWindow::Seen::no : DedupWindow::Seen::committed;
+    if (window.reserve(key(i)) != expected) ++wrong;
+  }
+  CHECK(wrong == 0);
+}
+
 TEST_CASE("entries older than the window are forgotten") {
   DedupWindow window(1000, std::chrono::seconds(1));
   const auto key = DedupWindow::key("acme", "truck-1", "old");

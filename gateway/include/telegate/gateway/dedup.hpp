@@ -20,7 +20,6 @@
 #include <mutex>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 namespace telegate::gateway {
@@ -41,8 +40,11 @@ class DedupWindow {
   // max_entries == 0 turns de-duplication off (every reserve() says no).
   DedupWindow(std::size_t max_entries, std::chrono::seconds max_age);
 
-  // Marks `key` in flight unless the window holds it already; returns what it held.
-  Seen reserve(const Key& key);
+  using Clock = std::chrono::steady_clock;
+  // Marks `key` in flight unless the window holds it already; returns what it held. `now`: one
+  // clock reading serves every key of a request.
+  Seen reserve(const Key& key, Clock::time_point now);
+  Seen reserve(const Key& key) { return reserve(key, Clock::now()); }
   // The write of reserved keys succeeded (they become committed) or failed (forgotten, so the
   // device's retry is written).
   void settle(const std::vector<Key>& keys, bool committed);
@@ -59,23 +61,30 @@ class DedupWindow {
   bool enabled() const noexcept { return max_entries_per_shard_ > 0; }
 
  private:
-  using Clock = std::chrono::steady_clock;
-  struct KeyHash {
-    std::size_t operator()(const Key& key) const noexcept { return static_cast<std::size_t>(key.low); }
-  };
-  struct Entry {
-    bool committed = false;
+  // An open-addressing table (linear probing, power-of-two size, at most half full): one cache
+  // miss per lookup and no allocation per key, where a node-based map cost two misses and a
+  // malloc/free per record (docs/benchmarks.md §11).
+  enum class State : std::uint8_t { empty, in_flight, committed };
+  struct Slot {
+    Key key;
     Clock::time_point since;
+    State state = State::empty;
   };
   struct Shard {
     mutable std::mutex mutex;
-    std::unordered_map<Key, Entry, KeyHash> entries;
+    std::vector<Slot> slots;  // grown on demand up to twice the shard's entry limit
+    std::size_t size = 0;
     std::deque<std::pair<Key, Clock::time_point>> order;  // oldest first, for eviction
   };
   static constexpr std::size_t kShards = 16;
+  static constexpr std::size_t kNone = static_cast<std::size_t>(-1);
 
   Shard& shard_of(const Key& key) noexcept { return shards_[key.high % kShards]; }
   void evict(Shard& shard, Clock::time_point now);
+  // The slot holding `key`, or kNone; `free_slot` gets the empty slot where it would go.
+  static std::size_t find(const Shard& shard, const Key& key, std::size_t* free_slot = nullptr) noexcept;
+  static void erase(Shard& shard, std::size_t at) noexcept;
+  void grow(Shard& shard);
 
   std::size_t max_entries_per_shard_;
   std::chrono::seconds max_age_;

@@ -29,7 +29,7 @@ struct KafkaSinkConfig {
   std::size_t transaction_max_records = 50'000;
   std::chrono::milliseconds transaction_max_interval{100};
   std::chrono::milliseconds delivery_timeout{30'000};
-  // Passed to librdkafka as-is after telegate's defaults (lz4, linger.ms=10, …); exactly-once
+  // Passed to librdkafka as-is after telegate's defaults (lz4, linger.ms=100, …); exactly-once
   // settings (enable.idempotence, acks, transactional.id) cannot be overridden.
   std::map<std::string, std::string> librdkafka;
 };

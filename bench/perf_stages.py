@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Where the gateway's CPU goes, by pipeline stage, from a perf profile of telegate.
+
+    bench/perf_stages.py PERF_DATA [CPU_US_PER_RECORD]
+
+Method: every sample's self time is given to a stage by its thread, library and symbol (first
+matching rule below), since the release build keeps no frame pointers and perf's call chains
+through libc are not reliable. librdkafka's own threads (rdk:*) are one stage whatever they
+run; on telegate's threads, libc allocation and copying and the kernel stay separate rows,
+because their callers are not known. With CPU_US_PER_RECORD the shares are also printed in
+µs per record. Prints one JSON object.
+"""
+import json
+import re
+import subprocess
+import sys
+
+# (stage, thread regex, dso regex, symbol regex): the first match wins.
+RULES = [
+    ("librdkafka threads (batching, lz4, broker I/O)", r"^rdk:", r"", r""),
+    ("librdkafka produce (on the sink thread)", r"", r"librdkafka", r""),
+    ("lz4", r"", r"liblz4", r""),
+    ("de-duplication window", r"", r"^telegate$", r"DedupWindow"),
+    ("decode (JSON codec, simdjson)", r"", r"simdjson", r""),
+    ("decode (JSON codec, simdjson)", r"", r"^telegate$", r"codecs::(JsonCodec|Decoded|Canonical)|simdjson"),
+    ("validate", r"", r"^telegate$", r"codecs::validate|Validation"),
+    ("envelope (Protobuf, tg-route, topic)", r"", r"protobuf", r""),
+    ("envelope (Protobuf, tg-route, topic)", r"", r"^telegate$", r"envelope::|telegate::v1::"),
+    ("admission (quotas, in-flight budget)", r"", r"^telegate$", r"InflightBudget|Quotas|TokenBucket|admit"),
+    ("sink hand-off and commit (Kafka sink)", r"", r"^telegate$", r"KafkaSink|sinks::"),
+    ("metrics", r"", r"prometheus", r""),
+    ("HTTP parse, I/O and response", r"", r"^telegate$", r"beast|asio|HttpSession|HttpListener|outcome_body|http"),
+    ("pipeline glue (ingest, outcome)", r"", r"^telegate$", r"gateway::"),
+    ("telegate, other", r"", r"^telegate$", r""),
+    ("libc allocation (malloc/free)", r"", r"libc", r"malloc|free|_int_|unlink_chunk|consolidate|tcache"),
+    ("libc copies (memmove/memcpy/memset)", r"", r"libc", r"mem(move|cpy|set)"),
+    ("clock reads (vdso)", r"", r"vdso", r""),
+    ("kernel (socket I/O, wake-ups) on telegate threads", r"", r"kernel", r""),
+    ("other", r"", r"", r""),
+]
+
+
+def main():
+    data = sys.argv[1]
+    cpu_us = float(sys.argv[2]) if len(sys.argv) > 2 else None
+    report = subprocess.run(
+        ["perf", "report", "-i", data, "--no-children", "--sort", "comm,dso,sym", "-g", "none", "--stdio",
+         "--percent-limit", "0", "--field-separator", "\t"],
+        capture_output=True, text=True, check=True).stdout
+    stages = {}
+    for line in report.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        fields = line.split("\t")
+        if len(fields) < 4 or not fields[0].strip().endswith("%"):
+            continue
+        share = float(fields[0].strip().rstrip("%"))
+        thread, dso, symbol = fields[1].strip(), fields[2].strip(), fields[3].strip()
+        for stage, thread_re, dso_re, symbol_re in RULES:
+            if re.search(thread_re, thread) and re.search(dso_re, dso) and re.search(symbol_re, symbol):
+                stages[stage] = stages.get(stage, 0.0) + share
+                break
+    # perf's percentages of one report can add up to slightly more than 100: normalise.
+    total = sum(stages.values()) or 1.0
+    rows = sorted(((stage, share * 100 / total) for stage, share in stages.items()), key=lambda item: -item[1])
+    print(json.dumps({"benchmark": "gateway-cpu-by-stage",
+                      "stages": [{"stage": stage, "percent": round(share, 1),
+                                  **({"us_per_record": round(share * cpu_us / 100, 2)} if cpu_us else {})}
+                                 for stage, share in rows]}))
+
+
+if __name__ == "__main__":
+    main()
