@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <string>
 #include <vector>
@@ -89,6 +90,15 @@ class Socket {
   int fd_;
 };
 
+// Sends `frame` and returns how long its `reply` took; fails the test if another reply came.
+std::chrono::milliseconds ack_latency(Socket& tracker, const std::string& frame, const std::string& reply) {
+  const auto sent = std::chrono::steady_clock::now();
+  tracker.send(frame);
+  const std::string got = tracker.receive(reply.size());
+  REQUIRE(got == reply);
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - sent);
+}
+
 std::size_t committed_now(const std::string& topic) {
   return testing::read_committed_to_end(testing::kafka_bootstrap(), topic).size();
 }
@@ -96,18 +106,21 @@ std::size_t committed_now(const std::string& topic) {
 }  // namespace
 
 TEST_CASE("teltonika trackers over TCP and UDP into Kafka, acked only after the commit") {
+  constexpr int kCommitMs = 1500;
+  const auto after_commit = std::chrono::milliseconds(kCommitMs - 100);  // timer slack
   const std::string run = testing::unique_run_id();
   const std::uint16_t tcp_port = testing::free_port();
   const std::uint16_t udp_port = testing::free_udp_port();
   TempDir dir;
-  // A commit every 400 ms: an ack sent before its commit would be read while the records are
-  // still in an open transaction, above the last stable offset.
+  // An idle gateway's transaction commits 1.5 s after it opened with a frame's records: an ack
+  // written from the commit cannot come sooner, one written before it would come in
+  // milliseconds. And once the ack is read, the records must be below the last stable offset.
   GatewayProcess gateway(dir.path(),
                          "instance_id: it-teltonika-" + run + "\n"
                          "tracker:\n"
                          "  teltonika: {enabled: true, bind: 127.0.0.1, tcp_port: " + std::to_string(tcp_port) +
                              ", udp_port: " + std::to_string(udp_port) + ", tenant: fleet}\n" +
-                             testing::kafka_sink_yaml("it." + run + ".{tenant}.{type}", 400) +
+                             testing::kafka_sink_yaml("it." + run + ".{tenant}.{type}", kCommitMs) +
                              "device_types:\n"
                              "  - name: fmb\n"
                              "    codec: teltonika\n"
@@ -126,16 +139,13 @@ TEST_CASE("teltonika trackers over TCP and UDP into Kafka, acked only after the 
     tracker.send(bytes(kHandshake));
     REQUIRE(tracker.receive(1) == std::string("\x01", 1));
 
-    tracker.send(bytes(kCodec8));
-    REQUIRE(tracker.receive(4) == std::string("\x00\x00\x00\x01", 4));
-    CHECK(committed_now(sensors) == 1);  // committed before the ack went out
+    CHECK(ack_latency(tracker, bytes(kCodec8), std::string("\x00\x00\x00\x01", 4)) >= after_commit);
+    CHECK(committed_now(sensors) == 1);
 
-    tracker.send(bytes(kCodec8TwoRecords));
-    REQUIRE(tracker.receive(4) == std::string("\x00\x00\x00\x02", 4));
+    CHECK(ack_latency(tracker, bytes(kCodec8TwoRecords), std::string("\x00\x00\x00\x02", 4)) >= after_commit);
     CHECK(committed_now(sensors) == 3);
 
-    tracker.send(bytes(kCodec8Extended));
-    REQUIRE(tracker.receive(4) == std::string("\x00\x00\x00\x01", 4));
+    CHECK(ack_latency(tracker, bytes(kCodec8Extended), std::string("\x00\x00\x00\x01", 4)) >= after_commit);
     CHECK(committed_now(sensors) == 4);
 
     // The tracker saw no ack (say) and resends the first frame: acknowledged, not written again.
@@ -156,8 +166,7 @@ TEST_CASE("teltonika trackers over TCP and UDP into Kafka, acked only after the 
   }
   {
     Socket tracker(SOCK_DGRAM, udp_port);
-    tracker.send(bytes(kUdpCodec8));
-    REQUIRE(tracker.receive(7) == bytes("0005CAFE010501"));
+    CHECK(ack_latency(tracker, bytes(kUdpCodec8), bytes("0005CAFE010501")) >= after_commit);
     CHECK(committed_now(sensors) == 5);
   }
 

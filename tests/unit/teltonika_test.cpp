@@ -1,13 +1,15 @@
 // Teltonika: the framing (gateway/tracker/teltonika/) and the AVL codec (codecs/teltonika/)
 // against the Teltonika wiki's worked examples ("Codec" page), every decoded value asserted, and
 // against damaged frames: truncation at every byte, wrong CRC, unknown codec id, count mismatch,
-// lengths beyond max_frame_bytes.
+// lengths beyond max_frame_bytes. And the tracker.<protocol> config section.
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "telegate/gateway/config.hpp"
 #include "teltonika/teltonika_codec.hpp"
 #include "tracker/teltonika/teltonika_protocol.hpp"
 
@@ -261,4 +263,26 @@ TEST_CASE("teltonika framing: the wiki's UDP datagram and its ack") {
   }
   teltonika::TeltonikaDatagram small(32);
   CHECK(small.next_frame(bytes).error().code == TrackerErrc::frame_too_large);
+}
+
+TEST_CASE("tracker config: defaults, and errors name the dotted key") {
+  using telegate::gateway::parse_config;
+  const auto config = parse_config("tracker: {teltonika: {enabled: true, udp_port: 5027}}\n");
+  CHECK(config.tracker.teltonika.enabled);
+  CHECK(config.tracker.teltonika.tcp_port == 5027);
+  CHECK(config.tracker.teltonika.udp_port == 5027);
+  CHECK(config.tracker.teltonika.idle_timeout == std::chrono::seconds(600));
+  CHECK_FALSE(config.tracker.gt06.enabled);
+  const auto error_of = [](const std::string& yaml) -> std::string {
+    try {
+      (void)parse_config(yaml);
+    } catch (const std::exception& error) {
+      return error.what();
+    }
+    return "";
+  };
+  CHECK(error_of("tracker: {teltonika: {max_frame_bytes: 10}}\n").find("tracker.teltonika.max_frame_bytes") != std::string::npos);
+  CHECK(error_of("tracker: {teltonika: {tenant: \"a b\"}}\n").find("tracker.teltonika.tenant") != std::string::npos);
+  CHECK(error_of("tracker: {gt06: {idle_timeout_s: 0}}\n").find("tracker.gt06.idle_timeout_s") != std::string::npos);
+  CHECK(error_of("tracker: {teltonika: {prot: 1}}\n").find("tracker.teltonika.prot") != std::string::npos);
 }
