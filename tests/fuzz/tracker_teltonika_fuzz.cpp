@@ -16,14 +16,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::span<const std::uint8_t> input(data + 1, size - 1);
   constexpr std::size_t kMaxFrame = 4096;
   if (datagram) {
-    teltonika::TeltonikaDatagram protocol(kMaxFrame);
+    teltonika::Teltonika protocol(teltonika::Transport::datagram, kMaxFrame);
     if (auto frame = protocol.next_frame(input); frame && frame->kind == Frame::Kind::records) {
       if (frame->consumed != input.size() || frame->payload.size() > input.size()) std::abort();
       (void)protocol.records_reply(*frame, frame->record_count);
     }
     return 0;
   }
-  teltonika::TeltonikaStream protocol(kMaxFrame);
+  teltonika::Teltonika protocol(teltonika::Transport::stream, kMaxFrame);
   while (!input.empty()) {
     auto frame = protocol.next_frame(input);
     if (!frame || frame->kind == Frame::Kind::need_more) break;

@@ -20,32 +20,16 @@
 
 #include "gateway_process.hpp"
 #include "kafka_reader.hpp"
+#include "teltonika_examples.hpp"
 #include "telegate/envelope/envelope.hpp"
 #include "telegate/gateway/auth.hpp"
 
 using namespace telegate;
 using telegate::testing::GatewayProcess;
 using telegate::testing::TempDir;
+using namespace telegate::testing::teltonika;
 
 namespace {
-
-const std::string kImei = "356307042441013";
-const std::string kUdpImei = "352093086403655";
-const std::string kHandshake = "000F333536333037303432343431303133";
-const std::string kCodec8 =
-    "000000000000003608010000016B40D8EA30010000000000000000000000000000000105021503010101425E0F01F10000601A014E0000000000000000010000C7CF";
-const std::string kCodec8TwoRecords =
-    "000000000000004308020000016B40D57B480100000000000000000000000000000001010101000000000000016B40D5C198010000000000000000000000000000000101010101000000020000252C";
-const std::string kCodec8Extended =
-    "000000000000004A8E010000016B412CEE000100000000000000000000000000000000010005000100010100010011001D00010010015E2C880002000B000000003544C87A000E000000001DD7E06A00000100002994";
-const std::string kUdpCodec8 =
-    "003DCAFE0105000F33353230393330383634303336353508010000016B4F815B30010000000000000000000000000000000103021503010101425DBC000001";
-
-std::string bytes(const std::string& hex) {
-  std::string out;
-  for (std::size_t i = 0; i + 1 < hex.size(); i += 2) out += static_cast<char>(std::stoul(hex.substr(i, 2), nullptr, 16));
-  return out;
-}
 
 // A blocking socket to 127.0.0.1 with a receive timeout. Lifecycle: owned by the test thread.
 class Socket {
@@ -128,8 +112,8 @@ TEST_CASE("teltonika trackers over TCP and UDP into Kafka, acked only after the 
                              "tenants:\n"
                              "  - name: fleet\n"
                              "    devices:\n"
-                             "      - {id: \"" + kImei + "\", device_type: fmb, token_sha256: " + gateway::sha256_hex("unused-1") + "}\n" +
-                             "      - {id: \"" + kUdpImei + "\", device_type: fmb, token_sha256: " + gateway::sha256_hex("unused-2") + "}\n");
+                             "      - {id: \"" + std::string(kImei) + "\", device_type: fmb, token_sha256: " + gateway::sha256_hex("unused-1") + "}\n" +
+                             "      - {id: \"" + std::string(kUdpImei) + "\", device_type: fmb, token_sha256: " + gateway::sha256_hex("unused-2") + "}\n");
   gateway.start();
   gateway.wait_ready();
   const std::string sensors = "it." + run + ".fleet.sensor";

@@ -10,34 +10,25 @@
 #include <vector>
 
 #include "telegate/gateway/config.hpp"
+#include "teltonika_examples.hpp"
 #include "teltonika/teltonika_codec.hpp"
 #include "tracker/teltonika/teltonika_protocol.hpp"
 
 using namespace telegate::codecs;
 using namespace telegate::gateway::tracker;
+using namespace telegate::testing::teltonika;
 
 namespace {
 
-const std::string kCodec8 =
-    "000000000000003608010000016B40D8EA30010000000000000000000000000000000105021503010101425E0F01F10000601A014E0000000000000000010000C7CF";
-const std::string kCodec8TwoRecords =
-    "000000000000004308020000016B40D57B480100000000000000000000000000000001010101000000000000016B40D5C198010000000000000000000000000000000101010101000000020000252C";
-const std::string kCodec8Extended =
-    "000000000000004A8E010000016B412CEE000100000000000000000000000000000000010005000100010100010011001D00010010015E2C880002000B000000003544C87A000E000000001DD7E06A00000100002994";
-const std::string kUdpCodec8 =
-    "003DCAFE0105000F33353230393330383634303336353508010000016B4F815B30010000000000000000000000000000000103021503010101425DBC000001";
-const std::string kHandshake = "000F333536333037303432343431303133";  // IMEI 356307042441013
-
 std::vector<std::uint8_t> hex(std::string_view text) {
-  std::vector<std::uint8_t> out;
-  for (std::size_t i = 0; i + 1 < text.size(); i += 2) out.push_back(static_cast<std::uint8_t>(std::stoul(std::string(text.substr(i, 2)), nullptr, 16)));
-  return out;
+  const std::string raw = bytes(text);
+  return {raw.begin(), raw.end()};
 }
 
-std::string as_text(const std::vector<std::uint8_t>& bytes) { return std::string(bytes.begin(), bytes.end()); }
+std::string as_text(const std::vector<std::uint8_t>& data) { return std::string(data.begin(), data.end()); }
 
 // The AVL data of a TCP frame (what the CRC covers).
-std::string avl_data(const std::string& frame_hex) {
+std::string avl_data(std::string_view frame_hex) {
   const auto frame = hex(frame_hex);
   return std::string(frame.begin() + 8, frame.end() - 4);
 }
@@ -183,7 +174,7 @@ TEST_CASE("teltonika codec: damaged AVL data is refused, never read past its end
 }
 
 TEST_CASE("teltonika framing: the IMEI handshake, byte by byte") {
-  teltonika::TeltonikaStream stream(64 << 10);
+  teltonika::Teltonika stream(teltonika::Transport::stream, 64 << 10);
   const auto login = hex(kHandshake);
   for (std::size_t size = 0; size < login.size(); ++size) {
     const auto partial = stream.next_frame(std::span(login).first(size));
@@ -202,7 +193,7 @@ TEST_CASE("teltonika framing: the IMEI handshake, byte by byte") {
 }
 
 TEST_CASE("teltonika framing: the wiki's AVL packet, its CRC and its ack") {
-  teltonika::TeltonikaStream stream(64 << 10);
+  teltonika::Teltonika stream(teltonika::Transport::stream, 64 << 10);
   const auto bytes = hex(kCodec8);
   CHECK(teltonika::crc16_ibm(std::span(bytes).subspan(8, bytes.size() - 12)) == 0xC7CF);
   for (std::size_t size = 0; size < bytes.size(); ++size) {
@@ -224,7 +215,7 @@ TEST_CASE("teltonika framing: the wiki's AVL packet, its CRC and its ack") {
 }
 
 TEST_CASE("teltonika framing: wrong CRC, unknown codec, count mismatch, oversized length") {
-  teltonika::TeltonikaStream stream(64 << 10);
+  teltonika::Teltonika stream(teltonika::Transport::stream, 64 << 10);
   auto bad_crc = hex(kCodec8);
   bad_crc.back() ^= 0x01;
   CHECK(stream.next_frame(bad_crc).error().code == TrackerErrc::bad_checksum);
@@ -239,13 +230,13 @@ TEST_CASE("teltonika framing: wrong CRC, unknown codec, count mismatch, oversize
 
   // Refused from the 8-byte header alone: nothing waits for (or holds) 4 GiB.
   CHECK(stream.next_frame(hex("00000000FFFFFFFF")).error().code == TrackerErrc::frame_too_large);
-  teltonika::TeltonikaStream small(64);
+  teltonika::Teltonika small(teltonika::Transport::stream, 64);
   CHECK(small.next_frame(hex(kCodec8)).error().code == TrackerErrc::frame_too_large);
   CHECK(stream.next_frame(hex("0000000100000036")).error().code == TrackerErrc::malformed_frame);
 }
 
 TEST_CASE("teltonika framing: the wiki's UDP datagram and its ack") {
-  teltonika::TeltonikaDatagram datagram(64 << 10);
+  teltonika::Teltonika datagram(teltonika::Transport::datagram, 64 << 10);
   const auto bytes = hex(kUdpCodec8);
   const auto frame = datagram.next_frame(bytes);
   REQUIRE(frame.has_value());
@@ -261,7 +252,7 @@ TEST_CASE("teltonika framing: the wiki's UDP datagram and its ack") {
   for (std::size_t size = 0; size < bytes.size(); ++size) {
     CHECK_FALSE(datagram.next_frame(std::span(bytes).first(size)).has_value());
   }
-  teltonika::TeltonikaDatagram small(32);
+  teltonika::Teltonika small(teltonika::Transport::datagram, 32);
   CHECK(small.next_frame(bytes).error().code == TrackerErrc::frame_too_large);
 }
 

@@ -60,7 +60,11 @@ std::uint16_t crc16_ibm(std::span<const std::uint8_t> bytes) noexcept {
   return crc;
 }
 
-std::expected<Frame, TrackerError> TeltonikaStream::next_frame(std::span<const std::uint8_t> input) {
+std::expected<Frame, TrackerError> Teltonika::next_frame(std::span<const std::uint8_t> input) {
+  return transport_ == Transport::stream ? next_packet(input) : next_datagram(input);
+}
+
+std::expected<Frame, TrackerError> Teltonika::next_packet(std::span<const std::uint8_t> input) const {
   Frame frame;
   if (input.size() < 2) return frame;
   if (input[0] != 0 || input[1] != 0) {
@@ -100,15 +104,7 @@ std::expected<Frame, TrackerError> TeltonikaStream::next_frame(std::span<const s
   return frame;
 }
 
-std::string TeltonikaStream::login_reply(const Frame&, bool accepted) { return std::string(1, accepted ? '\x01' : '\x00'); }
-
-std::string TeltonikaStream::records_reply(const Frame&, std::size_t accepted) {
-  return be_bytes(static_cast<std::uint32_t>(accepted), 4);
-}
-
-std::string TeltonikaStream::heartbeat_reply(const Frame&) { return {}; }  // Teltonika has none
-
-std::expected<Frame, TrackerError> TeltonikaDatagram::next_frame(std::span<const std::uint8_t> input) {
+std::expected<Frame, TrackerError> Teltonika::next_datagram(std::span<const std::uint8_t> input) const {
   if (input.size() > max_frame_bytes_) {
     return fail(TrackerErrc::frame_too_large, fmt::format("datagram of {} bytes, max_frame_bytes {}", input.size(), max_frame_bytes_));
   }
@@ -136,21 +132,26 @@ std::expected<Frame, TrackerError> TeltonikaDatagram::next_frame(std::span<const
   return frame;
 }
 
-std::string TeltonikaDatagram::login_reply(const Frame&, bool) { return {}; }  // no login over UDP
+// UDP has no login: every datagram names its IMEI.
+std::string Teltonika::login_reply(const Frame&, bool accepted) {
+  if (transport_ == Transport::datagram) return {};
+  return std::string(1, accepted ? '\x01' : '\x00');
+}
 
-std::string TeltonikaDatagram::records_reply(const Frame& frame, std::size_t accepted) {
+std::string Teltonika::records_reply(const Frame& frame, std::size_t accepted) {
+  if (transport_ == Transport::stream) return be_bytes(static_cast<std::uint32_t>(accepted), 4);
   return be_bytes(5, 2) + be_bytes(frame.sequence >> 8, 2) + '\x01' + static_cast<char>(frame.sequence & 0xFF) +
          static_cast<char>(accepted & 0xFF);
 }
 
-std::string TeltonikaDatagram::heartbeat_reply(const Frame&) { return {}; }
+std::string Teltonika::heartbeat_reply(const Frame&) { return {}; }  // Teltonika has no heartbeat frame
 
 std::unique_ptr<TrackerProtocol> make_stream(std::size_t max_frame_bytes) {
-  return std::make_unique<TeltonikaStream>(max_frame_bytes);
+  return std::make_unique<Teltonika>(Transport::stream, max_frame_bytes);
 }
 
 std::unique_ptr<TrackerProtocol> make_datagram(std::size_t max_frame_bytes) {
-  return std::make_unique<TeltonikaDatagram>(max_frame_bytes);
+  return std::make_unique<Teltonika>(Transport::datagram, max_frame_bytes);
 }
 
 }  // namespace telegate::gateway::tracker::teltonika

@@ -14,36 +14,30 @@ namespace telegate::gateway::tracker::teltonika {
 // CRC-16/IBM (ARC: polynomial 0x8005 reflected, initial value 0), as the AVL packet carries it.
 std::uint16_t crc16_ibm(std::span<const std::uint8_t> bytes) noexcept;
 
-// TCP: `000F` + 15 ASCII digits → login (answered 0x01 / 0x00); then AVL packets: 4 zero bytes,
-// 4-byte data length, data (codec id … record count), 4-byte CRC over the data → records,
-// answered with the 4-byte big-endian count of records accepted.
-// Lifecycle: one per TCP connection, used by its I/O thread only; stateless between frames.
-class TeltonikaStream final : public TrackerProtocol {
+enum class Transport : std::uint8_t { stream, datagram };
+
+// TCP (`stream`): `000F` + 15 ASCII digits → login (answered 0x01 / 0x00); then AVL packets:
+// 4 zero bytes, 4-byte data length, data (codec id … record count), 4-byte CRC over the data →
+// records, answered with the 4-byte big-endian count of records accepted.
+// UDP (`datagram`): each datagram is 2-byte length, 2-byte packet id, 1 byte not usable, 1-byte
+// AVL packet id, 2-byte IMEI length + IMEI, then the AVL data (no preamble, no CRC) → records
+// with `imei` set and `sequence` = packet id << 8 | AVL packet id; answered with 0x0005, packet
+// id, 0x01, AVL packet id, 1-byte accepted count.
+// Lifecycle: one per TCP connection or UDP socket, used by its I/O thread only; keeps no state
+// between frames.
+class Teltonika final : public TrackerProtocol {
  public:
-  explicit TeltonikaStream(std::size_t max_frame_bytes) : max_frame_bytes_(max_frame_bytes) {}
+  Teltonika(Transport transport, std::size_t max_frame_bytes) : transport_(transport), max_frame_bytes_(max_frame_bytes) {}
   std::expected<Frame, TrackerError> next_frame(std::span<const std::uint8_t> input) override;
   std::string login_reply(const Frame& login, bool accepted) override;
   std::string records_reply(const Frame& frame, std::size_t accepted) override;
   std::string heartbeat_reply(const Frame& heartbeat) override;
 
  private:
-  std::size_t max_frame_bytes_;
-};
+  std::expected<Frame, TrackerError> next_packet(std::span<const std::uint8_t> input) const;
+  std::expected<Frame, TrackerError> next_datagram(std::span<const std::uint8_t> input) const;
 
-// UDP: each datagram is 2-byte length, 2-byte packet id, 1 byte not usable, 1-byte AVL packet
-// id, 2-byte IMEI length + IMEI, then the AVL data (no preamble, no CRC) → records with `imei`
-// set and `sequence` = packet id << 8 | AVL packet id; answered with 0x0005, packet id, 0x01,
-// AVL packet id, 1-byte accepted count.
-// Lifecycle: one per UDP socket, used by its I/O thread only; stateless between datagrams.
-class TeltonikaDatagram final : public TrackerProtocol {
- public:
-  explicit TeltonikaDatagram(std::size_t max_frame_bytes) : max_frame_bytes_(max_frame_bytes) {}
-  std::expected<Frame, TrackerError> next_frame(std::span<const std::uint8_t> input) override;
-  std::string login_reply(const Frame& login, bool accepted) override;
-  std::string records_reply(const Frame& frame, std::size_t accepted) override;
-  std::string heartbeat_reply(const Frame& heartbeat) override;
-
- private:
+  Transport transport_;
   std::size_t max_frame_bytes_;
 };
 
