@@ -51,6 +51,17 @@ std::uint32_t fnv1a32(std::string_view bytes) noexcept {
 }
 
 // GPS element: coordinates are two's complement ×10⁻⁷ degrees, speed km/h.
+std::string hex(std::string_view bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(2 * bytes.size());
+  for (const char byte : bytes) {
+    out += kDigits[static_cast<std::uint8_t>(byte) >> 4];
+    out += kDigits[static_cast<std::uint8_t>(byte) & 0x0F];
+  }
+  return out;
+}
+
 struct Gps {
   std::int32_t lon = 0;
   std::int32_t lat = 0;
@@ -93,6 +104,7 @@ std::expected<void, CodecError> TeltonikaCodec::decode(std::string_view body, co
   const std::size_t id_bytes = extended ? 2 : 1;
   const double kmh = metres_per_second_per(SpeedUnit::kmh);
   std::vector<SensorReading> readings;
+  std::vector<Attribute> attributes;
   for (std::size_t index = 0; index < *declared; ++index) {
     const std::size_t start = in.offset();
     AvlRecord avl;
@@ -109,6 +121,7 @@ std::expected<void, CodecError> TeltonikaCodec::decode(std::string_view body, co
     // IO element: event id, total count, then the 1-, 2-, 4- and 8-byte groups (and 8E's
     // variable-length group), each a count followed by (id, value) pairs.
     readings.clear();
+    attributes.clear();
     readings.push_back({"priority", static_cast<double>(avl.priority), ""});
     readings.push_back({"satellites", static_cast<double>(avl.gps.satellites), ""});
     if (!in.read(id_bytes) || !in.read(id_bytes)) {
@@ -132,11 +145,16 @@ std::expected<void, CodecError> TeltonikaCodec::decode(std::string_view body, co
       for (std::uint64_t i = 0; i < *count; ++i) {
         const auto id = in.read(2);
         const auto length = id ? in.read(2) : std::nullopt;
+        const std::size_t start_of_value = in.offset();
         if (!length || !in.skip(*length)) {
           return std::unexpected(malformed(fmt::format("record {} truncated in its variable-length IO elements", index), in.offset()));
         }
-        // No byte-string attribute in the canonical record yet: the element is kept as its length.
-        readings.push_back({fmt::format("io_{}_len", *id), static_cast<double>(*length), "bytes"});
+        // As hex while that fits a string field; a longer element is kept as its length.
+        if (2 * *length <= limits_.max_string_bytes) {
+          attributes.push_back({fmt::format("io_{}", *id), hex(in.since(start_of_value))});
+        } else {
+          readings.push_back({fmt::format("io_{}_len", *id), static_cast<double>(*length), "bytes"});
+        }
       }
     }
 
@@ -155,9 +173,9 @@ std::expected<void, CodecError> TeltonikaCodec::decode(std::string_view body, co
       record.location.heading = static_cast<double>(avl.gps.angle % 360);
       record.location.speed = avl.gps.speed_kmh * kmh;
     }
-    if (readings.size() > limits_.max_readings) {
-      out.reject(index, "readings", fmt::format("{} IO elements, at most {} readings per record",
-                                                readings.size() - 2, limits_.max_readings - 2));
+    if (readings.size() + attributes.size() > limits_.max_readings) {
+      out.reject(index, "readings", fmt::format("{} IO elements, at most {} per record",
+                                                readings.size() + attributes.size() - 2, limits_.max_readings - 2));
       continue;
     }
     CanonicalRecord& record = out.append(index);
@@ -166,6 +184,7 @@ std::expected<void, CodecError> TeltonikaCodec::decode(std::string_view body, co
     record.event_time_ms = avl.timestamp_ms;
     record.msg_id = msg_id + "-s";
     record.readings.assign(readings.begin(), readings.end());
+    record.attributes.assign(attributes.begin(), attributes.end());
   }
   const auto repeated = in.read(1);
   if (!repeated) return std::unexpected(malformed("no closing record count", in.offset()));

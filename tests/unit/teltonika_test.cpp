@@ -145,14 +145,18 @@ TEST_CASE("teltonika codec: a GPS fix is a location record beside the IO sensor 
   CHECK(reading(sensor, "io_21") == 4);
 }
 
-TEST_CASE("teltonika codec: 8E variable-length elements are kept as their length") {
+TEST_CASE("teltonika codec: 8E variable-length elements are hex attributes, or their length when too long") {
   std::string body = avl_data(kCodec8Extended);
-  // Replace the NX count 0 by one element: id 0x0100, 3 bytes.
+  // Replace the NX count 0 by two elements: id 0x0100 of 3 bytes, id 0x0101 of 200 bytes.
   body.erase(body.size() - 3);
-  body += as_text(hex("0001" "0100" "0003" "AABBCC")) + "\x01";
+  body += as_text(hex("0002" "0100" "0003" "AABBCC" "0101" "00C8")) + std::string(200, '\x11') + "\x01";
   const auto decoded = decode(body);
   REQUIRE(decoded.result.has_value());
-  CHECK(reading(decoded.batch.records()[0], "io_256_len") == 3);
+  const CanonicalRecord& record = decoded.batch.records()[0];
+  REQUIRE(record.attributes.size() == 1);
+  CHECK(record.attributes[0].name == "io_256");
+  CHECK(record.attributes[0].value == "aabbcc");
+  CHECK(reading(record, "io_257_len") == 200);  // 400 hex digits > decode.max_string_bytes (256)
 }
 
 TEST_CASE("teltonika codec: damaged AVL data is refused, never read past its end") {
