@@ -1,6 +1,7 @@
 #include "tracker/tracker_listener.hpp"
 
 #include <boost/asio.hpp>
+#include <fmt/format.h>
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 #include <spdlog/spdlog.h>
@@ -9,6 +10,7 @@
 #include <optional>
 #include <thread>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "src/connection_limiter.hpp"
@@ -107,6 +109,10 @@ struct TrackerListener::Worker {
   std::unique_ptr<PipelineWorker> pipeline;
   std::vector<std::shared_ptr<TrackerConnection>> parked;  // waiting for resume()
   std::unordered_set<TrackerConnection*> live;
+  // One warning a second at most: a hostile client's bad frames must not become a log flood
+  // (the metrics count every one).
+  Clock::time_point last_warning{};
+  std::size_t suppressed_warnings = 0;
   std::thread thread;
 };
 
@@ -314,7 +320,15 @@ class TrackerConnection final : public std::enable_shared_from_this<TrackerConne
   }
 
   void log_problem(const std::string& message) {
-    spdlog::warn("{}: {}: {}", listener_.name_, device_ ? device_->device_id : std::string("(not logged in)"), message);
+    const auto now = Clock::now();
+    if (now - worker_.last_warning < std::chrono::seconds(1)) {
+      ++worker_.suppressed_warnings;
+      return;
+    }
+    worker_.last_warning = now;
+    spdlog::warn("{}: {}: {}{}", listener_.name_, device_ ? device_->device_id : std::string("(not logged in)"), message,
+                 worker_.suppressed_warnings ? fmt::format(" ({} more problems not logged)", std::exchange(worker_.suppressed_warnings, 0))
+                                             : std::string());
   }
 
   tcp::socket socket_;
