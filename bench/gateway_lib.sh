@@ -4,7 +4,9 @@
 #   start_gateway NAME [YAML LINES…]
 #                          writes a config (Kafka sink, one `tracker` device type, $devices
 #                          simulated devices, the extra YAML lines), starts telegate and waits
-#                          for /readyz; sets $work, $port, $gateway_pid (killed on exit)
+#                          for /readyz; sets $work, $port, $gateway_pid (killed on exit).
+#                          $device_types replaces the device-type list, $extra_tenants (YAML
+#                          list items) adds tenants after the simulated devices' one
 #   free_port tcp|udp, cpu_seconds PID
 
 bench_setup() {
@@ -43,8 +45,10 @@ start_gateway() {
     local librdkafka=""
     [[ -n ${TELEGATE_BENCH_LIBRDKAFKA:-} ]] && librdkafka=", librdkafka: {$TELEGATE_BENCH_LIBRDKAFKA}"
     echo "  kafka: {bootstrap_servers: \"$bootstrap\"$librdkafka}"
-    echo "device_types: [{name: tracker, codec: json}]"
+    local default_types='[{name: tracker, codec: json}]'
+    echo "device_types: ${device_types:-$default_types}"
     $build/firmware-sim/telegate-sim provision --devices "$devices"
+    printf '%s' "${extra_tenants:-}"
   } >"$work/telegate.yaml"
   $build/gateway/telegate --config "$work/telegate.yaml" 2>"$work/telegate.log" &
   gateway_pid=$!

@@ -291,6 +291,77 @@ double process_cpu_seconds() {
   return seconds(usage.ru_utime) + seconds(usage.ru_stime);
 }
 
+// A Codec 8 AVL data body of `records` records as an FMB920 sends them while driving: a GPS
+// fix and 11 I/O elements (ignition, movement, GSM signal, speed, voltages, odometer…).
+std::string teltonika_body(std::size_t records, std::int64_t base_ms) {
+  std::string body{'\x08', static_cast<char>(records)};
+  const auto put = [&body](std::uint64_t value, int bytes) {
+    for (int i = bytes - 1; i >= 0; --i) body += static_cast<char>((value >> (8 * i)) & 0xFF);
+  };
+  for (std::size_t i = 0; i < records; ++i) {
+    put(static_cast<std::uint64_t>(base_ms + static_cast<std::int64_t>(i) * 1000), 8);
+    put(0, 1);                                             // priority
+    put(static_cast<std::uint32_t>(145'069'000 + i), 4);    // lon 14.5069
+    put(static_cast<std::uint32_t>(460'569'000 + i), 4);    // lat 46.0569
+    put(295, 2);
+    put(87, 2);
+    put(11, 1);
+    put(48, 2);
+    put(0, 1);                                             // event io id
+    put(11, 1);                                            // total io count
+    put(4, 1);                                             // 1-byte: ignition, movement, gsm, sleep
+    for (const std::uint64_t id : {239, 240, 21, 200}) {
+      put(id, 1);
+      put(1, 1);
+    }
+    put(4, 1);                                             // 2-byte: speed, external, battery, current
+    for (const std::uint64_t id : {24, 66, 67, 68}) {
+      put(id, 1);
+      put(12'345, 2);
+    }
+    put(2, 1);                                             // 4-byte: odometers
+    for (const std::uint64_t id : {16, 199}) {
+      put(id, 1);
+      put(1'234'567, 4);
+    }
+    put(1, 1);                                             // 8-byte: iButton
+    put(78, 1);
+    put(0x0102030405060708ull, 8);
+  }
+  put(records, 1);
+  return body;
+}
+
+// Teltonika AVL decode per record next to the JSON codec's per location record (same run), and
+// a floor: one pass summing the same bytes (what any decoder must at least touch).
+int teltonika_decode(int argc, char** argv) {
+  const std::size_t records = std::stoul(flag(argc, argv, "--records", "50"));
+  const double seconds = std::stod(flag(argc, argv, "--seconds", "2"));
+  if (records == 0 || records > 255) throw std::runtime_error("--records must be 1-255 (one AVL packet)");
+  const std::int64_t base_ms = now_ms() - 600'000;
+  const std::string body = teltonika_body(records, base_ms);
+  // Each AVL record with a fix is two canonical records (location + its I/O as a sensor record).
+  const double per_canonical = decode_ns("teltonika", "application/x-teltonika-avl", body, 2 * records, seconds);
+  const double per_avl = 2 * per_canonical;
+  const double json = decode_ns("json", "application/json", location_batch(records, base_ms), records, seconds);
+  std::uint64_t checksum = 0;
+  std::size_t passes = 0;
+  const auto started = Clock::now();
+  while (std::chrono::duration<double>(Clock::now() - started).count() < seconds) {
+    for (const char byte : body) checksum += static_cast<std::uint8_t>(byte);
+    ++passes;
+  }
+  const double floor_ns = std::chrono::duration<double, std::nano>(Clock::now() - started).count() /
+                          static_cast<double>(passes * records);
+  if (checksum == 0) std::puts("");
+  std::printf("{\"benchmark\":\"teltonika_decode\",\"avl_records_per_packet\":%zu,\"bytes_per_avl_record\":%.1f,"
+              "\"ns_per_avl_record\":%.1f,\"avl_records_per_s_per_core\":%.0f,\"json_ns_per_location_record\":%.1f,"
+              "\"teltonika_avl_to_json\":%.2f,\"byte_pass_floor_ns_per_avl_record\":%.1f}\n",
+              records, static_cast<double>(body.size()) / static_cast<double>(records), per_avl, 1e9 / per_avl, json,
+              per_avl / json, floor_ns);
+  return 0;
+}
+
 void must(rd_kafka_error_t* error, const char* what) {
   if (!error) return;
   std::string message = std::string(what) + ": " + rd_kafka_error_string(error);
@@ -824,10 +895,11 @@ int main(int argc, char** argv) {
     if (mode == "dedup") return dedup_costs(argc, argv);
     if (mode == "spool") return spool_costs(argc, argv);
     if (mode == "admission") return admission_costs(argc, argv);
+    if (mode == "teltonika-decode") return teltonika_decode(argc, argv);
   } catch (const std::exception& error) {
     std::fprintf(stderr, "telegate-bench %s: %s\n", mode.c_str(), error.what());
     return 1;
   }
-  std::fprintf(stderr, "usage: telegate-bench pipeline|codecs|kafka-baseline|kafka-headers|spool|coap|dedup|admission [options] (see bench/telegate_bench.cpp)\n");
+  std::fprintf(stderr, "usage: telegate-bench pipeline|codecs|kafka-baseline|kafka-headers|spool|coap|dedup|admission|teltonika-decode [options] (see bench/telegate_bench.cpp)\n");
   return 2;
 }

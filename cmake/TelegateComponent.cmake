@@ -38,9 +38,10 @@ endfunction()
 # the same source is linked with tests/fuzz/replay_main.cpp into a unit test that replays CORPUS,
 # so every build at least runs the fuzz entry point over the seeds.
 #
-#   telegate_fuzz_target(NAME <name> SOURCES <cpp…> DEPS <targets…> CORPUS <dir> [DEFINITIONS <defs…>])
+#   telegate_fuzz_target(NAME <name> SOURCES <cpp…> DEPS <targets…> CORPUS <dir> [DEFINITIONS <defs…>]
+#                        [INCLUDES <dirs…>])
 function(telegate_fuzz_target)
-  cmake_parse_arguments(ARG "" "NAME;CORPUS" "SOURCES;DEPS;DEFINITIONS" ${ARGN})
+  cmake_parse_arguments(ARG "" "NAME;CORPUS" "SOURCES;DEPS;DEFINITIONS;INCLUDES" ${ARGN})
   if(TELEGATE_FUZZ)
     set(target fuzz_${ARG_NAME})
     add_executable(${target} ${ARG_SOURCES})
@@ -56,6 +57,7 @@ function(telegate_fuzz_target)
   endif()
   target_link_libraries(${target} PRIVATE ${ARG_DEPS})
   target_compile_definitions(${target} PRIVATE ${ARG_DEFINITIONS})
+  target_include_directories(${target} PRIVATE ${ARG_INCLUDES})
   telegate_warnings(${target})
 endfunction()
 

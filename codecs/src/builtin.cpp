@@ -10,6 +10,7 @@
 #include "senml/senml_codec.hpp"
 #include "senml_cbor/senml_cbor_codec.hpp"
 #include "telegate/codecs/codec.hpp"
+#include "teltonika/teltonika_codec.hpp"
 
 namespace telegate::codecs {
 
@@ -23,6 +24,7 @@ void register_builtin_codecs(CodecRegistry& registry) {
   registry.add("protobuf", without_options<ProtobufCodec>());
   registry.add("mapping", mapping::mapping_compiler());
   registry.add("protobuf_dynamic", protobuf_dynamic::protobuf_dynamic_compiler());
+  registry.add("teltonika", without_options<TeltonikaCodec>());
 }
 
 }  // namespace telegate::codecs

@@ -24,6 +24,7 @@ void CanonicalRecord::reset() noexcept {
   msg_id.clear();
   location = Location{};
   readings.clear();
+  attributes.clear();
 }
 
 }  // namespace telegate::codecs

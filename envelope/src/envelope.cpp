@@ -132,6 +132,11 @@ void EnvelopeBuilder::seal(const codecs::CanonicalRecord& record, const Envelope
       reading.set_value(from.value);
       reading.set_unit(from.unit);
     }
+    for (const codecs::Attribute& from : record.attributes) {
+      v1::Attribute& attribute = *sensor.add_attributes();
+      attribute.set_name(from.name);
+      attribute.set_value(from.value);
+    }
   }
 
   state.topic.expand(context.tenant, context.device_type, record.type, out.topic);

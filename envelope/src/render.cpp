@@ -133,7 +133,22 @@ void write_json(const v1::Envelope& message, std::string& out) {
       append_json_string(out, reading.unit());
       out += '}';
     }
-    out += "]}";
+    out += ']';
+    if (message.sensor().attributes_size() > 0) {  // absent when empty: older consumers see no change
+      out += ",\"attributes\":[";
+      for (int i = 0; i < message.sensor().attributes_size(); ++i) {
+        const v1::Attribute& attribute = message.sensor().attributes(i);
+        if (i) out += ',';
+        out += '{';
+        append_field(out, "name");
+        append_json_string(out, attribute.name());
+        append_field(out, "value");
+        append_json_string(out, attribute.value());
+        out += '}';
+      }
+      out += ']';
+    }
+    out += '}';
   }
   out += '}';
 }
@@ -192,13 +207,27 @@ void parse_json(std::string_view text, v1::Envelope& message) {
       }
     } else if (key == "sensor") {
       v1::Sensor& sensor = *message.mutable_sensor();
-      for (ondemand::value item : value["readings"].get_array()) {
-        v1::SensorReading& reading = *sensor.add_readings();
-        for (ondemand::field part : item.get_object()) {
-          const std::string_view name = part.unescaped_key();
-          if (name == "name") reading.set_name(text_of(part.value()));
-          if (name == "value") reading.set_value(part.value().get_double());
-          if (name == "unit") reading.set_unit(text_of(part.value()));
+      for (ondemand::field list : value.get_object()) {
+        const std::string_view list_name = list.unescaped_key();
+        if (list_name == "readings") {
+          for (ondemand::value item : list.value().get_array()) {
+            v1::SensorReading& reading = *sensor.add_readings();
+            for (ondemand::field part : item.get_object()) {
+              const std::string_view name = part.unescaped_key();
+              if (name == "name") reading.set_name(text_of(part.value()));
+              if (name == "value") reading.set_value(part.value().get_double());
+              if (name == "unit") reading.set_unit(text_of(part.value()));
+            }
+          }
+        } else if (list_name == "attributes") {
+          for (ondemand::value item : list.value().get_array()) {
+            v1::Attribute& attribute = *sensor.add_attributes();
+            for (ondemand::field part : item.get_object()) {
+              const std::string_view name = part.unescaped_key();
+              if (name == "name") attribute.set_name(text_of(part.value()));
+              if (name == "value") attribute.set_value(text_of(part.value()));
+            }
+          }
         }
       }
     }
@@ -261,6 +290,9 @@ std::expected<DecodedEnvelope, EnvelopeError> decode_envelope(std::string_view v
   }
   for (const v1::SensorReading& reading : message.sensor().readings()) {
     record.readings.push_back(codecs::SensorReading{reading.name(), reading.value(), reading.unit()});
+  }
+  for (const v1::Attribute& attribute : message.sensor().attributes()) {
+    record.attributes.push_back(codecs::Attribute{attribute.name(), attribute.value()});
   }
   return decoded;
 }

@@ -210,6 +210,27 @@ void read_coap(Section section, CoapListenerConfig& coap) {
   }
 }
 
+void read_tracker_listener(Section section, TrackerListenerConfig& tracker) {
+  section.boolean("enabled", tracker.enabled);
+  section.string("bind", tracker.bind);
+  section.integer<std::uint16_t>("tcp_port", tracker.tcp_port, 0, 65535);
+  section.integer<std::uint16_t>("udp_port", tracker.udp_port, 0, 65535);
+  section.duration("idle_timeout_s", tracker.idle_timeout, 1, 86'400);
+  section.integer<std::size_t>("max_frame_bytes", tracker.max_frame_bytes, 64, 16u << 20);
+  section.string("tenant", tracker.tenant);
+  read_limits(section, tracker.limits);
+  section.finish();
+  if (!tracker.tenant.empty() && !is_printable_id(tracker.tenant)) {
+    throw ConfigError(section.key_path("tenant"), "must be 1-128 printable ASCII characters without spaces");
+  }
+}
+
+void read_tracker(Section section, TrackerConfig& tracker) {
+  read_tracker_listener(section.child("teltonika"), tracker.teltonika);
+  read_tracker_listener(section.child("gt06"), tracker.gt06);
+  section.finish();
+}
+
 void check_mqtt_topic_scheme(const Section& section, std::string_view key, const std::string& text) {
   if (auto compiled = mqtt::TopicScheme::compile(text); !compiled) {
     throw ConfigError(section.key_path(key), compiled.error());
@@ -741,6 +762,7 @@ GatewayConfig parse_config(const std::string& yaml_text,
   read_coap(top.child("coap"), config.coap);
   read_mqtt(top.child("mqtt"), config.mqtt);
   read_mqtt_bridge(top.child("mqtt_bridge"), config.mqtt_bridge);
+  read_tracker(top.child("tracker"), config.tracker);
   read_admission(top.child("admission"), config.admission);
   read_quotas(top.child("quotas"), config.quotas);
   read_dedup(top.child("dedup"), config.dedup);

@@ -4,6 +4,8 @@
 #include "mqtt/mqtt_listener.hpp"
 #include "mqtt_bridge/mqtt_bridge_listener.hpp"
 #include "telegate/gateway/listener.hpp"
+#include "tracker/teltonika/teltonika_protocol.hpp"
+#include "tracker/tracker_listener.hpp"
 
 namespace telegate::gateway {
 
@@ -39,6 +41,8 @@ void register_builtin_listeners(ListenerRegistry& registry) {
   registry.add("coap", when_enabled<CoapListener, &GatewayConfig::coap>());
   registry.add("mqtt", when_enabled<MqttListener, &GatewayConfig::mqtt>());
   registry.add("mqtt_bridge", when_enabled<MqttBridgeListener, &GatewayConfig::mqtt_bridge>());
+  // Binary vehicle trackers: one line per protocol (gateway/tracker/<protocol>/ defines kSpec).
+  registry.add("tracker.teltonika", tracker::listener_factory(&TrackerConfig::teltonika, tracker::teltonika::kSpec));
 }
 
 }  // namespace telegate::gateway

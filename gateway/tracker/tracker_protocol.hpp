@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <expected>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -63,6 +64,15 @@ class TrackerProtocol {
   // Bytes sent back once `accepted` records of `frame` are committed (empty: send nothing).
   virtual std::string records_reply(const Frame& frame, std::size_t accepted) = 0;
   virtual std::string heartbeat_reply(const Frame& heartbeat) = 0;
+};
+
+// What the listener needs to know of a protocol; each protocol folder defines one, and
+// gateway/src/listeners.cpp registers it with one line.
+struct ProtocolSpec {
+  std::string_view name;          // config section tracker.<name>; the `protocol` metric label
+  std::string_view content_type;  // of Frame::payload: the device type's codec must read it
+  std::unique_ptr<TrackerProtocol> (*stream)(std::size_t max_frame_bytes);    // one per TCP connection
+  std::unique_ptr<TrackerProtocol> (*datagram)(std::size_t max_frame_bytes);  // one per UDP socket; nullptr: no UDP
 };
 
 }  // namespace telegate::gateway::tracker

@@ -134,6 +134,33 @@ TEST_CASE("the JSON format renders the same envelope and reads back identically"
   CHECK(render_json(binary.value, Format::protobuf).value() == sealed.value);
 }
 
+TEST_CASE("sensor attributes (a tracker's byte-string I/O elements) round-trip in both formats, absent when empty") {
+  codecs::CanonicalRecord record;
+  record.device_id = "356307042441013";
+  record.type = codecs::MessageType::sensor;
+  record.event_time_ms = 1795514400000;
+  record.msg_id = "m2";
+  record.readings.push_back({"io_21", 3, ""});
+  record.attributes.push_back({"io_256", "aabbcc"});
+  for (const Format format : {Format::protobuf, Format::json}) {
+    EnvelopeBuilder builder(format, *TopicTemplate::compile("t"));
+    SealedRecord sealed;
+    builder.seal(record, kContext, sealed);
+    const auto decoded = decode_envelope(sealed.value, format);
+    REQUIRE(decoded.has_value());
+    REQUIRE(decoded->record.attributes.size() == 1);
+    CHECK(decoded->record.attributes[0].name == "io_256");
+    CHECK(decoded->record.attributes[0].value == "aabbcc");
+    CHECK(render_json(sealed.value, format).value().find(R"("attributes":[{"name":"io_256","value":"aabbcc"}])") !=
+          std::string::npos);
+  }
+  record.attributes.clear();
+  EnvelopeBuilder json(Format::json, *TopicTemplate::compile("t"));
+  SealedRecord sealed;
+  json.seal(record, kContext, sealed);
+  CHECK(sealed.value.find("attributes") == std::string::npos);
+}
+
 TEST_CASE("records without msg_id get distinct, time-ordered UUIDv7 ids") {
   EnvelopeBuilder builder(Format::protobuf, *TopicTemplate::compile("t"));
   codecs::CanonicalRecord record = location_record();

@@ -35,6 +35,13 @@ struct SensorReading {
   std::string unit;
 };
 
+// A value that is not a number: a tracker's variable-length I/O element (Teltonika 8E NX), as
+// lower-case hex of its bytes. Carried in the envelope beside the readings.
+struct Attribute {
+  std::string name;
+  std::string value;
+};
+
 struct CanonicalRecord {
   std::size_t index = 0;  // position in the request body, for error reports
   std::string device_id;
@@ -43,6 +50,7 @@ struct CanonicalRecord {
   std::string msg_id;              // device-supplied idempotency key; empty → gateway generates
   Location location;               // meaningful when type == location
   std::vector<SensorReading> readings;  // meaningful when type == sensor
+  std::vector<Attribute> attributes;    // sensor only; most codecs leave it empty
 
   // Clears the record for reuse without giving back string or vector capacity.
   void reset() noexcept;

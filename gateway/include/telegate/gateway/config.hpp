@@ -148,6 +148,27 @@ struct MqttBridgeConfig {
   std::vector<MqttBridgeMapping> mappings;
 };
 
+// One binary vehicle-tracker listener, `tracker.<protocol>` (gateway/tracker/README.md). Off by
+// default. Devices are identified by the IMEI of their login (TCP) or of each datagram (UDP),
+// which must be a provisioned device id.
+struct TrackerListenerConfig {
+  explicit TrackerListenerConfig(std::uint16_t default_port) : tcp_port(default_port) {}
+  bool enabled = false;
+  std::string bind = "0.0.0.0";
+  std::uint16_t tcp_port = 0;
+  std::uint16_t udp_port = 0;                // 0: no UDP socket
+  std::chrono::seconds idle_timeout{600};    // trackers ping rarely: minutes between frames are normal
+  std::size_t max_frame_bytes = 64u << 10;   // a length field beyond this closes the connection
+  std::string tenant;                        // set: IMEIs are looked up in this tenant only
+  ConnectionLimits limits{100'000};
+};
+
+// tracker.*: one section per protocol; a new protocol adds its member here.
+struct TrackerConfig {
+  TrackerListenerConfig teltonika{5027};
+  TrackerListenerConfig gt06{5023};
+};
+
 struct AdmissionConfig {
   std::size_t max_inflight_records = 200'000;
   std::size_t max_inflight_bytes = 256u << 20;
@@ -304,6 +325,7 @@ struct GatewayConfig {
   CoapListenerConfig coap;
   MqttListenerConfig mqtt;
   MqttBridgeConfig mqtt_bridge;
+  TrackerConfig tracker;
   AdmissionConfig admission;
   QuotaConfig quotas;
   DedupConfig dedup;
