@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "sim_audit.hpp"
+#include "tracker_replay.hpp"
 #include "telegate/gateway/auth.hpp"
 
 namespace asio = boost::asio;
@@ -405,6 +406,7 @@ int main(int argc, char** argv) {
       "bootstrap", po::value<std::string>(), "audit, leaders: Kafka bootstrap servers")(
       "topic", po::value<std::string>(), "audit, leaders: topic")(
       "prefix", po::value<std::string>(), "audit: only msg_ids starting with this (a run id)");
+  telegate::sim::add_tracker_options(described);
   po::positional_options_description positional;
   positional.add("mode", 1);
   described.add_options()("mode", po::value<std::string>(), "provision | http | audit | leaders");
@@ -418,7 +420,9 @@ int main(int argc, char** argv) {
       described.print(std::cout);
       return options.count("help") ? 0 : 2;
     }
+    if (mode == "provision" && options.count("imei-base")) return telegate::sim::provision_trackers(options);
     if (mode == "provision") return provision(options);
+    if (mode == "tracker") return telegate::sim::tracker_replay(options);
     if (mode == "http") return load_http(options);
     if (mode == "audit") return telegate::sim::audit(options);
     if (mode == "leaders") return telegate::sim::leaders(options);
