@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <charconv>
 #include <chrono>
 #include <cstddef>
 #include <optional>
@@ -65,6 +66,10 @@ std::optional<std::int64_t> packet_time_ms(Reader& in, int offset_min) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(local.time_since_epoch()).count();
 }
 
+void append_hex(std::string& out, unsigned value, int digits) {
+  for (int shift = 4 * (digits - 1); shift >= 0; shift -= 4) out += "0123456789abcdef"[(value >> shift) & 0xF];
+}
+
 void add_reading(CanonicalRecord& record, std::string_view name, double value, std::string_view unit = {}) {
   SensorReading& reading = record.readings.emplace_back();
   reading.name = name;
@@ -122,10 +127,17 @@ std::expected<void, CodecError> Gt06Codec::decode(std::string_view body, const D
   }
 
   // Both records of the packet share its identity, so a resent packet is de-duplicated whole.
+  // Built by hand: fmt here was a third of the codec's cost per packet.
   const auto msg_id = [&](CanonicalRecord& record, std::string_view suffix) {
-    record.msg_id.clear();
-    fmt::format_to(std::back_inserter(record.msg_id), "{}-gt06-{:02x}{:04x}-{}{}", context.device_id, protocol, serial,
-                   *time / 1000, suffix);
+    std::string& id = record.msg_id;
+    id.assign(context.device_id);
+    id += "-gt06-";
+    append_hex(id, protocol, 2);
+    append_hex(id, serial, 4);
+    id += '-';
+    char seconds[24];
+    id.append(seconds, std::to_chars(seconds, seconds + sizeof seconds, *time / 1000).ptr);
+    id += suffix;
   };
 
   if ((course_status & kPositioned) == 0) {
