@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "gt06/gt06_codec.hpp"
+#include "input_splits.hpp"
 #include "tracker/gt06/gt06_protocol.hpp"
 
 using namespace telegate::gateway::tracker;
@@ -89,16 +90,7 @@ Framed frame_all(const std::uint8_t* data, std::size_t size, NextChunk&& next_ch
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  // Splits derived from the input, so a finding replays exactly (FNV-1a seed, xorshift steps).
-  std::uint64_t state = 1469598103934665603ULL;
-  for (std::size_t i = 0; i < size; ++i) state = (state ^ data[i]) * 1099511628211ULL;
-  state |= 1;
-  const auto random_chunk = [&]() -> std::size_t {
-    state ^= state << 13;
-    state ^= state >> 7;
-    state ^= state << 17;
-    return 1 + state % 64;
-  };
+  InputSplits random_chunk(data, size);
   const Framed whole = frame_all(data, size, [&] { return size; });
   const Framed split = frame_all(data, size, random_chunk);
   const Framed bytewise = frame_all(data, size, [] { return std::size_t{1}; });
