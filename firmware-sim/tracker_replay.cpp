@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <memory>
 #include <stdexcept>
 
@@ -92,7 +93,10 @@ std::string teltonika_login(std::string_view imei) {
   return out;
 }
 
-std::string teltonika_codec8(std::span<const AvlRecord> records) {
+namespace {
+
+// Codec 8's AVL data array as both transports carry it: codec id, count, records, count again.
+std::string codec8_data(std::span<const AvlRecord> records) {
   std::string data;
   data += static_cast<char>(0x08);
   data += static_cast<char>(records.size());
@@ -120,12 +124,33 @@ std::string teltonika_codec8(std::span<const AvlRecord> records) {
     elements(record.io8, 8);
   }
   data += static_cast<char>(records.size());
+  return data;
+}
+
+}  // namespace
+
+std::string teltonika_codec8(std::span<const AvlRecord> records) {
+  const std::string data = codec8_data(records);
   std::string out;
   put_be(out, 0, 4);
   put_be(out, data.size(), 4);
   out += data;
   put_be(out, crc16_ibm(bytes_of(data)), 4);
   return out;
+}
+
+std::string teltonika_udp(std::uint16_t packet_id, std::uint8_t avl_packet_id, std::string_view imei,
+                          std::span<const AvlRecord> records) {
+  std::string body;
+  put_be(body, packet_id, 2);
+  body += static_cast<char>(0x01);  // "not usable byte", always 01
+  body += static_cast<char>(avl_packet_id);
+  put_be(body, imei.size(), 2);
+  body += imei;
+  body += codec8_data(records);
+  std::string out;
+  put_be(out, body.size(), 2);
+  return out + body;
 }
 
 AvlRecord teltonika_record(const TrackerFix& fix) {
@@ -147,7 +172,7 @@ AvlRecord teltonika_record(const TrackerFix& fix) {
 
 namespace {
 
-enum class Protocol : std::uint8_t { teltonika, gt06 };
+enum class Protocol : std::uint8_t { teltonika, teltonika_udp, gt06 };
 
 struct TrackerOptions {
   Protocol protocol;
@@ -208,31 +233,61 @@ class Tracker {
     beast::tcp_stream stream(co_await asio::this_coro::executor);
     bool logged_in = false;
     while (pending_records_ > 0 || take_next_frame()) {
+      beast::error_code ignored;
       if (!logged_in) {
         if (auto failure = co_await log_in(stream, endpoints); failure) {
-          co_await lost(stream, failure);
+          stream.socket().close(ignored);
+          co_await lost(failure);
           continue;
         }
         logged_in = true;
       }
       const auto sent_at = Clock::now();
-      const auto failure = co_await exchange(stream, frame_, ack_size());
-      if (failure || !ack_matches()) {
+      const auto failure = co_await exchange(stream, frame_, options_.protocol == Protocol::gt06 ? 10 : 4);
+      const auto accepted = failure ? std::nullopt : accepted_by_ack(ack_.size());
+      if (!accepted) {
         logged_in = false;
-        co_await lost(stream, failure ? failure : "bad_ack");
+        stream.socket().close(ignored);
+        co_await lost(failure ? failure : "bad_ack");
         continue;
       }
-      stats_.latencies_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - sent_at).count());
-      ++stats_.acked_frames;
-      stats_.accepted += acked_records();
-      if (stats_.ack_log) {
-        for (const std::string& id : msg_ids_) std::fprintf(stats_.ack_log, "%s\n", id.c_str());
-      }
-      pending_records_ = 0;
-      retries_ = 0;
+      acknowledged(sent_at, *accepted);
     }
     beast::error_code ignored;
     stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  }
+
+  // Teltonika over UDP: every datagram carries the IMEI, so there is no login; a datagram not
+  // acknowledged within --timeout-ms is sent again as it was.
+  asio::awaitable<void> run_udp(asio::ip::udp::endpoint gateway) {
+    const auto socket = std::make_shared<asio::ip::udp::socket>(co_await asio::this_coro::executor);
+    socket->open(gateway.protocol());
+    asio::steady_timer timer(socket->get_executor());
+    while (pending_records_ > 0 || take_next_frame()) {
+      const auto sent_at = Clock::now();
+      beast::error_code error;
+      co_await socket->async_send_to(asio::buffer(frame_), gateway, asio::redirect_error(asio::use_awaitable, error));
+      std::optional<std::size_t> accepted;
+      if (!error) {
+        // The timer cancels the receive; the handler holds the socket, which may outlive us.
+        timer.expires_after(options_.timeout);
+        timer.async_wait([socket](beast::error_code expired) {
+          if (!expired) socket->cancel();
+        });
+        ack_.resize(64);
+        while (!error && !accepted) {  // acks of earlier copies of other packets are skipped
+          const std::size_t size =
+              co_await socket->async_receive(asio::buffer(ack_), asio::redirect_error(asio::use_awaitable, error));
+          if (!error) accepted = accepted_by_ack(size);
+        }
+        timer.cancel();
+      }
+      if (!accepted) {
+        co_await lost(error == asio::error::operation_aborted ? "timeout" : "socket_error");
+        continue;
+      }
+      acknowledged(sent_at, *accepted);
+    }
   }
 
  private:
@@ -240,6 +295,7 @@ class Tracker {
   bool take_next_frame() {
     if (stats_.remaining == 0) return false;
     const std::size_t count = options_.protocol == Protocol::gt06 ? 1 : std::min(options_.batch, stats_.remaining);
+    ++packet_id_;
     stats_.remaining -= count;
     pending_records_ = count;
     ++stats_.frames;
@@ -260,24 +316,51 @@ class Tracker {
       for (std::size_t i = count; i-- > 0;) {
         records_.push_back(teltonika_record(fix_at(index_, now - static_cast<std::int64_t>(i) * 1000)));
       }
-      frame_ = teltonika_codec8(records_);
+      frame_ = options_.protocol == Protocol::teltonika
+                   ? teltonika_codec8(records_)
+                   : teltonika_udp(packet_id_, static_cast<std::uint8_t>(packet_id_), imei_, records_);
     }
     return true;
   }
 
-  std::size_t ack_size() const { return options_.protocol == Protocol::gt06 ? 10 : 4; }
-
-  // GT06 echoes protocol number and serial; Teltonika answers the number of records it took.
-  bool ack_matches() const {
+  // The records the ack in ack_ (`size` bytes) accepts, or nullopt when it is not this frame's:
+  // GT06 echoes protocol number and serial (the packet's one record); Teltonika TCP answers the
+  // count as 4 bytes, UDP echoes packet and AVL packet ids before a 1-byte count.
+  std::optional<std::size_t> accepted_by_ack(std::size_t size) const {
     const auto* ack = reinterpret_cast<const std::uint8_t*>(ack_.data());
-    if (options_.protocol == Protocol::teltonika) return acked_records() <= pending_records_;
-    return ack[0] == 0x78 && ack[1] == 0x78 && ack[3] == gt06::kLocation && (ack[4] << 8 | ack[5]) == frame_serial_ && (ack[6] << 8 | ack[7]) == gt06::crc_itu({ack + 2, 4});
+    std::size_t count = 0;
+    switch (options_.protocol) {
+      case Protocol::gt06:
+        if (ack[0] != 0x78 || ack[1] != 0x78 || ack[3] != gt06::kLocation || (ack[4] << 8 | ack[5]) != frame_serial_ ||
+            (ack[6] << 8 | ack[7]) != gt06::crc_itu({ack + 2, 4})) {
+          return std::nullopt;
+        }
+        count = pending_records_;
+        break;
+      case Protocol::teltonika:
+        count = static_cast<std::size_t>(ack[0]) << 24 | ack[1] << 16 | ack[2] << 8 | ack[3];
+        break;
+      case Protocol::teltonika_udp:
+        if (size != 7 || ack[0] != 0 || ack[1] != 5 || (ack[2] << 8 | ack[3]) != packet_id_ ||
+            ack[5] != static_cast<std::uint8_t>(packet_id_)) {
+          return std::nullopt;
+        }
+        count = ack[6];
+        break;
+    }
+    if (count > pending_records_) return std::nullopt;
+    return count;
   }
 
-  std::size_t acked_records() const {
-    if (options_.protocol == Protocol::gt06) return pending_records_;
-    const auto* ack = reinterpret_cast<const std::uint8_t*>(ack_.data());
-    return static_cast<std::size_t>(ack[0]) << 24 | ack[1] << 16 | ack[2] << 8 | ack[3];
+  void acknowledged(Clock::time_point sent_at, std::size_t accepted) {
+    stats_.latencies_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - sent_at).count());
+    ++stats_.acked_frames;
+    stats_.accepted += accepted;
+    if (stats_.ack_log) {
+      for (const std::string& id : msg_ids_) std::fprintf(stats_.ack_log, "%s\n", id.c_str());
+    }
+    pending_records_ = 0;
+    retries_ = 0;
   }
 
   // Connects and sends the login; null, or what failed.
@@ -313,12 +396,11 @@ class Tracker {
     co_return nullptr;
   }
 
-  // The connection is gone: count it, give the frame up after max_retries, back off, and
-  // reconnect with the same frame still pending.
-  asio::awaitable<void> lost(beast::tcp_stream& stream, const char* what) {
+  // The frame was not acknowledged: count why, give the frame up after max_retries, back off;
+  // the caller sends the same frame again (after a reconnect and login on TCP).
+  asio::awaitable<void> lost(const char* what) {
     ++stats_.errors[what];
     beast::error_code ignored;
-    stream.socket().close(ignored);
     if (pending_records_ > 0) {
       if (retries_ < options_.max_retries) {
         ++retries_;
@@ -340,6 +422,7 @@ class Tracker {
   TrackerStats& stats_;
   std::uint16_t serial_ = 0;        // GT06: the last serial number used (logins take one too)
   std::uint16_t frame_serial_ = 0;  // GT06: frame_'s, kept when it is resent after a new login
+  std::uint16_t packet_id_ = 0;     // Teltonika UDP: frame_'s packet id (its low byte: AVL packet id)
   std::string frame_;                // the frame waiting for its ack
   std::size_t pending_records_ = 0;  // records in frame_; 0 = nothing pending
   std::vector<AvlRecord> records_;
@@ -362,7 +445,10 @@ int tracker_replay(const po::variables_map& options) {
   if (protocol != "teltonika" && protocol != "gt06") {
     throw std::invalid_argument("--protocol must be teltonika or gt06, got '" + protocol + "'");
   }
-  TrackerOptions tracker{protocol == "gt06" ? Protocol::gt06 : Protocol::teltonika,
+  if (options.count("udp") && protocol != "teltonika") throw std::invalid_argument("--udp: only Teltonika trackers use UDP");
+  TrackerOptions tracker{protocol == "gt06"       ? Protocol::gt06
+                         : options.count("udp") ? Protocol::teltonika_udp
+                                                : Protocol::teltonika,
                          options["host"].as<std::string>(),
                          std::to_string(options["port"].as<unsigned>()),
                          options["devices"].as<std::size_t>(),
@@ -390,7 +476,12 @@ int tracker_replay(const po::variables_map& options) {
   std::vector<std::unique_ptr<Tracker>> trackers;
   for (std::size_t i = 0; i < tracker.devices; ++i) {
     trackers.push_back(std::make_unique<Tracker>(tracker, i, stats));
-    asio::co_spawn(io, trackers.back()->run(endpoints), asio::detached);
+    if (tracker.protocol == Protocol::teltonika_udp) {
+      asio::co_spawn(io, trackers.back()->run_udp(*asio::ip::udp::resolver(io).resolve(tracker.host, tracker.port).begin()),
+                     asio::detached);
+    } else {
+      asio::co_spawn(io, trackers.back()->run(endpoints), asio::detached);
+    }
   }
   const auto started = Clock::now();
   io.run();
@@ -403,10 +494,10 @@ int tracker_replay(const po::variables_map& options) {
     errors += (errors.empty() ? "" : ",") + ("\"" + name + "\":" + std::to_string(count));
   }
   std::printf(
-      "{\"run_id\":\"%s\",\"protocol\":\"%s\",\"devices\":%zu,\"records\":%zu,\"accepted\":%zu,\"refused\":%zu,"
+      "{\"run_id\":\"%s\",\"protocol\":\"%s\",\"transport\":\"%s\",\"devices\":%zu,\"records\":%zu,\"accepted\":%zu,\"refused\":%zu,"
       "\"frames\":%zu,\"acked_frames\":%zu,\"resent_frames\":%zu,\"seconds\":%.3f,\"records_per_second\":%.0f,"
       "\"ack_latency_ms\":{\"p50\":%.2f,\"p90\":%.2f,\"p99\":%.2f,\"max\":%.2f},\"errors\":{%s}}\n",
-      run_id.c_str(), protocol.c_str(), tracker.devices, tracker.records, stats.accepted, stats.refused, stats.frames,
+      run_id.c_str(), protocol.c_str(), tracker.protocol == Protocol::teltonika_udp ? "udp" : "tcp", tracker.devices, tracker.records, stats.accepted, stats.refused, stats.frames,
       stats.acked_frames, stats.resent_frames, seconds, static_cast<double>(stats.accepted) / seconds,
       percentile_of(stats.latencies_ms, 50), percentile_of(stats.latencies_ms, 90),
       percentile_of(stats.latencies_ms, 99), stats.latencies_ms.empty() ? 0.0 : stats.latencies_ms.back(),
@@ -433,6 +524,7 @@ void add_tracker_options(po::options_description& described) {
   described.add_options()("protocol", po::value<std::string>()->default_value("gt06"), "tracker: teltonika | gt06")(
       "host", po::value<std::string>()->default_value("127.0.0.1"), "tracker: gateway host")(
       "port", po::value<unsigned>()->default_value(5023), "tracker: gateway port")(
+      "udp", "tracker: Teltonika over UDP (one datagram per AVL packet, IMEI in each)")(
       "imei-base", po::value<std::uint64_t>(), "tracker, provision: first IMEI (default 356307042440000)");
 }
 

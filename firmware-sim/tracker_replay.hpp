@@ -60,6 +60,10 @@ std::string teltonika_login(std::string_view imei);
 // A TCP AVL packet: zero preamble, data length, codec 0x08, the records, their count again,
 // CRC-16/IBM of codec id through the second count.
 std::string teltonika_codec8(std::span<const AvlRecord> records);
+// A UDP datagram: length, packet id, 01, AVL packet id, IMEI length and IMEI, then the AVL data
+// array (codec id … second count; no CRC: UDP has its own checksum).
+std::string teltonika_udp(std::uint16_t packet_id, std::uint8_t avl_packet_id, std::string_view imei,
+                          std::span<const AvlRecord> records);
 // The record a simulated fix becomes: ignition on, external voltage, odometer.
 AvlRecord teltonika_record(const TrackerFix& fix);
 

@@ -411,3 +411,15 @@ TEST_CASE("telegate-sim Teltonika encoder reproduces Teltonika's published Codec
   CHECK(sim::crc16_ibm(bytes_of(packet).subspan(8, packet.size() - 12)) == 0xC7CF);
   CHECK(to_hex(sim::teltonika_login("356307042441013")) == "000f333536333037303432343431303133");
 }
+
+TEST_CASE("telegate-sim Teltonika UDP encoder reproduces Teltonika's published UDP example") {
+  sim::AvlRecord record;
+  record.timestamp_ms = 0x16B4F815B30;
+  record.priority = 1;
+  record.event_io = 1;
+  record.io1 = {{0x15, 0x03}, {0x01, 0x01}};
+  record.io2 = {{0x42, 0x5DBC}};
+  CHECK(to_hex(sim::teltonika_udp(0xCAFE, 0x05, "352093086403655", std::span(&record, 1))) ==
+        "003dcafe0105000f33353230393330383634303336353508010000016b4f815b30010000000000000000000000000000000103021503"
+        "010101425dbc000001");
+}
