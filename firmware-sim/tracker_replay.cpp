@@ -269,10 +269,12 @@ class Tracker {
       co_await socket->async_send_to(asio::buffer(frame_), gateway, asio::redirect_error(asio::use_awaitable, error));
       std::optional<std::size_t> accepted;
       if (!error) {
-        // The timer cancels the receive; the handler holds the socket, which may outlive us.
+        // The timer cancels the receive. Its handler holds the socket, which it may outlive, and
+        // a flag, so that an expiry queued just as the ack came cannot cancel the next receive.
+        const auto waiting = std::make_shared<bool>(true);
         timer.expires_after(options_.timeout);
-        timer.async_wait([socket](beast::error_code expired) {
-          if (!expired) socket->cancel();
+        timer.async_wait([socket, waiting](beast::error_code expired) {
+          if (!expired && *waiting) socket->cancel();
         });
         ack_.resize(64);
         while (!error && !accepted) {  // acks of earlier copies of other packets are skipped
@@ -280,6 +282,7 @@ class Tracker {
               co_await socket->async_receive(asio::buffer(ack_), asio::redirect_error(asio::use_awaitable, error));
           if (!error) accepted = accepted_by_ack(size);
         }
+        *waiting = false;
         timer.cancel();
       }
       if (!accepted) {
