@@ -77,6 +77,13 @@ std::string gt06_location(const TrackerFix& fix, std::uint16_t serial) {
   return gt06::packet(gt06::kLocation, bytes_of(content), serial);
 }
 
+std::string gt06_location_msg_id(std::string_view imei, std::uint16_t serial, std::int64_t time_ms) {
+  char id[96];
+  std::snprintf(id, sizeof id, "%.*s-gt06-%02x%04x-%lld", static_cast<int>(imei.size()), imei.data(), gt06::kLocation,
+                serial, static_cast<long long>(time_ms / 1000));
+  return id;
+}
+
 std::uint16_t crc16_ibm(std::span<const std::uint8_t> bytes) noexcept {
   unsigned crc = 0;
   for (const std::uint8_t byte : bytes) {
@@ -309,10 +316,7 @@ class Tracker {
       serial_ = static_cast<std::uint16_t>(serial_ + 1);
       frame_serial_ = serial_;
       frame_ = gt06_location(fix, serial_);
-      // The id the gt06 codec gives this packet's location (codecs/README.md, "gt06").
-      char id[96];
-      std::snprintf(id, sizeof id, "%s-gt06-12%04x-%lld", imei_.c_str(), frame_serial_, static_cast<long long>(now / 1000));
-      msg_ids_.emplace_back(id);
+      msg_ids_.push_back(gt06_location_msg_id(imei_, frame_serial_, fix.time_ms));
     } else {
       records_.clear();
       // A batch spans the last `count` seconds, one fix per second, as a logging tracker's does.

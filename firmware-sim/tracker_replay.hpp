@@ -34,6 +34,9 @@ struct TrackerFix {
 std::string gt06_login(std::string_view imei, std::uint16_t serial);
 // GPS + LBS location (0x12): UTC time, positioned, hemisphere bits from the signs, a fixed cell.
 std::string gt06_location(const TrackerFix& fix, std::uint16_t serial);
+// The msg_id the gt06 codec gives that packet's location record (codecs/README.md, "GT06"):
+// what `--ack-log` lists for the audit.
+std::string gt06_location_msg_id(std::string_view imei, std::uint16_t serial, std::int64_t time_ms);
 
 // ---- Teltonika ----
 // One AVL record of Codec 8 with its I/O elements by width (ids are 1 byte in Codec 8).

@@ -392,6 +392,8 @@ TEST_CASE("telegate-sim GT06 encoders: the published login, and locations the ga
     CHECK(*record.location.speed == doctest::Approx(20.0));
     CHECK(*record.location.heading == 271);
     CHECK(reading(decoded.batch.records()[1], "gps.satellites") == 9);
+    // --ack-log lists exactly the msg_id the gateway gives the location.
+    CHECK(record.msg_id == sim::gt06_location_msg_id("356307042441013", 77, fix.time_ms + 999));
   }
 }
 
