@@ -11,6 +11,9 @@
 //       before quotas): 1000 devices in 10 tenants, 50 records per request, one thread
 //   telegate-bench codecs [--records 50]
 //       decode ns per record of every codec next to the telegate JSON codec
+//   telegate-bench gt06-decode [--seconds 2]
+//       GT06 packets per core: the gt06 codec alone, and framing + CRC-ITU + codec over a stream
+//       of 0x12 packets, next to the JSON codec on the same fix as a one-record body
 //   telegate-bench kafka-baseline --bootstrap HOST:PORT --records N [--transaction-records 50000]
 //       a plain transactional librdkafka producer sending pre-built envelopes with the Kafka
 //       sink's settings: the baseline for HTTP → Kafka (bench/http_kafka.sh)
@@ -59,6 +62,8 @@
 
 #include "telegate/codecs/codec.hpp"
 #include "telegate/codecs/validate.hpp"
+#include "gt06/gt06_codec.hpp"
+#include "tracker/gt06/gt06_protocol.hpp"
 #include "telegate/envelope/envelope.hpp"
 #include "telegate/gateway/dedup.hpp"
 #include "telegate/sinks/kafka_sink.hpp"
@@ -359,6 +364,55 @@ int teltonika_decode(int argc, char** argv) {
               "\"teltonika_avl_to_json\":%.2f,\"byte_pass_floor_ns_per_avl_record\":%.1f}\n",
               records, static_cast<double>(body.size()) / static_cast<double>(records), per_avl, 1e9 / per_avl, json,
               per_avl / json, floor_ns);
+  return 0;
+}
+
+// GT06 per core: the gt06 codec alone and framing + CRC + codec over a stream of 0x12 location
+// packets, next to the JSON codec decoding the same fix as a one-record body (a phone app's
+// request) in the same run, measured before and after to show drift on a shared machine.
+int gt06_costs(int argc, char** argv) {
+  const double seconds = std::stod(flag(argc, argv, "--seconds", "2"));
+  // Traccar's 0x12 example (Gt06ProtocolDecoderTest): 54.94535 N, 24.01762 E; content only.
+  const std::vector<std::uint8_t> content = {0x0f, 0x0a, 0x14, 0x0e, 0x15, 0x0b, 0xc5, 0x05, 0xe5, 0x1e, 0x78, 0x02, 0x93,
+                                             0xa9, 0xe8, 0x00, 0x54, 0x00, 0x00, 0xf6, 0x01, 0x00, 0x6e, 0x00, 0x55, 0xda};
+  std::string stream;
+  constexpr std::size_t kPackets = 1000;
+  for (std::size_t serial = 0; serial < kPackets; ++serial) {
+    stream += gateway::tracker::gt06::packet(gateway::tracker::gt06::kLocation, content, static_cast<std::uint16_t>(serial));
+  }
+  const std::string payload = stream.substr(3, content.size() + 3);  // protocol number, content, serial
+
+  const std::string json_body = location_batch(1, now_ms() - 60'000);
+  const double json_before = decode_ns("json", "application/json", json_body, 1, seconds);
+  const double codec_ns = 2 * decode_ns("gt06", "application/x-gt06", payload, 2, seconds);  // 2 records a packet
+
+  codecs::Gt06Codec codec(codecs::DecodeLimits{}, {});
+  codecs::DecodedBatch batch;
+  std::size_t packets = 0;
+  const auto started = Clock::now();
+  while (std::chrono::duration<double>(Clock::now() - started).count() < seconds) {
+    gateway::tracker::gt06::Gt06Protocol protocol;  // one per connection, as the listener makes them
+    std::span<const std::uint8_t> rest(reinterpret_cast<const std::uint8_t*>(stream.data()), stream.size());
+    while (!rest.empty()) {
+      const auto frame = protocol.next_frame(rest);
+      batch.clear();
+      if (!frame || !codec.decode(frame->payload, {"acme", "356307042441013", "tracker", codecs::Gt06Codec::kContentType},
+                                  batch) || batch.records().size() != 2) {
+        throw std::runtime_error("GT06 benchmark stream did not decode as expected");
+      }
+      rest = rest.subspan(frame->consumed);
+      ++packets;
+    }
+  }
+  const double framed_ns = std::chrono::duration<double>(Clock::now() - started).count() * 1e9 / static_cast<double>(packets);
+  const double json_after = decode_ns("json", "application/json", json_body, 1, seconds);
+  const double baseline = (json_before + json_after) / 2;
+  std::printf("{\"benchmark\":\"gt06_decode\",\"gt06_codec_ns_per_packet\":%.1f,\"gt06_framed_ns_per_packet\":%.1f,"
+              "\"packets_per_second_per_core\":%.0f,\"records_per_second_per_core\":%.0f,"
+              "\"baseline_json_one_fix_body_ns\":%.1f,\"json_ns_first\":%.1f,\"json_ns_last\":%.1f,"
+              "\"framed_gt06_to_json\":%.2f}\n",
+              codec_ns, framed_ns, 1e9 / framed_ns, 2e9 / framed_ns, baseline, json_before, json_after,
+              framed_ns / baseline);
   return 0;
 }
 
@@ -896,10 +950,11 @@ int main(int argc, char** argv) {
     if (mode == "spool") return spool_costs(argc, argv);
     if (mode == "admission") return admission_costs(argc, argv);
     if (mode == "teltonika-decode") return teltonika_decode(argc, argv);
+    if (mode == "gt06-decode") return gt06_costs(argc, argv);
   } catch (const std::exception& error) {
     std::fprintf(stderr, "telegate-bench %s: %s\n", mode.c_str(), error.what());
     return 1;
   }
-  std::fprintf(stderr, "usage: telegate-bench pipeline|codecs|kafka-baseline|kafka-headers|spool|coap|dedup|admission|teltonika-decode [options] (see bench/telegate_bench.cpp)\n");
+  std::fprintf(stderr, "usage: telegate-bench pipeline|codecs|kafka-baseline|kafka-headers|spool|coap|dedup|admission|teltonika-decode|gt06-decode [options] (see bench/telegate_bench.cpp)\n");
   return 2;
 }

@@ -36,6 +36,7 @@
 #include "load_driver.hpp"
 #include "run_report.hpp"
 #include "sim_audit.hpp"
+#include "tracker_replay.hpp"
 #include "telegate/gateway/auth.hpp"
 
 namespace po = boost::program_options;
@@ -184,6 +185,7 @@ int main(int argc, char** argv) {
       "output", po::value<std::string>()->default_value("json"), "http: json (one line) | human | both")(
       "progress", "http: a progress line on stderr every second (default when stderr is a terminal)")(
       "no-progress", "http: no progress line");
+  telegate::sim::add_tracker_options(described);
   po::positional_options_description positional;
   positional.add("mode", 1);
   described.add_options()("mode", po::value<std::string>(), "provision | http | audit | leaders");
@@ -197,7 +199,9 @@ int main(int argc, char** argv) {
       described.print(std::cout);
       return options.count("help") ? 0 : 2;
     }
+    if (mode == "provision" && options.count("imei-base")) return telegate::sim::provision_trackers(options);
     if (mode == "provision") return provision(options);
+    if (mode == "tracker") return telegate::sim::tracker_replay(options);
     if (mode == "http") return load_http(options);
     if (mode == "audit") return telegate::sim::audit(options);
     if (mode == "leaders") return telegate::sim::leaders(options);

@@ -1,5 +1,6 @@
 // The built-in codecs: one line each. A new codec is a folder under codecs/, a
 // telegate_codec(NAME …) line in codecs/CMakeLists.txt and a line here.
+#include "gt06/gt06_codec.hpp"
 #include "json/json_codec.hpp"
 #include "mapping/mapping_codec.hpp"
 #include "osmand/osmand_codec.hpp"
@@ -25,6 +26,7 @@ void register_builtin_codecs(CodecRegistry& registry) {
   registry.add("mapping", mapping::mapping_compiler());
   registry.add("protobuf_dynamic", protobuf_dynamic::protobuf_dynamic_compiler());
   registry.add("teltonika", without_options<TeltonikaCodec>());
+  registry.add("gt06", compile_gt06);
 }
 
 }  // namespace telegate::codecs

@@ -33,6 +33,10 @@ std::string_view to_string(TrackerErrc code) noexcept;
 struct TrackerError {
   TrackerErrc code;
   std::string message;  // names the problem, e.g. "Codec 8 CRC 0x1f2e, computed 0xc7cf"
+  // 0: the stream cannot be resynchronised, close the connection. Otherwise a well-formed frame
+  // of this many bytes that the protocol does not read (GT06 `unsupported`): count the error,
+  // drop these bytes and read on.
+  std::size_t skip = 0;
 };
 
 // One unit cut from the front of a connection's byte stream (TCP) or one datagram (UDP).
@@ -57,7 +61,8 @@ class TrackerProtocol {
  public:
   virtual ~TrackerProtocol() = default;
   // Cuts the next frame from the front of `input`. Never throws or asserts on input; an error
-  // means the stream cannot be resynchronised and the listener closes the connection.
+  // means the stream cannot be resynchronised and the listener closes the connection, unless
+  // it carries a `skip` length.
   virtual std::expected<Frame, TrackerError> next_frame(std::span<const std::uint8_t> input) = 0;
   // Bytes sent back for a login: accepted (the IMEI is provisioned) or refused.
   virtual std::string login_reply(const Frame& login, bool accepted) = 0;

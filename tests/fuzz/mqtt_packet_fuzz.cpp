@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "input_splits.hpp"
 #include "mqtt/mqtt_packet.hpp"
 
 using namespace telegate::gateway::mqtt;
@@ -24,6 +25,7 @@ constexpr std::uint32_t kMaxPacket = 1 << 16;
 struct Framed {
   std::vector<std::vector<std::uint8_t>> frames;  // first byte + body, copied out
   std::optional<ReasonCode> error;
+  bool operator==(const Framed&) const = default;
 };
 
 // Feeds `data` in chunks whose sizes come from `next_chunk` and collects the frames.
@@ -111,23 +113,7 @@ void decode_frame(const std::vector<std::uint8_t>& bytes, ProtocolVersion& versi
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  // Splits derived from the input, so a finding replays exactly (FNV-1a seed, xorshift steps).
-  std::uint64_t state = 1469598103934665603ULL;
-  for (std::size_t i = 0; i < size; ++i) state = (state ^ data[i]) * 1099511628211ULL;
-  state |= 1;
-  const auto random_chunk = [&]() -> std::size_t {
-    state ^= state << 13;
-    state ^= state >> 7;
-    state ^= state << 17;
-    const auto pick = state % 4;
-    return pick == 0 ? 1 : pick == 1 ? 1 + state % 8 : pick == 2 ? 1 + state % 64 : 1 + state % 1024;
-  };
-
-  const Framed whole = frame_all(data, size, [&] { return size; });
-  const Framed split = frame_all(data, size, random_chunk);
-  const Framed bytewise = frame_all(data, size, [] { return std::size_t{1}; });
-  if (split.frames != whole.frames || split.error != whole.error) __builtin_trap();
-  if (bytewise.frames != whole.frames || bytewise.error != whole.error) __builtin_trap();
+  const Framed whole = frame_three_ways(data, size, [](auto... args) { return frame_all(args...); });
 
   ProtocolVersion version = ProtocolVersion::v311;
   for (const auto& frame : whole.frames) decode_frame(frame, version);
