@@ -22,7 +22,7 @@ devices=$((max_idle > publishers ? max_idle : publishers))
 # client side over many ephemeral port ranges.
 # Each side holds one descriptor per connection (the two are separate processes). Without
 # CAP_SYS_RESOURCE the hard limit caps what one process can hold; counts above it are skipped.
-wanted=$((max_idle + 1000))
+wanted=$((devices + 1000))
 hard=$(ulimit -Hn)
 if [[ $hard != unlimited && $hard -lt $wanted ]]; then
   echo "# open-file hard limit $hard: idle counts above $((hard - 1000)) are skipped (raise it as root: ulimit -Hn)"
