@@ -2,7 +2,8 @@
 # MQTT on this machine: gateway RSS for many idle connections, and QoS 0/1 publish throughput
 # into Kafka — next to Mosquitto (the broker alone, no Kafka) driven by the same load generator
 # in the same run. Uses the running test broker (TELEGATE_KAFKA_BOOTSTRAP, 127.0.0.1:19092).
-#   bench/mqtt_connections.sh ["10000 50000"] [publish records] [publishing devices]
+#   bench/mqtt_connections.sh ["10000 50000"] [publish records] [publishing devices] ["32 256" QoS 1 windows]
+# An idle count of 0 skips the idle measurement.
 # Build first (2-core machine: -j1):
 #   cmake --build build/dev -j1 --target telegate telegate-sim telegate-mqtt-bench
 # TELEGATE_BENCH_BUILD selects the build directory (default build/dev, RelWithDebInfo -O2).
@@ -11,6 +12,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 idle_counts=${1:-"10000 50000"}
 records=${2:-200000}
 publishers=${3:-100}
+windows=${4:-"32 256"}
 build=${TELEGATE_BENCH_BUILD:-build/dev}
 bootstrap=${TELEGATE_KAFKA_BOOTSTRAP:-127.0.0.1:19092}
 max_idle=$(tr ' ' '\n' <<<"$idle_counts" | sort -n | tail -1)
@@ -20,7 +22,7 @@ devices=$((max_idle > publishers ? max_idle : publishers))
 # client side over many ephemeral port ranges.
 # Each side holds one descriptor per connection (the two are separate processes). Without
 # CAP_SYS_RESOURCE the hard limit caps what one process can hold; counts above it are skipped.
-wanted=$((max_idle + 1000))
+wanted=$((devices + 1000))
 hard=$(ulimit -Hn)
 if [[ $hard != unlimited && $hard -lt $wanted ]]; then
   echo "# open-file hard limit $hard: idle counts above $((hard - 1000)) are skipped (raise it as root: ulimit -Hn)"
@@ -102,6 +104,7 @@ idle() {  # server-name pid port count
   sleep 5  # the servers notice the closes
 }
 for count in $idle_counts; do
+  [[ $count -eq 0 ]] && continue
   if [[ $((count + 1000)) -gt $fd_limit ]]; then
     echo "{\"idle_connections\":$count,\"skipped\":\"open-file limit $fd_limit\"}"
     continue
@@ -117,7 +120,7 @@ publish() {  # server-name port qos window
 }
 # Warm-up: Kafka topic creation and producer set-up are not what we measure.
 publish telegate "$mqtt_port" 1 32 >/dev/null 2>&1 || true
-for window in 32 256; do
+for window in $windows; do
   cpu_before=$(cpu_seconds $gateway_pid)
   t=$(publish telegate "$mqtt_port" 1 "$window")
   cpu_after=$(cpu_seconds $gateway_pid)

@@ -137,6 +137,8 @@ struct MqttListener::Worker {
   std::vector<std::shared_ptr<MqttConnection>> parked;
   std::unordered_set<MqttConnection*> live;  // for the shutdown DISCONNECT
   std::unordered_map<std::string, std::shared_ptr<const TypeRoute>> routes;  // by device type name
+  // answer_ready()'s list of (packet id, QoS), reused so that answering allocates nothing.
+  std::vector<std::pair<std::uint16_t, QoS>> ready_scratch;
   mqtt::LogLimiter log_limiter;
   std::thread thread;
 };
@@ -208,8 +210,8 @@ class MqttConnection final : public mqtt::Attachment, public std::enable_shared_
     disconnect(ReasonCode::server_shutting_down, "the gateway is shutting down", false);
   }
 
-  void ingested(std::uint16_t id) override {
-    asio::post(socket_.get_executor(), [self = shared_from_this(), id] { self->answer_committed(id); });
+  void committed() override {
+    asio::post(socket_.get_executor(), [self = shared_from_this()] { self->answer_ready(); });
   }
 
   void taken_over() override {
@@ -719,16 +721,35 @@ class MqttConnection final : public mqtt::Attachment, public std::enable_shared_
     read();
   }
 
-  // The records of `id` are durable (or `id` was answered already): PUBACK, or PUBREC.
+  // A resent PUBLISH whose first copy is durable already: PUBACK, or PUBREC.
   void answer_committed(std::uint16_t id) {
     if (phase_ != Phase::connected) return;  // the state keeps it: a resend after reconnect is answered then
     const auto qos = state_->take_committed(id);
     if (!qos) return;
-    if (*qos == QoS::at_least_once) finished_one();
+    queue_success(id, *qos);
     listener_.counters_->acked_counter->Increment();
-    send(mqtt::PublishAck{*qos == QoS::at_least_once ? mqtt::PacketType::puback : mqtt::PacketType::pubrec, id,
-                          ReasonCode::success, {}, {}});
+    flush();
     read();
+  }
+
+  // Everything the pipeline made durable since the last call, answered in one write: a commit
+  // completes many PUBLISHes of a connection at once.
+  void answer_ready() {
+    if (phase_ != Phase::connected) return;  // the state keeps them: a resend after reconnect is answered then
+    auto& ready = worker_.ready_scratch;
+    ready.clear();
+    state_->take_ready(this, ready);
+    if (ready.empty()) return;
+    for (const auto& [id, qos] : ready) queue_success(id, qos);
+    listener_.counters_->acked_counter->Increment(static_cast<double>(ready.size()));
+    flush();
+    read();
+  }
+
+  void queue_success(std::uint16_t id, QoS qos) {
+    if (qos == QoS::at_least_once) finished_one();
+    queue(mqtt::PublishAck{qos == QoS::at_least_once ? mqtt::PacketType::puback : mqtt::PacketType::pubrec, id,
+                           ReasonCode::success, {}, {}});
   }
 
   void finished_one() {
@@ -739,11 +760,17 @@ class MqttConnection final : public mqtt::Attachment, public std::enable_shared_
 
   template <class Packet>
   void send(const Packet& packet) {
+    queue(packet);
+    flush();
+  }
+
+  // Encodes `packet` after what waits to be written; flush() writes it.
+  template <class Packet>
+  void queue(const Packet& packet) {
     if (phase_ >= Phase::closing) return;
     if (auto written = mqtt::encode(packet, version_, out_, client_max_packet_size_); !written) {
       log_problem("mqtt: device {}: cannot encode an answer: {}", device_.device_id, written.error().message);
     }
-    flush();
   }
 
   void flush() {

@@ -131,16 +131,33 @@ void ClientState::on_ingested(std::uint16_t id, bool durable) {
   std::shared_ptr<Attachment> notify;
   {
     const std::lock_guard lock(mutex_);
-    if (auto it = entries_.find(id); it != entries_.end()) {
-      if (durable) {
-        it->second.stage = Stage::committed;
-      } else {
-        entries_.erase(it);
-      }
+    const auto it = entries_.find(id);
+    if (it == entries_.end()) return;
+    if (!durable) {
+      entries_.erase(it);  // no answer: the client resends, and that copy is ingested afresh
+      return;
     }
+    it->second.stage = Stage::committed;
+    if (owner_.expired()) return;  // kept: the next connection answers the client's resend
+    ready_.push_back(id);
+    if (owner_told_) return;
     notify = owner_.lock();
+    owner_told_ = notify != nullptr;
   }
-  if (notify) notify->ingested(id);
+  if (notify) notify->committed();
+}
+
+void ClientState::take_ready(const Attachment* owner, std::vector<std::pair<std::uint16_t, QoS>>& out) {
+  const std::lock_guard lock(mutex_);
+  if (owner_.lock().get() != owner) return;  // taken over: the new connection drains them
+  owner_told_ = false;
+  for (const std::uint16_t id : ready_) {
+    const auto it = entries_.find(id);
+    if (it == entries_.end() || it->second.stage != Stage::committed) continue;  // answered meanwhile
+    out.emplace_back(id, it->second.qos);
+    if (it->second.qos == QoS::at_least_once) entries_.erase(it);
+  }
+  ready_.clear();
 }
 
 std::optional<QoS> ClientState::take_committed(std::uint16_t id) {
@@ -178,12 +195,19 @@ std::size_t ClientState::size() const {
 void ClientState::attach(std::weak_ptr<Attachment> owner) {
   const std::lock_guard lock(mutex_);
   owner_ = std::move(owner);
+  // What the previous connection was not told yet is answered when the client resends it.
+  ready_.clear();
+  owner_told_ = false;
 }
 
 void ClientState::detach(const Attachment* owner) {
   const std::lock_guard lock(mutex_);
   const auto current = owner_.lock();
-  if (!current || current.get() == owner) owner_.reset();
+  if (!current || current.get() == owner) {
+    owner_.reset();
+    ready_.clear();
+    owner_told_ = false;
+  }
 }
 
 std::shared_ptr<Attachment> ClientState::owner() const {

@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "mqtt/mqtt_packet.hpp"
@@ -67,8 +68,10 @@ class TopicAliases {
 class Attachment {
  public:
   virtual ~Attachment() = default;
-  // The pipeline finished packet `id` (durable or not); the answer may now go out.
-  virtual void ingested(std::uint16_t id) = 0;
+  // Packets became durable: their answers may go out; take them with ClientState::take_ready().
+  // Called once per drain, not per packet: a Kafka commit completes a window's worth of
+  // PUBLISHes of one connection at once, and one wake-up and one write answer them all.
+  virtual void committed() = 0;
   // Another connection with the same client identifier took the session over (v5 0x8E).
   virtual void taken_over() = 0;
 };
@@ -90,8 +93,13 @@ class ClientState {
   Arrival on_publish(std::uint16_t id, QoS qos);
 
   // The pipeline's completion for `id`: durable → committed, else forgotten (a resend is then
-  // ingested afresh). Tells the attached connection, if any.
+  // ingested afresh). A durable one is queued for the attached connection, if any, which is
+  // told (Attachment::committed) unless it has been told already and not yet drained.
   void on_ingested(std::uint16_t id, bool durable);
+  // What the attached connection `owner` is to answer now: the ids queued since its last drain
+  // that are still committed, with their QoS (a QoS 1 entry is finished and removed, a QoS 2
+  // one stays until PUBREL), appended to `out`. Nothing for a connection no longer attached.
+  void take_ready(const Attachment* owner, std::vector<std::pair<std::uint16_t, QoS>>& out);
 
   // The connection answers `id`: the QoS of a committed entry (a QoS 1 entry is then finished
   // and removed; a QoS 2 one stays until PUBREL), nullopt when it is not committed.
@@ -119,6 +127,8 @@ class ClientState {
   mutable std::mutex mutex_;
   std::unordered_map<std::uint16_t, Entry> entries_;
   std::weak_ptr<Attachment> owner_;
+  std::vector<std::uint16_t> ready_;  // durable since the owner's last take_ready()
+  bool owner_told_ = false;           // committed() called and not yet drained
 };
 
 // Sessions by key ("<tenant>/<device id>/<client id>": a client identifier names a session only

@@ -27,6 +27,12 @@ void TokenBucket::give_back(double records) {
   tokens_ = std::min(burst_, tokens_ + records);
 }
 
+bool TokenBucket::full(Clock::time_point now) {
+  const std::lock_guard lock(mutex_);
+  const double refilled = now > last_ ? std::chrono::duration<double>(now - last_).count() * rate_ : 0.0;
+  return tokens_ + refilled >= burst_;
+}
+
 Quotas::Quotas(const QuotaConfig& config, InflightBudget& budget) : config_(config), budget_(budget) {}
 
 Quotas::Layer Quotas::layer(std::string_view tenant, std::string_view device_type, const LayerQuota& quota) {
@@ -47,18 +53,39 @@ Quotas::Layer Quotas::device_type(std::string_view tenant, std::string_view devi
   return layer(tenant, device_type, config_.device_type(device_type));
 }
 
-Quotas::Device& Quotas::device(std::string_view tenant, std::string_view device_id, std::string& key) {
+Quotas::Device& Quotas::device(std::string_view tenant, std::string_view device_id, std::string& key,
+                               Clock::time_point now) {
   key.assign(tenant);
   key += '\x1f';
   key += device_id;
   Shard& shard = shards_[std::hash<std::string>{}(key) % shards_.size()];
   const std::lock_guard lock(shard.mutex);
-  auto& device = shard.devices[key];  // allocates only the first time a device is seen
+  if (now >= shard.next_sweep) sweep_locked(shard, now);
+  auto& device = shard.devices[key];  // allocates only the first time a device is seen (or after eviction)
   if (!device) {
     device = std::make_unique<Device>();
-    if (config_.device.limited()) device->rate = std::make_unique<TokenBucket>(config_.device, Clock::now());
+    if (config_.device.limited()) device->rate = std::make_unique<TokenBucket>(config_.device, now);
   }
+  device->last_seen = now;  // an entry just handed out is never idle: no sweep can take it from the caller
   return *device;
+}
+
+std::size_t Quotas::devices() const {
+  std::size_t total = 0;
+  for (const Shard& shard : shards_) {
+    const std::lock_guard lock(shard.mutex);
+    total += shard.devices.size();
+  }
+  return total;
+}
+
+void Quotas::sweep_locked(Shard& shard, Clock::time_point now) {
+  shard.next_sweep = now + kDeviceSweep;
+  std::erase_if(shard.devices, [now](const auto& item) {
+    const Device& device = *item.second;
+    return now - device.last_seen >= kDeviceIdle && device.inflight.load(std::memory_order_acquire) == 0 &&
+           (!device.rate || device.rate->full(now));
+  });
 }
 
 std::optional<Quotas::Clock::duration> Quotas::take(const std::array<TokenBucket*, 3>& buckets, double records,

@@ -15,11 +15,18 @@ using Match = TopicScheme::Match;
 namespace {
 
 struct FakeConnection final : Attachment {
-  void ingested(std::uint16_t id) override { ingested_ids.push_back(id); }
+  void committed() override { ++told; }
   void taken_over() override { ++takeovers; }
-  std::vector<std::uint16_t> ingested_ids;
+  // What the connection would answer now (as answer_ready() does on its I/O thread).
+  std::vector<std::pair<std::uint16_t, QoS>> drain(ClientState& state) {
+    std::vector<std::pair<std::uint16_t, QoS>> ready;
+    state.take_ready(this, ready);
+    return ready;
+  }
+  int told = 0;
   int takeovers = 0;
 };
+using Ready = std::vector<std::pair<std::uint16_t, QoS>>;
 
 std::string config_error_key(const std::string& yaml) {
   try {
@@ -85,10 +92,11 @@ TEST_CASE("QoS 1/2 state: a resend is answered, never ingested twice") {
   CHECK(state.on_publish(1, QoS::at_least_once) == ClientState::Arrival::in_pipeline);
   CHECK_FALSE(state.take_committed(1).has_value());
   state.on_ingested(1, true);
-  CHECK(connection->ingested_ids == std::vector<std::uint16_t>{1});
+  CHECK(connection->told == 1);
   CHECK(state.on_publish(1, QoS::at_least_once) == ClientState::Arrival::committed);
-  CHECK(state.take_committed(1) == QoS::at_least_once);
+  CHECK(state.take_committed(1) == QoS::at_least_once);  // the resend is answered first…
   CHECK(state.size() == 0);
+  CHECK(connection->drain(state).empty());  // …so the drain does not answer it twice
   CHECK(state.on_publish(1, QoS::at_least_once) == ClientState::Arrival::fresh);  // a new message
 
   // Not durable: forgotten, so the client's resend is ingested afresh.
@@ -108,9 +116,46 @@ TEST_CASE("QoS 1/2 state: a resend is answered, never ingested twice") {
 
   // Completions after the connection went away are kept for the next one.
   state.detach(connection.get());
+  const int told = connection->told;
   state.on_ingested(7, true);
-  CHECK(connection->ingested_ids.size() == 3);
+  CHECK(connection->told == told);
+  CHECK(connection->drain(state).empty());
   CHECK(state.on_publish(7, QoS::exactly_once) == ClientState::Arrival::committed);
+}
+
+TEST_CASE("QoS 1/2 state: a commit's completions wake the connection once and are answered together") {
+  ClientState state;
+  auto connection = std::make_shared<FakeConnection>();
+  state.attach(connection);
+  for (std::uint16_t id = 1; id <= 5; ++id) CHECK(state.on_publish(id, QoS::at_least_once) == ClientState::Arrival::fresh);
+  CHECK(state.on_publish(9, QoS::exactly_once) == ClientState::Arrival::fresh);
+  for (std::uint16_t id = 1; id <= 3; ++id) state.on_ingested(id, true);
+  state.on_ingested(9, true);
+  state.on_ingested(4, false);  // not durable: never answered, a resend is ingested afresh
+  CHECK(connection->told == 1);  // one wake-up for the whole commit
+  CHECK(connection->drain(state) ==
+        Ready{{1, QoS::at_least_once}, {2, QoS::at_least_once}, {3, QoS::at_least_once}, {9, QoS::exactly_once}});
+  CHECK(state.size() == 2);  // 5 still in the pipeline; 9 waits for PUBREL
+  CHECK(state.on_publish(4, QoS::at_least_once) == ClientState::Arrival::fresh);
+
+  // Drained: the next completion wakes it again.
+  state.on_ingested(5, true);
+  CHECK(connection->told == 2);
+  CHECK(connection->drain(state) == Ready{{5, QoS::at_least_once}});
+
+  // Taken over before it drained: the old connection gets nothing, the new one is woken.
+  state.on_ingested(4, true);
+  CHECK(connection->told == 3);
+  auto next = std::make_shared<FakeConnection>();
+  state.attach(next);
+  CHECK(connection->drain(state).empty());
+  CHECK(state.on_publish(6, QoS::at_least_once) == ClientState::Arrival::fresh);
+  state.on_ingested(6, true);
+  CHECK(next->told == 1);
+  CHECK(connection->drain(state).empty());
+  CHECK(next->drain(state) == Ready{{6, QoS::at_least_once}});
+  // 4 was committed before the takeover: answered when the client resends it.
+  CHECK(state.on_publish(4, QoS::at_least_once) == ClientState::Arrival::committed);
 }
 
 TEST_CASE("session store: persistent sessions continue, clean start discards, takeover tells the old connection") {

@@ -60,3 +60,39 @@ TEST_CASE("quotas hand out one account, bucket and device state per name") {
   CHECK(&quotas.device("other", "truck-1", scratch) != &truck);
   CHECK(truck.rate != nullptr);
 }
+
+TEST_CASE("device state is bounded: idle devices are evicted, busy or indebted ones are kept") {
+  QuotaConfig config;
+  config.device = RateQuota{1, 100};  // 1 record/s, burst 100
+  InflightBudget budget(1'000, 1'000'000);
+  Quotas quotas(config, budget);
+  std::string scratch;
+  const Clock::time_point t0{};
+
+  // A stream of distinct devices (churn: devices replaced over months) does not accumulate.
+  for (int i = 0; i < 1000; ++i) (void)quotas.device("acme", "old-" + std::to_string(i), scratch, t0);
+  CHECK(quotas.devices() == 1000);
+
+  // Kept past the idle time: one with records in flight, one whose bucket is still in debt.
+  Quotas::Device& busy = quotas.device("acme", "busy", scratch, t0);
+  busy.inflight = 3;
+  Quotas::Device& indebted = quotas.device("acme", "indebted", scratch, t0);
+  CHECK_FALSE(indebted.rate->take(1000, t0).has_value());  // −900: 1000 s to refill at 1/s
+  // Seen again shortly before the sweep: not idle.
+  (void)quotas.device("acme", "recent", scratch, t0 + Quotas::kDeviceIdle);
+
+  // Every shard is swept by its next request after kDeviceIdle: touch each shard with new devices.
+  const Clock::time_point later = t0 + Quotas::kDeviceIdle + Quotas::kDeviceSweep;
+  for (int i = 0; i < 2000; ++i) (void)quotas.device("acme", "new-" + std::to_string(i), scratch, later);
+  CHECK(quotas.devices() == 2000 + 3);  // the old 1000 are gone; busy, indebted and recent remain
+  // The kept entries are the same objects: their state (in flight, tokens) was not reset.
+  CHECK(&quotas.device("acme", "busy", scratch, later) == &busy);
+  CHECK(&quotas.device("acme", "indebted", scratch, later) == &indebted);
+  CHECK(indebted.rate->take(1, later).has_value());
+
+  // Once the flight ends and the bucket refills, they go too (a new entry starts full anyway).
+  busy.inflight = 0;
+  const Clock::time_point much_later = t0 + std::chrono::hours(1);
+  for (int i = 0; i < 2000; ++i) (void)quotas.device("acme", "newer-" + std::to_string(i), scratch, much_later);
+  CHECK(quotas.devices() == 2000);
+}

@@ -32,6 +32,9 @@ class TokenBucket {
   std::optional<Clock::duration> take(double records, Clock::time_point now);
   // Returns tokens taken for a request that was refused further on.
   void give_back(double records);
+  // True when the bucket has refilled to its burst by `now`: forgetting it then changes nothing,
+  // since a new bucket starts full.
+  bool full(Clock::time_point now);
 
  private:
   std::mutex mutex_;
@@ -42,12 +45,20 @@ class TokenBucket {
 };
 
 // Lifecycle: built at start-up on the main thread from the config, before the pipeline that
-// uses it; shared by every pipeline worker (thread-safe) and outlives them. Its entries are
-// created on first use and never removed (tenants, device types and provisioned devices are
-// bounded by the catalog), so workers may cache the pointers it hands out.
+// uses it; shared by every pipeline worker (thread-safe) and outlives them. Tenant and device
+// type entries are created on first use and never removed (bounded by the catalog's tenants ×
+// types), so workers may cache those pointers. Device entries are created on first use and
+// evicted once idle for kDeviceIdle with nothing in flight and a full rate bucket: devices come
+// and go over a gateway's life (deleted, replaced, renamed), and a device's state must not
+// outlive it forever. A Device& is therefore valid only for the request that looked it up (its
+// permit's in-flight count keeps it from eviction while its records are in flight).
 class Quotas {
  public:
   using Clock = TokenBucket::Clock;
+  // A device's state is forgotten after this long without a request (and re-created, equal to
+  // what was forgotten, on its next one). Each shard is swept at most once per kDeviceSweep.
+  static constexpr std::chrono::minutes kDeviceIdle{10};
+  static constexpr std::chrono::minutes kDeviceSweep{1};
 
   // A tenant, or one device type inside a tenant.
   struct Layer {
@@ -58,13 +69,18 @@ class Quotas {
   struct Device {
     std::atomic<std::size_t> inflight{0};
     std::unique_ptr<TokenBucket> rate;
+    Clock::time_point last_seen{};  // guarded by its shard's mutex
   };
 
   Quotas(const QuotaConfig& config, InflightBudget& budget);
   Layer tenant(std::string_view tenant);
   Layer device_type(std::string_view tenant, std::string_view device_type);
   // Takes one of 64 shard locks. `key` is the caller's scratch string (no allocation per call).
-  Device& device(std::string_view tenant, std::string_view device_id, std::string& key);
+  // `now` is the request's time (tests pass their own clock); it may sweep this shard's idle devices.
+  Device& device(std::string_view tenant, std::string_view device_id, std::string& key,
+                 Clock::time_point now = Clock::now());
+  // Device entries held (all shards): what eviction bounds.
+  std::size_t devices() const;
 
   // Takes `records` from every bucket given (nullptr: none), all or nothing; otherwise the
   // wait the first refusing bucket names (layers are checked device first, tenant last).
@@ -80,9 +96,11 @@ class Quotas {
   std::mutex layers_mutex_;
   std::unordered_map<std::string, std::unique_ptr<TokenBucket>> layer_rates_;  // same keys as the budget's accounts
   struct Shard {
-    std::mutex mutex;
+    mutable std::mutex mutex;
     std::unordered_map<std::string, std::unique_ptr<Device>> devices;  // "tenant\x1fdevice"
+    Clock::time_point next_sweep{};
   };
+  static void sweep_locked(Shard& shard, Clock::time_point now);
   std::array<Shard, 64> shards_;
 };
 
