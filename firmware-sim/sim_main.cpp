@@ -1,6 +1,6 @@
 // telegate-sim: simulated devices posting telemetry to telegate, and the load generator for
 // tests and benchmarks. This file is the command line only; the pieces:
-//   load_driver   devices, pacing (open/closed loop), lanes     retry_policy  429/503/lost → resend
+//   load_driver   devices, pacing (open/closed loop), lanes     retry_policy  408/429/503/lost → resend
 //   motion        where devices are                            payloads      device profiles → bodies
 //   transport     Batch → Outcome seam; http_, mqtt_, coap_transport                run_report    summary
 //   sensors       field-sensor readings and profiles           batch_acks    msg_ids of a batch acked whole
@@ -242,7 +242,7 @@ int main(int argc, char** argv) {
       "records", po::value<std::size_t>()->default_value(10'000), "http: total records to send")(
       "rate", po::value<double>()->default_value(0), "http: records/s (open loop); 0 = closed loop")(
       "max-retries", po::value<std::size_t>()->default_value(20),
-      "http: retries of a batch (429/503 answer, lost connection, timeout)")(
+      "retries of a batch (408/429/503, 0x97, 4.29/5.03, lost connection, timeout)")(
       "timeout-ms", po::value<std::size_t>()->default_value(30'000), "http: connect, or write + answer, timeout")(
       "ack-log", po::value<std::string>(), "http: write acknowledged msg_ids here; audit: read them")(
       "run-id", po::value<std::string>(), "http: msg_id prefix (default random)")(
