@@ -72,11 +72,12 @@ void check_coap_profile(const WireFormat& format) {
   if (!content_format(format)) throw std::invalid_argument("--profile: this profile has no CoAP Content-Format");
 }
 
-// The implementation behind CoapClient; see there.
-class CoapContext {
+// See make_coap_client.
+class CoapContext final : public SharedTransport {
  public:
   CoapContext(asio::io_context& io, const CoapSettings& settings, std::size_t devices)
-      : io_(io), settings_(settings), readable_(io), retransmit_(io), sweep_(io) {
+      : io_(io), settings_(settings), readable_(io), retransmit_(io),
+        sweep_(io, settings.timeout, [this](Clock::time_point oldest_allowed) { return expire(oldest_allowed); }) {
     coap_startup();
     coap_set_log_level(LOG_ERR);
     if (settings.dtls && !coap_dtls_is_supported()) throw std::invalid_argument("--psk: this libcoap has no DTLS");
@@ -102,7 +103,7 @@ class CoapContext {
     if (settings.dtls) device_sessions_.resize(devices, nullptr);
   }
 
-  ~CoapContext() {
+  ~CoapContext() override {
     for (coap_session_t* session : lane_sessions_) coap_session_release(session);
     for (coap_session_t* session : device_sessions_) {
       if (session) coap_session_release(session);
@@ -111,10 +112,29 @@ class CoapContext {
     coap_cleanup();
   }
 
-  std::unique_ptr<Channel> channel();
+  std::unique_ptr<Channel> channel() override;
+
+  // A lane's own session over UDP; over DTLS sessions belong to devices (null here).
+  struct Lane {
+    coap_session_t* session = nullptr;
+  };
+
+  void channel_opened() {
+    if (open_channels_++ == 0) wait_readable();
+  }
+
+  void channel_closed() {
+    if (--open_channels_ > 0) return;
+    readable_.cancel();
+    retransmit_.cancel();
+    sweep_.cancel();
+  }
+
+  void send(Lane& lane, const Batch& batch, std::function<void(const Outcome&)> done) {
+    send(lane.session ? lane.session : device_session(batch), batch, std::move(done));
+  }
 
  private:
-  friend class CoapChannel;
 
   struct Pending {
     const Batch* batch = nullptr;
@@ -129,13 +149,12 @@ class CoapContext {
     return {session, value};
   }
 
-  coap_session_t* lane_session() {
-    coap_session_t* session = settings_.dtls ? nullptr : coap_new_client_session(context_, nullptr, &address_, COAP_PROTO_UDP);
-    if (!settings_.dtls && !session) throw std::runtime_error("coap: cannot open a session");
-    if (session) lane_sessions_.push_back(session);
-    ++open_channels_;
-    if (open_channels_ == 1) wait_readable();
-    return session;
+  Lane new_lane() {
+    if (settings_.dtls) return {};
+    coap_session_t* session = coap_new_client_session(context_, nullptr, &address_, COAP_PROTO_UDP);
+    if (!session) throw std::runtime_error("coap: cannot open a session");
+    lane_sessions_.push_back(session);
+    return {session};
   }
 
   // A DTLS session is one device's identity; made at its first request, kept for the run.
@@ -153,8 +172,7 @@ class CoapContext {
     return session;
   }
 
-  void send(coap_session_t* lane, const Batch& batch, std::function<void(const Outcome&)> done) {
-    coap_session_t* session = lane ? lane : device_session(batch);
+  void send(coap_session_t* session, const Batch& batch, std::function<void(const Outcome&)> done) {
     const auto fail = [&](OutcomeKind kind) {
       Outcome outcome;
       outcome.kind = kind;
@@ -195,7 +213,7 @@ class CoapContext {
       return fail(OutcomeKind::write_error);
     }
     schedule();
-    arm_sweep();
+    sweep_.arm();
   }
 
   static coap_response_t on_response(coap_session_t* session, const coap_pdu_t*, const coap_pdu_t* received, coap_mid_t) {
@@ -287,32 +305,17 @@ class CoapContext {
     });
   }
 
-  // Once a second while requests are open: one unanswered for --timeout-ms (retransmissions
-  // spent, or a separate response that never came) ends as a timeout and is resent by its lane.
-  void arm_sweep() {
-    if (sweeping_) return;
-    sweeping_ = true;
-    sweep_.expires_after(std::chrono::seconds(1));
-    sweep_.async_wait([this](boost::system::error_code error) {
-      sweeping_ = false;
-      if (error) return;
-      const auto oldest_allowed = Clock::now() - settings_.timeout;
-      std::vector<Key> expired;
-      for (const auto& [key, pending] : pending_) {
-        if (pending.sent_at < oldest_allowed) expired.push_back(key);
-      }
-      for (const Key& key : expired) {
-        resolve(key, [](const Pending&, Outcome& outcome, BatchAcks&) { outcome.kind = OutcomeKind::timeout; });
-      }
-      if (!pending_.empty()) arm_sweep();
-    });
-  }
-
-  void channel_closed() {
-    if (--open_channels_ > 0) return;
-    readable_.cancel();
-    retransmit_.cancel();
-    sweep_.cancel();
+  // A request unanswered for --timeout-ms (retransmissions spent, or a separate response that
+  // never came) ends as a timeout and is resent by its lane.
+  bool expire(Clock::time_point oldest_allowed) {
+    std::vector<Key> expired;
+    for (const auto& [key, pending] : pending_) {
+      if (pending.sent_at < oldest_allowed) expired.push_back(key);
+    }
+    for (const Key& key : expired) {
+      resolve(key, [](const Pending&, Outcome& outcome, BatchAcks&) { outcome.kind = OutcomeKind::timeout; });
+    }
+    return !pending_.empty();
   }
 
   asio::io_context& io_;
@@ -321,8 +324,7 @@ class CoapContext {
   coap_address_t address_;
   asio::posix::stream_descriptor readable_;  // a dup of libcoap's epoll descriptor
   asio::steady_timer retransmit_;
-  asio::steady_timer sweep_;
-  bool sweeping_ = false;
+  TimeoutSweep sweep_;
   std::size_t open_channels_ = 0;
   std::vector<coap_session_t*> lane_sessions_;
   std::vector<coap_session_t*> device_sessions_;  // DTLS: by device index, made on first use
@@ -330,29 +332,13 @@ class CoapContext {
   BatchAcks acks_;
 };
 
-// A lane's session (plain UDP) or its way to the devices' sessions (DTLS); see Channel.
-class CoapChannel final : public Channel {
- public:
-  explicit CoapChannel(CoapContext& context) : context_(context), session_(context.lane_session()) {}
-  void send(const Batch& batch, std::function<void(const Outcome&)> done) override {
-    context_.send(session_, batch, std::move(done));
-  }
-  void close() override {
-    if (!closed_) context_.channel_closed();
-    closed_ = true;
-  }
+std::unique_ptr<Channel> CoapContext::channel() {
+  return std::make_unique<SharedChannel<CoapContext, Lane>>(*this, new_lane());
+}
 
- private:
-  CoapContext& context_;
-  coap_session_t* session_;  // null over DTLS
-  bool closed_ = false;
-};
-
-std::unique_ptr<Channel> CoapContext::channel() { return std::make_unique<CoapChannel>(*this); }
-
-CoapClient::CoapClient(asio::io_context& io, const CoapSettings& settings, std::size_t devices)
-    : context_(std::make_unique<CoapContext>(io, settings, devices)) {}
-CoapClient::~CoapClient() = default;
-std::unique_ptr<Channel> CoapClient::channel() { return context_->channel(); }
+std::unique_ptr<SharedTransport> make_coap_client(asio::io_context& io, const CoapSettings& settings,
+                                                  std::size_t devices) {
+  return std::make_unique<CoapContext>(io, settings, devices);
+}
 
 }  // namespace telegate::sim

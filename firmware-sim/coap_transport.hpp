@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "transport.hpp"
+#include "shared_channel.hpp"
 
 namespace telegate::sim {
 
@@ -30,23 +30,12 @@ CoapSettings parse_coap_uri(const std::string& uri, bool psk, std::chrono::milli
 // Throws std::invalid_argument for a profile that has no CoAP Content-Format.
 void check_coap_profile(const WireFormat& format);
 
-class CoapContext;
-
 // One libcoap context for the whole run, on the io_context thread (libcoap is not thread-safe):
 // its epoll descriptor and timers are driven by Asio. Sessions: one per lane over plain UDP
 // (any device may use it: the token is in the request), one per device over DTLS (the PSK
-// identity is the device). Created by main before the run, destroyed after it.
-class CoapClient {
- public:
-  CoapClient(boost::asio::io_context& io, const CoapSettings& settings, std::size_t devices);
-  ~CoapClient();
-  CoapClient(const CoapClient&) = delete;
-  CoapClient& operator=(const CoapClient&) = delete;
-
-  std::unique_ptr<Channel> channel();
-
- private:
-  std::unique_ptr<CoapContext> context_;
-};
+// identity is the device). Throws std::invalid_argument when the host does not resolve or DTLS
+// is asked of a libcoap without it.
+std::unique_ptr<SharedTransport> make_coap_client(boost::asio::io_context& io, const CoapSettings& settings,
+                                                  std::size_t devices);
 
 }  // namespace telegate::sim

@@ -51,15 +51,18 @@ std::string replace_all(std::string text, std::string_view key, std::string_view
 
 }  // namespace
 
-// The implementation behind MqttConnections (the header keeps Paho out of main).
-class MqttFleetConnections {
+// See make_mqtt_connections.
+class MqttFleetConnections final : public SharedTransport {
  public:
   MqttFleetConnections(asio::io_context& io, const MqttSettings& settings, std::size_t devices)
-      : io_(io), settings_(settings), sweep_(io), links_(devices) {
+      : io_(io),
+        settings_(settings),
+        sweep_(io, settings.timeout, [this](Clock::time_point oldest_allowed) { return expire(oldest_allowed); }),
+        links_(devices) {
     for (std::size_t i = 0; i < devices; ++i) links_[i] = std::make_unique<Link>(*this);
   }
 
-  ~MqttFleetConnections() {
+  ~MqttFleetConnections() override {
     // Politely: DISCONNECT on every connection still up, all at once, then wait for them.
     std::vector<mqtt::token_ptr> closing;
     for (auto& link : links_) {
@@ -77,7 +80,26 @@ class MqttFleetConnections {
     }
   }
 
-  std::unique_ptr<Channel> channel();
+  std::unique_ptr<Channel> channel() override;
+
+  struct NoLaneState {};
+  void send(NoLaneState, const Batch& batch, std::function<void(const Outcome&)> done) {
+    Link& link = *links_[batch.device];
+    if (!link.client) create(link, batch);
+    link.waiting.push_back({&batch, std::move(done), 0, {}});
+    pump(link);
+  }
+
+  void channel_opened() {
+    // Paho answers on its own threads: the io_context must wait for them while lanes run.
+    if (open_channels_++ == 0) work_.emplace(io_.get_executor());
+  }
+
+  void channel_closed() {
+    if (--open_channels_ > 0) return;
+    sweep_.cancel();
+    work_.reset();
+  }
 
  private:
   struct Pending {
@@ -103,15 +125,6 @@ class MqttFleetConnections {
     std::vector<Pending> waiting;   // to publish once connected and under --inflight
     std::vector<Pending> inflight;  // published, not yet acknowledged
   };
-
-  friend class MqttChannel;
-
-  void send(const Batch& batch, std::function<void(const Outcome&)> done) {
-    Link& link = *links_[batch.device];
-    if (!link.client) create(link, batch);
-    link.waiting.push_back({&batch, std::move(done), 0, {}});
-    pump(link);
-  }
 
   void create(Link& link, const Batch& batch) {
     link.client = std::make_unique<mqtt::async_client>(
@@ -175,7 +188,7 @@ class MqttFleetConnections {
       } catch (const mqtt::exception&) {
         return drop(link, OutcomeKind::write_error);
       }
-      arm_sweep();
+      sweep_.arm();
     }
   }
 
@@ -259,70 +272,37 @@ class MqttFleetConnections {
     }
   }
 
-  // Once a second while anything is in flight: a connection whose oldest publish has waited
-  // --timeout-ms for its PUBACK (a gateway holding it under overload, a dead peer) is dropped.
-  void arm_sweep() {
-    if (sweeping_) return;
-    sweeping_ = true;
-    sweep_.expires_after(std::chrono::seconds(1));
-    sweep_.async_wait([this](boost::system::error_code error) {
-      sweeping_ = false;
-      if (error) return;
-      const auto oldest_allowed = Clock::now() - settings_.timeout;
-      bool busy = false;
-      for (auto& link : links_) {
-        if (link->inflight.empty()) continue;
-        if (link->inflight.front().sent_at < oldest_allowed) {
-          drop(*link, OutcomeKind::timeout);
-        } else {
-          busy = true;
-        }
+  // A connection whose oldest publish has waited --timeout-ms for its PUBACK (a gateway
+  // holding it under overload, a dead peer) is dropped.
+  bool expire(Clock::time_point oldest_allowed) {
+    bool busy = false;
+    for (auto& link : links_) {
+      if (link->inflight.empty()) continue;
+      if (link->inflight.front().sent_at < oldest_allowed) {
+        drop(*link, OutcomeKind::timeout);
+      } else {
+        busy = true;
       }
-      if (busy) arm_sweep();
-    });
-  }
-
-  void channel_opened() {
-    // Paho answers on its own threads: the io_context must wait for them while lanes run.
-    if (open_channels_++ == 0) work_.emplace(io_.get_executor());
-  }
-
-  void channel_closed() {
-    if (--open_channels_ > 0) return;
-    sweep_.cancel();
-    work_.reset();
+    }
+    return busy;
   }
 
   asio::io_context& io_;
   const MqttSettings& settings_;
-  asio::steady_timer sweep_;
-  bool sweeping_ = false;
+  TimeoutSweep sweep_;
   std::size_t open_channels_ = 0;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   std::vector<std::unique_ptr<Link>> links_;  // by device index; stable addresses for Paho
   BatchAcks acks_;
 };
 
-// A lane's view of the fleet's connections; see Channel.
-class MqttChannel final : public Channel {
- public:
-  explicit MqttChannel(MqttFleetConnections& fleet) : fleet_(fleet) { fleet_.channel_opened(); }
-  void send(const Batch& batch, std::function<void(const Outcome&)> done) override { fleet_.send(batch, std::move(done)); }
-  void close() override {
-    if (!closed_) fleet_.channel_closed();
-    closed_ = true;
-  }
+std::unique_ptr<Channel> MqttFleetConnections::channel() {
+  return std::make_unique<SharedChannel<MqttFleetConnections, NoLaneState>>(*this, NoLaneState{});
+}
 
- private:
-  MqttFleetConnections& fleet_;
-  bool closed_ = false;
-};
-
-std::unique_ptr<Channel> MqttFleetConnections::channel() { return std::make_unique<MqttChannel>(*this); }
-
-MqttConnections::MqttConnections(asio::io_context& io, const MqttSettings& settings, std::size_t devices)
-    : fleet_(std::make_unique<MqttFleetConnections>(io, settings, devices)) {}
-MqttConnections::~MqttConnections() = default;
-std::unique_ptr<Channel> MqttConnections::channel() { return fleet_->channel(); }
+std::unique_ptr<SharedTransport> make_mqtt_connections(asio::io_context& io, const MqttSettings& settings,
+                                                       std::size_t devices) {
+  return std::make_unique<MqttFleetConnections>(io, settings, devices);
+}
 
 }  // namespace telegate::sim

@@ -9,7 +9,7 @@
 #include <memory>
 #include <string>
 
-#include "transport.hpp"
+#include "shared_channel.hpp"
 
 namespace telegate::sim {
 
@@ -28,24 +28,11 @@ struct MqttSettings {
 // QoS other than 0/1, an inflight of 0 or a --mqtt-topic without {device_id}.
 void check_mqtt_settings(const MqttSettings& settings);
 
-class MqttFleetConnections;
-
 // The fleet's MQTT connections, one per device, made on the device's first publish and again
-// after a loss. Created by main before the run and destroyed after it (disconnecting
-// politely); used on the io_context thread: Paho's threads only post their results to it.
-class MqttConnections {
- public:
-  MqttConnections(boost::asio::io_context& io, const MqttSettings& settings, std::size_t devices);
-  ~MqttConnections();
-  MqttConnections(const MqttConnections&) = delete;
-  MqttConnections& operator=(const MqttConnections&) = delete;
-
-  // A lane's channel: sends whichever device's batch the lane took over that device's
-  // connection. When every channel made is closed, every connection is closed.
-  std::unique_ptr<Channel> channel();
-
- private:
-  std::unique_ptr<MqttFleetConnections> fleet_;
-};
+// after a loss; each lane's channel sends whichever device's batch the lane took over that
+// device's connection. Destroyed after the run, disconnecting politely. Paho's threads only
+// post their results to the io_context thread.
+std::unique_ptr<SharedTransport> make_mqtt_connections(boost::asio::io_context& io, const MqttSettings& settings,
+                                                       std::size_t devices);
 
 }  // namespace telegate::sim

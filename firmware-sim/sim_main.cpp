@@ -207,7 +207,7 @@ int load_mqtt(const po::variables_map& options) {
     }
     need_descriptors(plan.devices, "one MQTT connection per device");
     plan.connections = plan.devices * settings->inflight;
-    auto connections = std::make_shared<MqttConnections>(io, *settings, plan.devices);
+    std::shared_ptr<SharedTransport> connections = make_mqtt_connections(io, *settings, plan.devices);
     return [settings, connections] { return connections->channel(); };
   });
 }
@@ -223,7 +223,7 @@ int load_coap(const po::variables_map& options) {
     } else {
       need_descriptors(plan.connections, "one UDP session per connection");
     }
-    auto client = std::make_shared<CoapClient>(io, *settings, plan.devices);
+    std::shared_ptr<SharedTransport> client = make_coap_client(io, *settings, plan.devices);
     return [settings, client] { return client->channel(); };
   });
 }

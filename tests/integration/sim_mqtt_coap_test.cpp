@@ -99,15 +99,25 @@ std::string audit(const TempDir& dir, const std::string& topic, const std::vecto
   return result.out;
 }
 
-}  // namespace
-
-TEST_CASE("telegate-sim mqtt and coap: every acknowledged record in Kafka exactly once") {
+// A gateway with the MQTT, CoAP and DTLS listeners on free ports, ready; one per test case.
+struct SimGateway {
+  SimGateway() {
+    gateway.start();
+    gateway.wait_ready();
+  }
   const std::string run = testing::unique_run_id();
   TempDir dir;
   const Ports ports;
-  GatewayProcess gateway(dir.path(), config_for(run, ports));
-  gateway.start();
-  gateway.wait_ready();
+  GatewayProcess gateway{dir.path(), config_for(run, ports)};
+};
+
+}  // namespace
+
+TEST_CASE("telegate-sim mqtt and coap: every acknowledged record in Kafka exactly once") {
+  SimGateway sim_gateway;
+  const std::string& run = sim_gateway.run;
+  const TempDir& dir = sim_gateway.dir;
+  const Ports& ports = sim_gateway.ports;
   const std::string broker = "tcp://127.0.0.1:" + std::to_string(ports.mqtt);
   const std::string coap = "coap://127.0.0.1:" + std::to_string(ports.coap) + "/v1/telemetry";
   const std::string coaps = "coaps://127.0.0.1:" + std::to_string(ports.coaps) + "/v1/telemetry";
@@ -168,12 +178,11 @@ TEST_CASE("telegate-sim mqtt and coap: every acknowledged record in Kafka exactl
 }
 
 TEST_CASE("telegate-sim mqtt and coap: a gateway killed and restarted mid-run loses and duplicates nothing") {
-  const std::string run = testing::unique_run_id();
-  TempDir dir;
-  const Ports ports;
-  GatewayProcess gateway(dir.path(), config_for(run, ports));
-  gateway.start();
-  gateway.wait_ready();
+  SimGateway sim_gateway;
+  const std::string& run = sim_gateway.run;
+  const TempDir& dir = sim_gateway.dir;
+  const Ports& ports = sim_gateway.ports;
+  GatewayProcess& gateway = sim_gateway.gateway;
   const std::vector<std::string> open_loop = {"--devices", std::to_string(kSensors), "--profile", "sensor-json",
                                               "--batch", "10", "--records", "12000", "--rate", "2000",
                                               "--timeout-ms", "5000"};
