@@ -172,6 +172,14 @@ class CoapContext final : public SharedTransport {
     return session;
   }
 
+  void forget_device_session(const Batch& batch) {
+    if (!settings_.dtls) return;
+    coap_session_t*& session = device_sessions_[batch.device];
+    // libcoap keeps it until its queued retransmissions are over; they still end in on_nack.
+    if (session) coap_session_release(session);
+    session = nullptr;
+  }
+
   void send(coap_session_t* session, const Batch& batch, std::function<void(const Outcome&)> done) {
     const auto fail = [&](OutcomeKind kind) {
       Outcome outcome;
@@ -276,6 +284,9 @@ class CoapContext final : public SharedTransport {
       Outcome outcome;
       outcome.latency = latency;
       fill(*pending, outcome, acks_);
+      // A DTLS session that failed or went unanswered (the gateway restarted and forgot it), or
+      // was answered 4.01 (the device's key changed), handshakes anew at the next request.
+      if (outcome.kind != OutcomeKind::answered || outcome.status == 401) forget_device_session(*pending->batch);
       pending->done(outcome);
     });
   }

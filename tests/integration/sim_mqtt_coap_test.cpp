@@ -3,7 +3,8 @@
 // (libcoap), then `telegate-sim audit` reads the topics read_committed: every msg_id the
 // simulator was acknowledged is there exactly once, nothing else of the run is. Also: a rate
 // quota's 0x97 and 4.29 are retried until everything lands, a SenML fleet is read by the senml
-// codec, and a gateway killed and restarted mid-run loses and duplicates nothing.
+// codec, and a gateway killed and restarted mid-run (MQTT, CoAP, DTLS) loses and duplicates
+// nothing.
 #include <doctest/doctest.h>
 
 #include <csignal>
@@ -199,18 +200,25 @@ TEST_CASE("telegate-sim mqtt and coap: a gateway killed and restarted mid-run lo
                with({"coap", "--uri", "coap://127.0.0.1:" + std::to_string(ports.coap) + "/v1/telemetry",
                      "--connections", "32"}));
   });
+  // Over DTLS the restarted gateway has forgotten every session: the devices handshake again.
+  auto coaps = std::async(std::launch::async, [&] {
+    return sim(dir, run + "-coaps",
+               with({"coap", "--uri", "coaps://127.0.0.1:" + std::to_string(ports.coaps) + "/v1/telemetry", "--psk",
+                     "--connections", "32"}));
+  });
   std::this_thread::sleep_for(2s);
   gateway.signal(SIGKILL);
   gateway.wait();
   std::this_thread::sleep_for(1s);
   gateway.start();
   gateway.wait_ready();
-  for (auto* load : {&mqtt, &coap}) {
+  for (auto* load : {&mqtt, &coap, &coaps}) {
     const auto result = load->get();
     CHECK(result.exit_code == 0);
     CHECK(count_of(result.out, "acknowledged") == 12000);
     CHECK(count_of(result.out, "retries") > 0);  // the kill was felt: what was in flight was resent
   }
-  const std::string found = audit(dir, "sim." + run + ".sim.sim-sensor", {run + "-mqtt", run + "-coap"}, run + "-");
-  CHECK(count_of(found, "acknowledged") == 24000);
+  const std::string found =
+      audit(dir, "sim." + run + ".sim.sim-sensor", {run + "-mqtt", run + "-coap", run + "-coaps"}, run + "-");
+  CHECK(count_of(found, "acknowledged") == 36000);
 }
