@@ -2,8 +2,9 @@
 // tests and benchmarks. This file is the command line only; the pieces:
 //   load_driver   devices, pacing (open/closed loop), lanes     retry_policy  408/429/503/lost → resend
 //   motion        where devices are                            payloads      device profiles → bodies
-//   transport     Batch → Outcome seam; http_, mqtt_, coap_transport                run_report    summary
-//   sensors       field-sensor readings and profiles           batch_acks    msg_ids of a batch acked whole
+//   transport     Batch → Outcome seam                         run_report    summary, latency histogram
+//   http_, mqtt_, coap_transport: the channels, shared_channel: one client behind many lanes
+//   sensors       field-sensor readings                        batch_acks    msg_ids of a batch acked whole
 //   sim_audit     the Kafka audit and partition leaders
 //
 //   telegate-sim provision --devices N [--profile P] [--id-prefix sim] [--tenant T] [--device-type D]
