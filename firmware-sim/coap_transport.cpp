@@ -135,7 +135,6 @@ class CoapContext final : public SharedTransport {
   }
 
  private:
-
   struct Pending {
     const Batch* batch = nullptr;
     std::function<void(const Outcome&)> done;
@@ -172,11 +171,14 @@ class CoapContext final : public SharedTransport {
     return session;
   }
 
-  void forget_device_session(const Batch& batch) {
+  // Only the session the request failed on: other requests that were in flight on an older
+  // one must not end the device's new session when they time out in turn.
+  void forget_device_session(const Batch& batch, const coap_session_t* failed_on) {
     if (!settings_.dtls) return;
     coap_session_t*& session = device_sessions_[batch.device];
+    if (session != failed_on) return;
     // libcoap keeps it until its queued retransmissions are over; they still end in on_nack.
-    if (session) coap_session_release(session);
+    coap_session_release(session);
     session = nullptr;
   }
 
@@ -280,13 +282,13 @@ class CoapContext final : public SharedTransport {
     auto pending = std::make_shared<Pending>(std::move(found->second));
     pending_.erase(found);
     const Clock::duration latency = Clock::now() - pending->sent_at;
-    asio::post(io_, [this, pending, latency, fill = std::move(fill)] {
+    asio::post(io_, [this, pending, latency, session = key.first, fill = std::move(fill)] {
       Outcome outcome;
       outcome.latency = latency;
       fill(*pending, outcome, acks_);
       // A DTLS session that failed or went unanswered (the gateway restarted and forgot it), or
       // was answered 4.01 (the device's key changed), handshakes anew at the next request.
-      if (outcome.kind != OutcomeKind::answered || outcome.status == 401) forget_device_session(*pending->batch);
+      if (outcome.kind != OutcomeKind::answered || outcome.status == 401) forget_device_session(*pending->batch, session);
       pending->done(outcome);
     });
   }
