@@ -1,5 +1,6 @@
 #include "load_driver.hpp"
 
+#include <algorithm>
 #include <boost/asio/steady_timer.hpp>
 #include <cstdio>
 
@@ -100,7 +101,9 @@ std::optional<Clock::time_point> Fleet::take(Batch& batch) {
     batch.format = &profile_.wire;
     batch.records = count;
     const std::string msg_id_prefix = plan_.run_id + "-" + batch.device_id;
-    encode(plan_.profile, batch.device_id, msg_id_prefix, device.sequence - device.buffer.size(), fixes, batch.body);
+    batch.first_sequence = device.sequence - device.buffer.size();
+    batch.msg_id_prefix = profile_.carries_msg_ids ? msg_id_prefix : std::string();
+    encode(plan_.profile, batch.device_id, msg_id_prefix, batch.first_sequence, fixes, batch.body);
     device.buffer.erase(device.buffer.begin(), device.buffer.begin() + static_cast<std::ptrdiff_t>(count));
     if (device.buffer.empty()) device.buffer.shrink_to_fit();  // an idle device holds no heap memory
     buffered_ -= count;
@@ -159,7 +162,7 @@ class Lane : public std::enable_shared_from_this<Lane> {
     const Verdict verdict = run_.policy.decide(outcome, retries_);
     run_.report.record(batch_, outcome, verdict);
     if (verdict != Verdict::retry) return next();
-    timer_.expires_after(run_.policy.backoff(++retries_, random_));
+    timer_.expires_after(std::max(run_.policy.backoff(++retries_, random_), outcome.retry_after));
     timer_.async_wait([self = shared_from_this()](boost::system::error_code) { self->send(); });
   }
 

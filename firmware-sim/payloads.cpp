@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <stdexcept>
 
+#include "sensors.hpp"
 #include "telemetry.pb.h"
 
 namespace telegate::sim {
@@ -22,6 +23,10 @@ constexpr ProfileInfo kProfiles[] = {
      1, false, "traccar-phone", "{name: %s, codec: osmand, codec_options: {speed_unit: knots}, http: {path: /osmand, auth: path_token}}"},
     {"owntracks", {"application/json", ReplyStyle::native, "/owntracks", HttpAuth::basic, HttpPayload::body}, 1, false,
      "owntracks-phone", "{name: %s, codec: owntracks, http: {path: /owntracks, auth: basic}}"},
+    {"sensor-json", {"application/json", ReplyStyle::telegate, "", HttpAuth::bearer, HttpPayload::body}, 0, true,
+     "sim-sensor", "{name: %s, codec: json}"},
+    {"sensor-senml", {"application/senml+json", ReplyStyle::telegate, "", HttpAuth::bearer, HttpPayload::body}, 0,
+     false, "field-sensor", "{name: %s, codec: senml, message_types: [sensor]}"},
 };
 
 template <typename... Args>
@@ -106,6 +111,8 @@ void encode(Profile profile, std::string_view device_id, std::string_view msg_id
     case Profile::telegate_protobuf: return telegate_protobuf(msg_id_prefix, first_sequence, fixes, body);
     case Profile::osmand: return osmand(device_id, fixes.front(), body);
     case Profile::owntracks: return owntracks(device_id, fixes.front(), body);
+    case Profile::sensor_json: return sensor_json(device_id, msg_id_prefix, first_sequence, fixes, body);
+    case Profile::sensor_senml: return sensor_senml(device_id, fixes, body);
   }
 }
 

@@ -17,6 +17,8 @@ enum class Profile {
   telegate_protobuf,  // telegate.v1.TelemetryBatch (`protobuf` codec, codecs/protobuf/telemetry.proto)
   osmand,             // OsmAnd online tracking: one GET with the fix as query string (`osmand` codec)
   owntracks,          // OwnTracks HTTP mode: one `_type: location` JSON message per POST (`owntracks` codec)
+  sensor_json,        // a field sensor's readings as telegate JSON `sensor` records, with msg_ids (sensors.hpp)
+  sensor_senml,       // the same readings as a SenML JSON pack (`senml` codec; the gateway makes the msg_ids)
 };
 
 struct ProfileInfo {

@@ -14,7 +14,7 @@ enum class Verdict {
   give_up,    // its records count as refused
 };
 
-// Retries 429 and 503 answers and every lost, refused or timed-out connection, up to
+// Retries 408, 429 and 503 answers and every lost, refused or timed-out connection, up to
 // `max_retries` times per batch, with the same msg_ids. Stateless; any thread.
 class RetryPolicy {
  public:

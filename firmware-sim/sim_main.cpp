@@ -1,8 +1,10 @@
 // telegate-sim: simulated devices posting telemetry to telegate, and the load generator for
 // tests and benchmarks. This file is the command line only; the pieces:
-//   load_driver   devices, pacing (open/closed loop), lanes     retry_policy  429/503/lost → resend
+//   load_driver   devices, pacing (open/closed loop), lanes     retry_policy  408/429/503/lost → resend
 //   motion        where devices are                            payloads      device profiles → bodies
-//   transport     Batch → Outcome seam; http_transport          run_report    summary, latency histogram
+//   transport     Batch → Outcome seam                         run_report    summary, latency histogram
+//   http_, mqtt_, coap_transport: the channels, shared_channel: one client behind many lanes
+//   sensors       field-sensor readings                        batch_acks    msg_ids of a batch acked whole
 //   sim_audit     the Kafka audit and partition leaders
 //
 //   telegate-sim provision --devices N [--profile P] [--id-prefix sim] [--tenant T] [--device-type D]
@@ -16,24 +18,36 @@
 //       closed loop (as fast as acknowledged) or open loop (--rate records/s, or each device
 //       every --report-interval-s), prints a summary: counts by outcome, records/s and ack
 //       latency percentiles. --ack-log writes every acknowledged msg_id, one per line.
+//   telegate-sim mqtt --broker tcp://H:P [--mqtt-version 3.1.1|5] [--qos 0|1] [--inflight K]
+//                     [--mqtt-topic T] [--tenant T] and the http options but --url, --connections
+//       one MQTT connection per device (mqtt_transport.hpp), publishes acknowledged by PUBACK.
+//   telegate-sim coap --uri coap[s]://H:P/path [--psk] and the http options but --url
+//       confirmable POSTs (coap_transport.hpp), acknowledged by 2.04.
+//   telegate-sim tracker --protocol teltonika|gt06 --host H --port P [--udp] [--imei-base N] …
+//       vehicle trackers over raw TCP/UDP (tracker_replay.hpp): IMEI login, frames acked per frame.
 //   telegate-sim audit --bootstrap B --topic T --ack-log FILE [--prefix P]
 //       reads T with read_committed and compares it with the ack log (sim_audit.hpp).
 //   telegate-sim leaders --bootstrap B --topic T
 //       prints each partition's leader node id.
 #include <boost/asio/io_context.hpp>
 #include <boost/program_options.hpp>
+#include <fmt/format.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <random>
 #include <string>
 
+#include "coap_transport.hpp"
 #include "http_transport.hpp"
 #include "load_driver.hpp"
+#include "mqtt_transport.hpp"
 #include "run_report.hpp"
 #include "sim_audit.hpp"
 #include "tracker_replay.hpp"
@@ -101,7 +115,25 @@ MotionModel motion_model(const po::variables_map& options, bool scheduled) {
   return MotionModel(load_routes(routes), settings);
 }
 
-int load_http(const po::variables_map& options) {
+// Makes the lanes' channels once the io_context exists; may reshape the plan first (MQTT: one
+// connection per device). What it returns is destroyed after the run, before the io_context.
+using TransportSetup = std::function<ChannelFactory(boost::asio::io_context&, LoadPlan&)>;
+
+// Raises the open-file limit to its hard limit and refuses a run needing more sockets than that.
+void need_descriptors(std::size_t sockets, const char* why) {
+  rlimit limit{};
+  getrlimit(RLIMIT_NOFILE, &limit);
+  limit.rlim_cur = limit.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &limit);
+  constexpr std::size_t kReserved = 64;  // the ack log, stdio, libraries' own
+  if (sockets + kReserved > limit.rlim_cur) {
+    throw std::invalid_argument(fmt::format("{} needs {} sockets, and the open-file limit is {} (ulimit -n): at most {}",
+                                            why, sockets, limit.rlim_cur, limit.rlim_cur - kReserved));
+  }
+}
+
+// The run every transport shares: the plan from the options, the fleet, the summary.
+int load(const po::variables_map& options, const TransportSetup& transport) {
   LoadPlan plan;
   plan.devices = options["devices"].as<std::size_t>();
   plan.connections = options["connections"].as<std::size_t>();
@@ -131,21 +163,73 @@ int load_http(const po::variables_map& options) {
   }
 
   boost::asio::io_context io;
-  const HttpEndpoint endpoint = resolve_http_endpoint(
-      io, options["url"].as<std::string>(), std::chrono::milliseconds(options["timeout-ms"].as<std::size_t>()));
+  const ChannelFactory channels = transport(io, plan);
   const MotionModel motion = motion_model(options, plan.report_interval_s > 0);
   const double rss_before = rss_bytes();
   Fleet fleet(plan, motion);
   const double per_device = (rss_bytes() - rss_before) / static_cast<double>(plan.devices);
   RunReport report(plan.run_id, ack_log.get());
   const auto started = std::chrono::steady_clock::now();
-  run_load(io, plan, fleet, [&] { return make_http_channel(io, endpoint); }, report);
+  run_load(io, plan, fleet, channels, report);
   report.finish(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), fleet.made(),
                 {options["profile"].as<std::string>(), plan.devices, fleet.forwarded(), per_device});
   if (ack_log && std::fflush(ack_log.get()) != 0) throw std::runtime_error("--ack-log: write failed");
   if (output != "human") std::printf("%s\n", report.json().c_str());
   if (output != "json") std::printf("%s", report.human().c_str());
   return report.all_accepted() ? 0 : 1;
+}
+
+std::chrono::milliseconds timeout_of(const po::variables_map& options) {
+  return std::chrono::milliseconds(options["timeout-ms"].as<std::size_t>());
+}
+
+int load_http(const po::variables_map& options) {
+  return load(options, [&](boost::asio::io_context& io, LoadPlan&) -> ChannelFactory {
+    auto endpoint = std::make_shared<HttpEndpoint>(resolve_http_endpoint(io, options["url"].as<std::string>(), timeout_of(options)));
+    return [&io, endpoint] { return make_http_channel(io, *endpoint); };
+  });
+}
+
+// The gateway's MQTT listener authenticates a device per connection, so a connection never
+// plays several devices: there are as many as devices, and --inflight publishes on each.
+int load_mqtt(const po::variables_map& options) {
+  return load(options, [&](boost::asio::io_context& io, LoadPlan& plan) -> ChannelFactory {
+    auto settings = std::make_shared<MqttSettings>();
+    settings->broker = options["broker"].as<std::string>();
+    const std::string version = options["mqtt-version"].as<std::string>();
+    if (version != "3.1.1" && version != "5") throw std::invalid_argument("--mqtt-version: 3.1.1 | 5");
+    settings->v5 = version == "5";
+    settings->qos = options["qos"].as<int>();
+    settings->inflight = options["inflight"].as<std::size_t>();
+    settings->topic = options["mqtt-topic"].as<std::string>();
+    settings->tenant = options["tenant"].as<std::string>();
+    settings->timeout = timeout_of(options);
+    check_mqtt_settings(*settings);
+    if (!options["connections"].defaulted() && plan.connections != plan.devices) {
+      throw std::invalid_argument("--connections: the MQTT listener authenticates one device per connection, so "
+                                  "there is one per device (--devices); leave --connections out");
+    }
+    need_descriptors(plan.devices, "one MQTT connection per device");
+    plan.connections = plan.devices * settings->inflight;
+    std::shared_ptr<SharedTransport> connections = make_mqtt_connections(io, *settings, plan.devices);
+    return [settings, connections] { return connections->channel(); };
+  });
+}
+
+// One libcoap context; a session per lane (--connections) over UDP, per device over DTLS.
+int load_coap(const po::variables_map& options) {
+  return load(options, [&](boost::asio::io_context& io, LoadPlan& plan) -> ChannelFactory {
+    auto settings = std::make_shared<CoapSettings>(
+        parse_coap_uri(options["uri"].as<std::string>(), options.count("psk") > 0, timeout_of(options)));
+    check_coap_profile(profile_info(plan.profile).wire);
+    if (settings->dtls) {
+      need_descriptors(plan.devices, "one DTLS session per device");
+    } else {
+      need_descriptors(plan.connections, "one UDP session per connection");
+    }
+    std::shared_ptr<SharedTransport> client = make_coap_client(io, *settings, plan.devices);
+    return [settings, client] { return client->channel(); };
+  });
 }
 
 }  // namespace
@@ -162,7 +246,7 @@ int main(int argc, char** argv) {
       "records", po::value<std::size_t>()->default_value(10'000), "http: total records to send")(
       "rate", po::value<double>()->default_value(0), "http: records/s (open loop); 0 = closed loop")(
       "max-retries", po::value<std::size_t>()->default_value(20),
-      "http: retries of a batch (429/503 answer, lost connection, timeout)")(
+      "retries of a batch (408/429/503, 0x97, 4.29/5.03, lost connection, timeout)")(
       "timeout-ms", po::value<std::size_t>()->default_value(30'000), "http: connect, or write + answer, timeout")(
       "ack-log", po::value<std::string>(), "http: write acknowledged msg_ids here; audit: read them")(
       "run-id", po::value<std::string>(), "http: msg_id prefix (default random)")(
@@ -184,18 +268,27 @@ int main(int argc, char** argv) {
       "gap-max-s", po::value<double>()->default_value(300), "http: longest coverage gap")(
       "output", po::value<std::string>()->default_value("json"), "http: json (one line) | human | both")(
       "progress", "http: a progress line on stderr every second (default when stderr is a terminal)")(
-      "no-progress", "http: no progress line");
+      "no-progress", "http: no progress line")(
+      "broker", po::value<std::string>()->default_value("tcp://127.0.0.1:1883"), "mqtt: the gateway's MQTT listener")(
+      "mqtt-version", po::value<std::string>()->default_value("3.1.1"), "mqtt: 3.1.1 | 5")(
+      "qos", po::value<int>()->default_value(1), "mqtt: 0 | 1 (only QoS 1 is acknowledged)")(
+      "inflight", po::value<std::size_t>()->default_value(1), "mqtt: unacknowledged publishes per connection")(
+      "mqtt-topic", po::value<std::string>()->default_value("{tenant}/{device_id}/telemetry"),
+      "mqtt: topic; {tenant} is --tenant, {device_id} the device")(
+      "uri", po::value<std::string>()->default_value("coap://127.0.0.1:5683/v1/telemetry"),
+      "coap: coap://host[:port]/path, or coaps:// with --psk")(
+      "psk", "coap: DTLS-PSK, identity = device id, key = hex SHA-256 of its token");
   telegate::sim::add_tracker_options(described);
   po::positional_options_description positional;
   positional.add("mode", 1);
-  described.add_options()("mode", po::value<std::string>(), "provision | http | audit | leaders");
+  described.add_options()("mode", po::value<std::string>(), "provision | http | mqtt | coap | tracker | audit | leaders");
   try {
     po::variables_map options;
     po::store(po::command_line_parser(argc, argv).options(described).positional(positional).run(), options);
     po::notify(options);
     const std::string mode = options.count("mode") ? options["mode"].as<std::string>() : "";
     if (options.count("help") || mode.empty()) {
-      std::printf("usage: telegate-sim provision|http|audit|leaders [options]\n");
+      std::printf("usage: telegate-sim provision|http|mqtt|coap|tracker|audit|leaders [options]\n");
       described.print(std::cout);
       return options.count("help") ? 0 : 2;
     }
@@ -203,9 +296,11 @@ int main(int argc, char** argv) {
     if (mode == "provision") return provision(options);
     if (mode == "tracker") return telegate::sim::tracker_replay(options);
     if (mode == "http") return load_http(options);
+    if (mode == "mqtt") return load_mqtt(options);
+    if (mode == "coap") return load_coap(options);
     if (mode == "audit") return telegate::sim::audit(options);
     if (mode == "leaders") return telegate::sim::leaders(options);
-    std::fprintf(stderr, "telegate-sim: unknown mode '%s' (provision | http | audit | leaders)\n", mode.c_str());
+    std::fprintf(stderr, "telegate-sim: unknown mode '%s' (provision | http | mqtt | coap | tracker | audit | leaders)\n", mode.c_str());
     return 2;
   } catch (const std::exception& error) {
     std::fprintf(stderr, "telegate-sim: %s\n", error.what());

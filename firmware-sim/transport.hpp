@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -43,6 +44,10 @@ struct Batch {
   const WireFormat* format = nullptr;
   std::string body;
   std::size_t records = 0;
+  // Record i's msg_id is "<msg_id_prefix>-<first_sequence + i>"; empty when the profile sends
+  // none (the gateway makes them). For transports whose ack names no msg_ids (MQTT, CoAP).
+  std::string msg_id_prefix;
+  std::uint64_t first_sequence = 0;
 };
 
 enum class OutcomeKind { answered, connect_error, write_error, read_error, timeout };
@@ -57,6 +62,9 @@ struct Outcome {
   // until the callback returns.
   std::vector<std::string_view> acknowledged;
   Clock::duration latency{};  // send to answer
+  // How long the answer asked the device to wait before a retry (CoAP Max-Age); the retry
+  // waits at least this, and at least the policy's backoff.
+  Clock::duration retry_after{};
 };
 
 // "200", "503", "connect_error", …: how outcomes are counted and named in the summary.

@@ -5,7 +5,9 @@
 #include <cmath>
 #include <tuple>
 
+#include "batch_acks.hpp"
 #include "payloads.hpp"
+#include "sensors.hpp"
 #include "telegate/codecs/codec.hpp"
 
 using namespace telegate::sim;
@@ -101,4 +103,62 @@ TEST_CASE("profiles by name, and an unknown one listed") {
   CHECK(parse_profile("osmand") == Profile::osmand);
   CHECK_THROWS_WITH_AS(parse_profile("traccar"), doctest::Contains("telegate-json | telegate-protobuf | osmand | owntracks"),
                        std::invalid_argument);
+}
+
+namespace {
+
+// The readings a sensor profile sent for fix i, named as the codec names them.
+void check_readings(const CanonicalRecord& record, std::size_t i, const std::string& name_prefix) {
+  const telegate::sim::SensorReading expected = sensor_reading("dev-7", kFixes[i]);
+  CHECK(record.type == MessageType::sensor);
+  CHECK(record.event_time_ms == kFixes[i].time_ms);
+  REQUIRE(record.readings.size() == 3);
+  CHECK(record.readings[0].name == name_prefix + "temperature");
+  CHECK(record.readings[0].unit == "Cel");
+  CHECK(record.readings[0].value == doctest::Approx(expected.temperature_c).epsilon(0.001));
+  CHECK(record.readings[0].value > 5.0);
+  CHECK(record.readings[0].value < 30.0);
+  CHECK(record.readings[1].name == name_prefix + "humidity");
+  CHECK(record.readings[1].value == doctest::Approx(expected.humidity_pct).epsilon(0.01));
+  CHECK(record.readings[2].name == name_prefix + "battery");
+  CHECK(record.readings[2].value == doctest::Approx(kFixes[i].battery_pct));
+}
+
+}  // namespace
+
+TEST_CASE("sensor-json: sensor records the json codec reads back, msg_ids included") {
+  const DecodedBatch batch = decode(Profile::sensor_json, 2, "json");
+  for (std::size_t i = 0; i < 2; ++i) {
+    CHECK(batch.records()[i].msg_id == "run-dev-7-" + std::to_string(40 + i));
+    check_readings(batch.records()[i], i, "");
+  }
+}
+
+TEST_CASE("sensor-senml: one sensor record per fix from the senml codec, readings named bn + n") {
+  const DecodedBatch batch = decode(Profile::sensor_senml, 2, "senml");
+  for (std::size_t i = 0; i < 2; ++i) check_readings(batch.records()[i], i, "urn:dev:dev-7:");
+}
+
+TEST_CASE("sensor readings: the same device and time read the same, another device differs") {
+  CHECK(sensor_reading("dev-7", kFixes[0]).temperature_c == sensor_reading("dev-7", kFixes[0]).temperature_c);
+  CHECK(sensor_reading("dev-7", kFixes[0]).temperature_c != sensor_reading("dev-8", kFixes[0]).temperature_c);
+}
+
+TEST_CASE("BatchAcks: a whole-batch ack names the batch's msg_ids but the rejected ones") {
+  Batch batch;
+  batch.records = 4;
+  batch.msg_id_prefix = "run-dev-7";
+  batch.first_sequence = 10;
+  BatchAcks acks;
+  Outcome outcome;
+  const std::size_t rejected[] = {1, 3};
+  acks.acknowledge(batch, outcome, rejected);
+  REQUIRE(outcome.acknowledged.size() == 2);
+  CHECK(outcome.acknowledged[0] == "run-dev-7-10");
+  CHECK(outcome.acknowledged[1] == "run-dev-7-12");
+  acks.acknowledge(batch, outcome);
+  CHECK(outcome.acknowledged.size() == 4);
+  batch.msg_id_prefix.clear();  // a profile without msg_ids: the gateway made them, none to name
+  acks.acknowledge(batch, outcome);
+  CHECK(outcome.acknowledged.empty());
 }
