@@ -4,6 +4,7 @@
 #include "mqtt/mqtt_listener.hpp"
 #include "mqtt_bridge/mqtt_bridge_listener.hpp"
 #include "telegate/gateway/listener.hpp"
+#include "tracker/gt06/gt06_protocol.hpp"
 #include "tracker/teltonika/teltonika_protocol.hpp"
 #include "tracker/tracker_listener.hpp"
 
@@ -43,6 +44,7 @@ void register_builtin_listeners(ListenerRegistry& registry) {
   registry.add("mqtt_bridge", when_enabled<MqttBridgeListener, &GatewayConfig::mqtt_bridge>());
   // Binary vehicle trackers: one line per protocol (gateway/tracker/<protocol>/ defines kSpec).
   registry.add("tracker.teltonika", tracker::listener_factory(&TrackerConfig::teltonika, tracker::teltonika::kSpec));
+  registry.add("tracker.gt06", tracker::listener_factory(&TrackerConfig::gt06, tracker::gt06::kSpec));
 }
 
 }  // namespace telegate::gateway

@@ -172,10 +172,16 @@ class TrackerConnection final : public std::enable_shared_from_this<TrackerConne
     while (!closing_ && !busy_) {
       auto frame = protocol_->next_frame(in_);
       if (!frame) {
-        // The stream cannot be trusted past a bad frame; whatever was acknowledged before it
-        // is durable, the rest the tracker still holds and resends on its next connection.
         listener_.counters_->frame(to_string(frame.error().code));
         log_problem("frame refused: " + frame.error().message);
+        // A well-formed packet the protocol does not read (GT06 clones mix in many types) is
+        // dropped and the stream read on: closing would cut off every location behind it.
+        if (const std::size_t skip = frame.error().skip; skip > 0 && skip <= in_.size()) {
+          in_.erase(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(skip));
+          continue;
+        }
+        // Otherwise the stream cannot be trusted past a bad frame; whatever was acknowledged
+        // before it is durable, the rest the tracker still holds and resends on its next connection.
         return close_after_write();
       }
       switch (frame->kind) {
@@ -377,7 +383,10 @@ void TrackerListener::start() {
   worker.pipeline = context_.pipeline.make_worker();
   open_reuseport_acceptor(worker.acceptor.emplace(worker.io), config_.bind, config_.tcp_port, name_ + ".tcp_port");
   tcp_port_ = worker.acceptor->local_endpoint().port();
-  if (config_.udp_port != 0 && spec_.datagram) {
+  if (config_.udp_port != 0 && !spec_.datagram) {
+    throw std::invalid_argument(name_ + ".udp_port: " + std::string(spec_.name) + " trackers do not use UDP; set it to 0");
+  }
+  if (config_.udp_port != 0) {
     boost::system::error_code error;
     const auto address = asio::ip::make_address(config_.bind, error);
     worker.datagrams.emplace(worker.io);

@@ -64,7 +64,11 @@ class Gt06Protocol final : public TrackerProtocol {
   std::size_t max_frame_bytes_;
 };
 
-// The registration line of the tracker listener: a fresh protocol per connection.
+// A fresh protocol per connection.
 std::unique_ptr<TrackerProtocol> make_protocol(std::size_t max_frame_bytes);
+
+// The payload is the `gt06` codec's content type (codecs/gt06/gt06_codec.hpp). TCP only: GT06
+// trackers do not send datagrams.
+inline constexpr ProtocolSpec kSpec{"gt06", "application/x-gt06", make_protocol, nullptr};
 
 }  // namespace telegate::gateway::tracker::gt06
