@@ -13,8 +13,10 @@
 #include <memory>
 #include <stdexcept>
 
+#include "latency_histogram.hpp"
 #include "telegate/gateway/auth.hpp"
 #include "tracker/gt06/gt06_protocol.hpp"
+#include "tracker/teltonika/teltonika_protocol.hpp"
 
 namespace telegate::sim {
 
@@ -84,15 +86,6 @@ std::string gt06_location_msg_id(std::string_view imei, std::uint16_t serial, st
   return id;
 }
 
-std::uint16_t crc16_ibm(std::span<const std::uint8_t> bytes) noexcept {
-  unsigned crc = 0;
-  for (const std::uint8_t byte : bytes) {
-    crc ^= byte;
-    for (int bit = 0; bit < 8; ++bit) crc = crc & 1 ? (crc >> 1) ^ 0xA001 : crc >> 1;
-  }
-  return static_cast<std::uint16_t>(crc);
-}
-
 std::string teltonika_login(std::string_view imei) {
   std::string out;
   put_be(out, imei.size(), 2);
@@ -142,7 +135,7 @@ std::string teltonika_codec8(std::span<const AvlRecord> records) {
   put_be(out, 0, 4);
   put_be(out, data.size(), 4);
   out += data;
-  put_be(out, crc16_ibm(bytes_of(data)), 4);
+  put_be(out, gateway::tracker::teltonika::crc16_ibm(bytes_of(data)), 4);
   return out;
 }
 
@@ -201,7 +194,7 @@ struct TrackerStats {
   std::size_t refused = 0;       // records given up on after max_retries
   std::size_t resent_frames = 0;
   std::map<std::string, std::size_t> errors;  // by "connect_error", "login_refused", "timeout", …
-  std::vector<double> latencies_ms;
+  LatencyHistogram latencies;
   std::FILE* ack_log = nullptr;
 };
 
@@ -360,7 +353,7 @@ class Tracker {
   }
 
   void acknowledged(Clock::time_point sent_at, std::size_t accepted) {
-    stats_.latencies_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - sent_at).count());
+    stats_.latencies.record(Clock::now() - sent_at);
     ++stats_.acked_frames;
     stats_.accepted += accepted;
     if (stats_.ack_log) {
@@ -439,12 +432,6 @@ class Tracker {
   std::size_t retries_ = 0;
 };
 
-double percentile_of(const std::vector<double>& sorted, double p) {
-  if (sorted.empty()) return 0;
-  const auto rank = static_cast<std::size_t>(std::ceil(p / 100.0 * static_cast<double>(sorted.size())));
-  return sorted[std::clamp<std::size_t>(rank, 1, sorted.size()) - 1];
-}
-
 }  // namespace
 
 int tracker_replay(const po::variables_map& options) {
@@ -495,7 +482,6 @@ int tracker_replay(const po::variables_map& options) {
   const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
   if (ack_log && std::fflush(ack_log.get()) != 0) throw std::runtime_error("--ack-log: write failed");
 
-  std::sort(stats.latencies_ms.begin(), stats.latencies_ms.end());
   std::string errors;
   for (const auto& [name, count] : stats.errors) {
     errors += (errors.empty() ? "" : ",") + ("\"" + name + "\":" + std::to_string(count));
@@ -506,8 +492,8 @@ int tracker_replay(const po::variables_map& options) {
       "\"ack_latency_ms\":{\"p50\":%.2f,\"p90\":%.2f,\"p99\":%.2f,\"max\":%.2f},\"errors\":{%s}}\n",
       run_id.c_str(), protocol.c_str(), tracker.protocol == Protocol::teltonika_udp ? "udp" : "tcp", tracker.devices, tracker.records, stats.accepted, stats.refused, stats.frames,
       stats.acked_frames, stats.resent_frames, seconds, static_cast<double>(stats.accepted) / seconds,
-      percentile_of(stats.latencies_ms, 50), percentile_of(stats.latencies_ms, 90),
-      percentile_of(stats.latencies_ms, 99), stats.latencies_ms.empty() ? 0.0 : stats.latencies_ms.back(),
+      stats.latencies.percentile_micros(50) / 1000, stats.latencies.percentile_micros(90) / 1000,
+      stats.latencies.percentile_micros(99) / 1000, stats.latencies.max_micros() / 1000,
       errors.c_str());
   return stats.accepted == tracker.records ? 0 : 1;
 }

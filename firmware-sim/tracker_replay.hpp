@@ -56,8 +56,6 @@ struct AvlRecord {
   std::vector<std::pair<std::uint8_t, std::uint64_t>> io8;
 };
 
-// CRC-16/IBM (poly 0xA001 reflected, init 0), Teltonika's AVL checksum.
-std::uint16_t crc16_ibm(std::span<const std::uint8_t> bytes) noexcept;
 // The IMEI handshake: 2-byte length, then the IMEI's ASCII digits.
 std::string teltonika_login(std::string_view imei);
 // A TCP AVL packet: zero preamble, data length, codec 0x08, the records, their count again,

@@ -4,11 +4,7 @@
 // was acknowledged for is there, not more. Also proves the GT06 listener reads past a packet
 // type it does not know instead of dropping the connection (and every location behind it).
 #include <doctest/doctest.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <array>
 #include <cstdint>
@@ -16,6 +12,7 @@
 #include <vector>
 
 #include "gateway_process.hpp"
+#include "loopback_socket.hpp"
 #include "kafka_reader.hpp"
 #include "tracker/gt06/gt06_protocol.hpp"
 
@@ -50,42 +47,6 @@ double json_number(const std::string& json, const std::string& key) {
 std::size_t committed(const std::string& topic) {
   return testing::read_committed_to_end(testing::kafka_bootstrap(), topic).size();
 }
-
-// A raw GT06 tracker: one blocking TCP connection. Lifecycle: owned by the test thread.
-class Gt06Socket {
- public:
-  explicit Gt06Socket(std::uint16_t port) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
-    REQUIRE(fd_ >= 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(port);
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
-  }
-  ~Gt06Socket() { ::close(fd_); }
-  Gt06Socket(const Gt06Socket&) = delete;
-  Gt06Socket& operator=(const Gt06Socket&) = delete;
-
-  void send(const std::string& data) {
-    REQUIRE(::send(fd_, data.data(), data.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(data.size()));
-  }
-  // Up to `size` bytes within 15 s: fewer when the gateway closed or time ran out.
-  std::string receive(std::size_t size) {
-    std::string out;
-    while (out.size() < size) {
-      pollfd wait{fd_, POLLIN, 0};
-      if (::poll(&wait, 1, 15'000) <= 0) break;
-      char buffer[256];
-      const ssize_t got = ::recv(fd_, buffer, std::min(sizeof(buffer), size - out.size()), 0);
-      if (got <= 0) break;
-      out.append(buffer, static_cast<std::size_t>(got));
-    }
-    return out;
-  }
-
- private:
-  int fd_;
-};
 
 }  // namespace
 
@@ -155,7 +116,7 @@ TEST_CASE("simulated GT06 and Teltonika fleets into Kafka, audited exactly once"
 
   SUBCASE("GT06: a packet type the gateway does not read is skipped, the stream goes on") {
     namespace gt06 = gateway::tracker::gt06;
-    Gt06Socket tracker(gt06_port);
+    testing::LoopbackSocket tracker(SOCK_STREAM, gt06_port);
     // Login with the first provisioned IMEI: BCD, a leading zero nibble before 15 digits.
     const std::array<std::uint8_t, 8> imei = {0x03, 0x56, 0x30, 0x70, 0x42, 0x44, 0x00, 0x00};
     tracker.send(gt06::packet(gt06::kLogin, imei, 1));

@@ -6,11 +6,6 @@
 // closed; a resent frame is acknowledged again but not written twice; a bad CRC closes the
 // connection without an ack; a UDP datagram is acknowledged with its packet and AVL ids.
 #include <doctest/doctest.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -19,6 +14,7 @@
 #include <vector>
 
 #include "gateway_process.hpp"
+#include "loopback_socket.hpp"
 #include "kafka_reader.hpp"
 #include "teltonika_examples.hpp"
 #include "telegate/envelope/envelope.hpp"
@@ -26,53 +22,11 @@
 
 using namespace telegate;
 using telegate::testing::GatewayProcess;
+using Socket = telegate::testing::LoopbackSocket;
 using telegate::testing::TempDir;
 using namespace telegate::testing::teltonika;
 
 namespace {
-
-// A blocking socket to 127.0.0.1 with a receive timeout. Lifecycle: owned by the test thread.
-class Socket {
- public:
-  Socket(int type, std::uint16_t port) : fd_(::socket(AF_INET, type, 0)) {
-    REQUIRE(fd_ >= 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(port);
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
-  }
-  ~Socket() { ::close(fd_); }
-  Socket(const Socket&) = delete;
-  Socket& operator=(const Socket&) = delete;
-
-  void send(const std::string& data) { REQUIRE(::send(fd_, data.data(), data.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(data.size())); }
-
-  // Up to `size` bytes within `timeout_ms`: fewer when the peer closed or time ran out.
-  std::string receive(std::size_t size, int timeout_ms = 15'000) {
-    std::string out;
-    while (out.size() < size) {
-      pollfd wait{fd_, POLLIN, 0};
-      if (::poll(&wait, 1, timeout_ms) <= 0) break;
-      char buffer[512];
-      const ssize_t got = ::recv(fd_, buffer, std::min(sizeof(buffer), size - out.size()), 0);
-      if (got <= 0) break;
-      out.append(buffer, static_cast<std::size_t>(got));
-    }
-    return out;
-  }
-
-  // True when the gateway closed the connection (EOF or reset) within `timeout_ms`.
-  bool closed_by_peer(int timeout_ms = 10'000) {
-    pollfd wait{fd_, POLLIN, 0};
-    if (::poll(&wait, 1, timeout_ms) <= 0) return false;
-    char byte;
-    return ::recv(fd_, &byte, 1, 0) <= 0;
-  }
-
- private:
-  int fd_;
-};
 
 // Sends `frame` and returns how long its `reply` took; fails the test if another reply came.
 std::chrono::milliseconds ack_latency(Socket& tracker, const std::string& frame, const std::string& reply) {

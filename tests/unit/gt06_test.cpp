@@ -11,6 +11,7 @@
 
 #include "gt06/gt06_codec.hpp"
 #include "tracker/gt06/gt06_protocol.hpp"
+#include "tracker/teltonika/teltonika_protocol.hpp"
 #include "tracker_replay.hpp"
 
 using namespace telegate::gateway::tracker;
@@ -410,7 +411,7 @@ TEST_CASE("telegate-sim Teltonika encoder reproduces Teltonika's published Codec
   CHECK(to_hex(packet) ==
         "000000000000003608010000016b40d8ea30010000000000000000000000000000000105021503010101425e0f01f10000601a014e0000"
         "000000000000010000c7cf");
-  CHECK(sim::crc16_ibm(bytes_of(packet).subspan(8, packet.size() - 12)) == 0xC7CF);
+  CHECK(teltonika::crc16_ibm(bytes_of(packet).subspan(8, packet.size() - 12)) == 0xC7CF);
   CHECK(to_hex(sim::teltonika_login("356307042441013")) == "000f333536333037303432343431303133");
 }
 
