@@ -94,14 +94,17 @@ struct Counts {
   std::atomic<int> calls{0};
 };
 
+// Values are unique within the test process ("value-<n>"), so a test can tell a record written
+// twice from two records.
 inline sinks::SinkBatch batch(int records, Counts& counts) {
+  static std::atomic<int> next_value{0};
   sinks::SinkBatch out;
   for (int i = 0; i < records; ++i) {
     auto& record = out.records.emplace_back();
     record.topic = "mock.topic";
     record.key = "device-" + std::to_string(i % 5);
     record.route_header = "v=1";
-    record.value = "value-" + std::to_string(i);
+    record.value = "value-" + std::to_string(next_value++);
   }
   out.on_complete = [&counts](sinks::SinkResult result) {
     ++counts.calls;
