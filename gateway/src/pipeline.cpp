@@ -89,6 +89,9 @@ std::optional<IngestOutcome> DeviceTypeStages::run(const Input& input, codecs::D
 
   // validate → envelope
   outcome.errors.assign(batch.errors().begin(), batch.errors().end());
+  // `sealed` may hold a recycled batch's records: overwrite them (their strings keep their
+  // capacity), append past them, and drop what is left over.
+  std::size_t used = 0;
   sealed.reserve(batch.records().size());
   const envelope::EnvelopeContext envelope_context{input.device.tenant, type_->definition.name, input.gateway_id,
                                                    content_type_, input.protocol, unix_ms()};
@@ -105,8 +108,10 @@ std::optional<IngestOutcome> DeviceTypeStages::run(const Input& input, codecs::D
                                     std::string(codecs::to_string(record.type)) + " records"});
       continue;
     }
-    builder_.seal(record, envelope_context, sealed.emplace_back());
+    builder_.seal(record, envelope_context, used < sealed.size() ? sealed[used] : sealed.emplace_back());
+    ++used;
   }
+  sealed.resize(used);
   std::sort(outcome.errors.begin(), outcome.errors.end(),
             [](const codecs::FieldError& a, const codecs::FieldError& b) { return a.index < b.index; });
   outcome.native_reply = codec_->native_reply();
@@ -124,6 +129,7 @@ IngestPipeline::IngestPipeline(const GatewayConfig& config, sinks::Sink& sink, I
                                           sinks::instance_partition(config.instance_id, config.dedup.journal_partitions),
                                           config.instance_id, {}}
                    : sinks::ControlRecord{}),
+      recycler_(std::make_shared<sinks::RecordRecycler>(kRecycledRecords)),
       quotas_(quotas),
       metrics_(metrics) {}
 
@@ -244,6 +250,8 @@ std::optional<IngestOutcome> PipelineWorker::ingest(const IngestRequest& request
 
   IngestOutcome outcome;
   sinks::SinkBatch sink_batch;
+  sink_batch.records = pipeline_.recycler_->take();
+  sink_batch.recycler = pipeline_.recycler_;
   const DeviceTypeStages::Input input{request.device, request.content_type, request.body, request.protocol,
                                       pipeline_.config_.instance_id};
   if (auto refused = stages->run(input, batch_, outcome, sink_batch.records)) {

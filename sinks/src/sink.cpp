@@ -17,6 +17,27 @@ std::string_view to_string(SinkErrc code) noexcept {
   return "unknown";
 }
 
+// Room for every vector up front: give() runs in SinkBatch's destructor and must not allocate.
+RecordRecycler::RecordRecycler(std::size_t max_records) : max_records_(max_records) { idle_.reserve(kMaxVectors); }
+
+std::vector<envelope::SealedRecord> RecordRecycler::take() {
+  const std::lock_guard lock(mutex_);
+  if (idle_.empty()) return {};
+  std::vector<envelope::SealedRecord> records = std::move(idle_.back());
+  idle_.pop_back();
+  idle_records_ -= records.size();
+  return records;
+}
+
+void RecordRecycler::give(std::vector<envelope::SealedRecord> records) {
+  if (records.empty()) return;
+  const std::lock_guard lock(mutex_);
+  // Over either bound: `records` is freed with the parameter, after the lock.
+  if (idle_records_ + records.size() > max_records_ || idle_.size() == kMaxVectors) return;
+  idle_records_ += records.size();
+  idle_.push_back(std::move(records));
+}
+
 namespace {
 
 prometheus::Family<prometheus::Counter>& records_family(prometheus::Registry& registry) {
