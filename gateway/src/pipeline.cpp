@@ -147,24 +147,34 @@ std::optional<IngestOutcome> PipelineWorker::drop_duplicates(const DeviceIdentit
                                                              IngestOutcome& outcome) {
   DedupWindow& dedup = *pipeline_.dedup_;
   if (!dedup.enabled()) return std::nullopt;
-  const DedupWindow::Clock::time_point now = DedupWindow::Clock::now();
+  dedup_keys_.clear();
+  for (const envelope::SealedRecord& record : records) {
+    if (!record.msg_id_generated) dedup_keys_.push_back(DedupWindow::key(device.tenant, device.device_id, record.msg_id));
+  }
+  dedup_seen_.resize(dedup_keys_.size());
+  dedup.reserve_all(dedup_keys_, DedupWindow::Clock::now(), dedup_seen_);
+  for (std::size_t k = 0; k < dedup_keys_.size(); ++k) {
+    if (dedup_seen_[k] == DedupWindow::Seen::no) reserved.push_back(dedup_keys_[k]);
+  }
   std::size_t kept = 0;
+  std::size_t k = 0;  // index into dedup_keys_: the records with device-supplied msg_ids, in order
   for (std::size_t i = 0; i < records.size(); ++i) {
     envelope::SealedRecord& record = records[i];
     bool keep = true;
     if (!record.msg_id_generated) {
-      const DedupWindow::Key key = DedupWindow::key(device.tenant, device.device_id, record.msg_id);
-      switch (dedup.reserve(key, now)) {
+      const DedupWindow::Key& key = dedup_keys_[k];
+      switch (dedup_seen_[k++]) {
         case DedupWindow::Seen::no:
-          reserved.push_back(key);
           break;
         case DedupWindow::Seen::committed:
           keep = false;
           ++outcome.duplicates;
           break;
         case DedupWindow::Seen::in_flight:
+          // Reserved by this request (an earlier record with the same msg_id: written once), or
+          // by an earlier request, whose copy may yet fail.
           if (std::find(reserved.begin(), reserved.end(), key) != reserved.end()) {
-            keep = false;  // the same msg_id twice in one request: written once
+            keep = false;
             ++outcome.duplicates;
             break;
           }

@@ -178,6 +178,9 @@ class PipelineWorker {
   std::unordered_map<std::string, std::unique_ptr<DeviceTypeStages>> types_;
   std::unordered_map<std::string, TenantSlot> tenants_;
   std::string device_key_;  // scratch for Quotas::device()
+  // Scratch for drop_duplicates(): one request's keys and what the window held for each.
+  std::vector<DedupWindow::Key> dedup_keys_;
+  std::vector<DedupWindow::Seen> dedup_seen_;
   codecs::DecodedBatch batch_;
 };
 
