@@ -129,7 +129,7 @@ IngestPipeline::IngestPipeline(const GatewayConfig& config, sinks::Sink& sink, I
                                           sinks::instance_partition(config.instance_id, config.dedup.journal_partitions),
                                           config.instance_id, {}}
                    : sinks::ControlRecord{}),
-      recycler_(std::make_shared<sinks::RecordRecycler>(kRecycledRecords)),
+      recycler_(std::make_shared<sinks::RecordRecycler>(kRecycledBytes)),
       quotas_(quotas),
       metrics_(metrics) {}
 

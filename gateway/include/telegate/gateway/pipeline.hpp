@@ -134,10 +134,10 @@ class IngestPipeline {
   // Where each batch's de-duplication journal goes (Kafka: a control record committed with the
   // batch); an empty topic when the sink keeps no journal.
   sinks::ControlRecord journal_;
-  // Sealed-record vectors of finished batches, reused by every worker. Bound: what the default
-  // benchmark load (64 connections × 250 records) keeps in flight, twice over — a few tens of
-  // MB idle at most.
-  static constexpr std::size_t kRecycledRecords = 32'768;
+  // Sealed-record vectors of finished batches, reused by every worker. Bound: about 60 000
+  // location records of ~500 bytes (record and strings), four times what the benchmark load
+  // (64 connections × 250 records) keeps in flight.
+  static constexpr std::size_t kRecycledBytes = 32u << 20;
   std::shared_ptr<sinks::RecordRecycler> recycler_;
   Quotas& quotas_;                      // shared by every worker; thread-safe
   Metrics& metrics_;
