@@ -1,23 +1,14 @@
 #include "telegate/gateway/dedup.hpp"
 
 #include <algorithm>
+#include <array>
 #include <utility>
 
 namespace telegate::gateway {
 
 namespace {
 
-// FNV-1a over the three fields with a separator that cannot occur inside an id (ids are
-// printable ASCII without spaces), seeded two ways for the two halves of the key.
-std::uint64_t fnv1a(std::uint64_t hash, std::string_view text) noexcept {
-  for (const char c : text) {
-    hash ^= static_cast<unsigned char>(c);
-    hash *= 0x100000001b3ull;
-  }
-  hash ^= 0x1f;  // unit separator
-  return hash * 0x100000001b3ull;
-}
-
+constexpr std::uint64_t kFnvPrime = 0x100000001b3ull;
 // SplitMix64's finaliser: spreads FNV's weak low bits, which pick the bucket.
 std::uint64_t mix(std::uint64_t value) noexcept {
   value ^= value >> 30;
@@ -29,12 +20,22 @@ std::uint64_t mix(std::uint64_t value) noexcept {
 
 }  // namespace
 
+// FNV-1a over the three fields, each followed by a separator that cannot occur inside an id
+// (ids are printable ASCII without spaces), seeded two ways for the two halves of the key. Both
+// halves are computed in one pass: FNV is one multiply chain per byte, so two chains side by
+// side cost about what one does, where hashing the key twice (one half after the other) cost
+// two. The values are the ones journals have always held.
 DedupWindow::Key DedupWindow::key(std::string_view tenant, std::string_view device_id, std::string_view msg_id) noexcept {
   std::uint64_t first = 0xcbf29ce484222325ull;
   std::uint64_t second = 0x84222325cbf29ce4ull;
   for (const std::string_view part : {tenant, device_id, msg_id}) {
-    first = fnv1a(first, part);
-    second = fnv1a(second ^ 0x9e3779b97f4a7c15ull, part);
+    second ^= 0x9e3779b97f4a7c15ull;
+    for (const char c : part) {
+      first = (first ^ static_cast<unsigned char>(c)) * kFnvPrime;
+      second = (second ^ static_cast<unsigned char>(c)) * kFnvPrime;
+    }
+    first = (first ^ 0x1f) * kFnvPrime;  // unit separator
+    second = (second ^ 0x1f) * kFnvPrime;
   }
   return Key{mix(first), mix(second)};
 }
@@ -43,44 +44,80 @@ DedupWindow::DedupWindow(std::size_t max_entries, std::chrono::seconds max_age)
     : max_entries_per_shard_((max_entries + kShards - 1) / kShards), max_age_(max_age) {}
 
 DedupWindow::Seen DedupWindow::reserve(const Key& key, Clock::time_point now) {
-  if (!enabled()) return Seen::no;
-  Shard& shard = shard_of(key);
-  const std::lock_guard lock(shard.mutex);
-  evict(shard, now);
-  if ((shard.size + 1) * 2 > shard.slots.size()) grow(shard);
-  std::size_t free_slot = kNone;
-  const std::size_t found = find(shard, key, &free_slot);
-  if (found != kNone) return shard.slots[found].state == State::committed ? Seen::committed : Seen::in_flight;
-  shard.slots[free_slot] = Slot{key, now, State::in_flight};
-  ++shard.size;
-  shard.order.emplace_back(key, now);
-  return Seen::no;
+  Seen seen = Seen::no;
+  reserve_all({&key, 1}, now, {&seen, 1});
+  return seen;
 }
 
-void DedupWindow::settle(const std::vector<Key>& keys, bool committed) {
-  for (const Key& key : keys) {
-    Shard& shard = shard_of(key);
+// Each shard that `keys` touch is locked once; its table is made ready for all of them, their
+// home slots are prefetched together, then visited in order. A request's keys fall in random
+// places of a table far larger than the cache: one key after the other, each costs a full
+// memory latency; prefetched together, the misses overlap.
+template <class Prepare, class Visit>
+void DedupWindow::by_shard(std::span<const Key> keys, Prepare&& prepare, Visit&& visit) {
+  std::array<std::uint32_t, kShards> counts{};
+  for (const Key& key : keys) ++counts[shard_index(key)];
+  for (std::size_t index = 0; index < kShards; ++index) {
+    if (counts[index] == 0) continue;
+    Shard& shard = shards_[index];
     const std::lock_guard lock(shard.mutex);
-    const std::size_t found = find(shard, key);
-    if (found == kNone) continue;  // evicted while in flight: nothing to settle
-    if (committed) {
-      shard.slots[found].state = State::committed;
-    } else {
-      erase(shard, found);  // its entry in `order` is skipped when it comes up
+    prepare(shard, counts[index]);
+    if (shard.slots.empty()) continue;
+    const std::size_t mask = shard.slots.size() - 1;
+    for (const Key& key : keys) {
+      if (shard_index(key) == index) __builtin_prefetch(&shard.slots[key.low & mask]);
+    }
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+      if (shard_index(keys[i]) == index) visit(shard, i);
     }
   }
 }
 
+void DedupWindow::reserve_all(std::span<const Key> keys, Clock::time_point now, std::span<Seen> seen) {
+  if (!enabled()) {
+    std::ranges::fill(seen, Seen::no);
+    return;
+  }
+  const auto prepare = [&](Shard& shard, std::size_t incoming) {
+    evict(shard, now, incoming);
+    while ((shard.size + incoming) * 2 > shard.slots.size()) grow(shard);
+  };
+  by_shard(keys, prepare, [&](Shard& shard, std::size_t i) {
+    std::size_t free_slot = kNone;
+    const std::size_t found = find(shard, keys[i], &free_slot);
+    if (found != kNone) {
+      seen[i] = shard.slots[found].state() == State::committed ? Seen::committed : Seen::in_flight;
+      return;
+    }
+    shard.slots[free_slot] = Slot{keys[i], Slot::stamp_of(now, State::in_flight)};
+    ++shard.size;
+    shard.order.emplace_back(keys[i], now);
+    seen[i] = Seen::no;
+  });
+}
+
+void DedupWindow::settle(const std::vector<Key>& keys, bool committed) {
+  by_shard(keys, [](Shard&, std::size_t) {}, [&](Shard& shard, std::size_t i) {
+    const std::size_t found = find(shard, keys[i]);
+    if (found == kNone) return;  // evicted while in flight: nothing to settle
+    if (committed) {
+      shard.slots[found].stamp |= static_cast<std::uint64_t>(State::committed);
+    } else {
+      erase(shard, found);  // its entry in `order` is skipped when it comes up
+    }
+  });
+}
+
 // Oldest first: entries past the age limit, then as many as needed to respect the size limit.
 // An in-flight entry that is evicted only loses de-duplication of a retry racing its original.
-void DedupWindow::evict(Shard& shard, Clock::time_point now) {
+void DedupWindow::evict(Shard& shard, Clock::time_point now, std::size_t incoming) {
   while (!shard.order.empty()) {
     const auto& [key, inserted_at] = shard.order.front();
     const bool too_old = now - inserted_at > max_age_;
-    const bool too_many = shard.size >= max_entries_per_shard_;
+    const bool too_many = shard.size + incoming > max_entries_per_shard_;
     if (!too_old && !too_many) break;
     const std::size_t found = find(shard, key);
-    if (found != kNone && shard.slots[found].since == inserted_at) erase(shard, found);
+    if (found != kNone && shard.slots[found].since() == inserted_at) erase(shard, found);
     shard.order.pop_front();
   }
 }
@@ -90,7 +127,7 @@ std::size_t DedupWindow::find(const Shard& shard, const Key& key, std::size_t* f
   const std::size_t mask = shard.slots.size() - 1;
   for (std::size_t at = key.low & mask;; at = (at + 1) & mask) {  // key.low is well mixed
     const Slot& slot = shard.slots[at];
-    if (slot.state == State::empty) {
+    if (slot.empty()) {
       if (free_slot) *free_slot = at;
       return kNone;
     }
@@ -101,7 +138,7 @@ std::size_t DedupWindow::find(const Shard& shard, const Key& key, std::size_t* f
 // Backward-shift deletion: later slots of the probe run move up, so no tombstones accumulate.
 void DedupWindow::erase(Shard& shard, std::size_t at) noexcept {
   const std::size_t mask = shard.slots.size() - 1;
-  for (std::size_t next = (at + 1) & mask; shard.slots[next].state != State::empty; next = (next + 1) & mask) {
+  for (std::size_t next = (at + 1) & mask; !shard.slots[next].empty(); next = (next + 1) & mask) {
     const std::size_t home = shard.slots[next].key.low & mask;
     // The entry at `next` may fill the hole at `at` unless its home lies cyclically in (at, next].
     const bool stays = at <= next ? (home > at && home <= next) : (home > at || home <= next);
@@ -110,7 +147,7 @@ void DedupWindow::erase(Shard& shard, std::size_t at) noexcept {
       at = next;
     }
   }
-  shard.slots[at].state = State::empty;
+  shard.slots[at].stamp = 0;
   --shard.size;
 }
 
@@ -119,7 +156,7 @@ void DedupWindow::grow(Shard& shard) {
   std::vector<Slot> old = std::exchange(shard.slots, std::vector<Slot>(capacity));
   shard.size = 0;
   for (const Slot& slot : old) {
-    if (slot.state == State::empty) continue;
+    if (slot.empty()) continue;
     std::size_t free_slot = kNone;
     find(shard, slot.key, &free_slot);
     shard.slots[free_slot] = slot;

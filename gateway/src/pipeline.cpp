@@ -89,6 +89,9 @@ std::optional<IngestOutcome> DeviceTypeStages::run(const Input& input, codecs::D
 
   // validate → envelope
   outcome.errors.assign(batch.errors().begin(), batch.errors().end());
+  // `sealed` may hold a recycled batch's records: overwrite them (their strings keep their
+  // capacity), append past them, and drop what is left over.
+  std::size_t used = 0;
   sealed.reserve(batch.records().size());
   const envelope::EnvelopeContext envelope_context{input.device.tenant, type_->definition.name, input.gateway_id,
                                                    content_type_, input.protocol, unix_ms()};
@@ -105,8 +108,10 @@ std::optional<IngestOutcome> DeviceTypeStages::run(const Input& input, codecs::D
                                     std::string(codecs::to_string(record.type)) + " records"});
       continue;
     }
-    builder_.seal(record, envelope_context, sealed.emplace_back());
+    builder_.seal(record, envelope_context, used < sealed.size() ? sealed[used] : sealed.emplace_back());
+    ++used;
   }
+  sealed.resize(used);
   std::sort(outcome.errors.begin(), outcome.errors.end(),
             [](const codecs::FieldError& a, const codecs::FieldError& b) { return a.index < b.index; });
   outcome.native_reply = codec_->native_reply();
@@ -124,6 +129,7 @@ IngestPipeline::IngestPipeline(const GatewayConfig& config, sinks::Sink& sink, I
                                           sinks::instance_partition(config.instance_id, config.dedup.journal_partitions),
                                           config.instance_id, {}}
                    : sinks::ControlRecord{}),
+      recycler_(std::make_shared<sinks::RecordRecycler>(kRecycledBytes)),
       quotas_(quotas),
       metrics_(metrics) {}
 
@@ -141,24 +147,34 @@ std::optional<IngestOutcome> PipelineWorker::drop_duplicates(const DeviceIdentit
                                                              IngestOutcome& outcome) {
   DedupWindow& dedup = *pipeline_.dedup_;
   if (!dedup.enabled()) return std::nullopt;
-  const DedupWindow::Clock::time_point now = DedupWindow::Clock::now();
+  dedup_keys_.clear();
+  for (const envelope::SealedRecord& record : records) {
+    if (!record.msg_id_generated) dedup_keys_.push_back(DedupWindow::key(device.tenant, device.device_id, record.msg_id));
+  }
+  dedup_seen_.resize(dedup_keys_.size());
+  dedup.reserve_all(dedup_keys_, DedupWindow::Clock::now(), dedup_seen_);
+  for (std::size_t k = 0; k < dedup_keys_.size(); ++k) {
+    if (dedup_seen_[k] == DedupWindow::Seen::no) reserved.push_back(dedup_keys_[k]);
+  }
   std::size_t kept = 0;
+  std::size_t k = 0;  // index into dedup_keys_: the records with device-supplied msg_ids, in order
   for (std::size_t i = 0; i < records.size(); ++i) {
     envelope::SealedRecord& record = records[i];
     bool keep = true;
     if (!record.msg_id_generated) {
-      const DedupWindow::Key key = DedupWindow::key(device.tenant, device.device_id, record.msg_id);
-      switch (dedup.reserve(key, now)) {
+      const DedupWindow::Key& key = dedup_keys_[k];
+      switch (dedup_seen_[k++]) {
         case DedupWindow::Seen::no:
-          reserved.push_back(key);
           break;
         case DedupWindow::Seen::committed:
           keep = false;
           ++outcome.duplicates;
           break;
         case DedupWindow::Seen::in_flight:
+          // Reserved by this request (an earlier record with the same msg_id: written once), or
+          // by an earlier request, whose copy may yet fail.
           if (std::find(reserved.begin(), reserved.end(), key) != reserved.end()) {
-            keep = false;  // the same msg_id twice in one request: written once
+            keep = false;
             ++outcome.duplicates;
             break;
           }
@@ -244,6 +260,8 @@ std::optional<IngestOutcome> PipelineWorker::ingest(const IngestRequest& request
 
   IngestOutcome outcome;
   sinks::SinkBatch sink_batch;
+  sink_batch.records = pipeline_.recycler_->take();
+  sink_batch.recycler = pipeline_.recycler_;
   const DeviceTypeStages::Input input{request.device, request.content_type, request.body, request.protocol,
                                       pipeline_.config_.instance_id};
   if (auto refused = stages->run(input, batch_, outcome, sink_batch.records)) {

@@ -17,6 +17,33 @@ std::string_view to_string(SinkErrc code) noexcept {
   return "unknown";
 }
 
+// Room for every vector up front: give() runs in SinkBatch's destructor and must not allocate.
+RecordRecycler::RecordRecycler(std::size_t max_bytes) : max_bytes_(max_bytes) { idle_.reserve(kMaxVectors); }
+
+std::vector<envelope::SealedRecord> RecordRecycler::take() {
+  const std::lock_guard lock(mutex_);
+  if (idle_.empty()) return {};
+  Idle idle = std::move(idle_.back());
+  idle_.pop_back();
+  idle_bytes_ -= idle.bytes;
+  return std::move(idle.records);
+}
+
+void RecordRecycler::give(std::vector<envelope::SealedRecord> records) {
+  if (records.empty()) return;
+  std::size_t bytes = records.capacity() * sizeof(envelope::SealedRecord);
+  for (const envelope::SealedRecord& record : records) {
+    bytes += record.msg_id.capacity() + record.topic.capacity() + record.key.capacity() +
+             record.route_header.capacity() + record.value.capacity();
+    for (const auto& header : record.headers) bytes += sizeof(header) + header.second.capacity();
+  }
+  const std::lock_guard lock(mutex_);
+  // Over either bound: `records` is freed with the parameter, after the lock.
+  if (idle_bytes_ + bytes > max_bytes_ || idle_.size() == kMaxVectors) return;
+  idle_bytes_ += bytes;
+  idle_.push_back(Idle{std::move(records), bytes});
+}
+
 namespace {
 
 prometheus::Family<prometheus::Counter>& records_family(prometheus::Registry& registry) {

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <deque>
 #include <mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -45,6 +46,10 @@ class DedupWindow {
   // clock reading serves every key of a request.
   Seen reserve(const Key& key, Clock::time_point now);
   Seen reserve(const Key& key) { return reserve(key, Clock::now()); }
+  // reserve() for every key of one request: seen[i] (seen.size() == keys.size()) is what the
+  // window held for keys[i]; a key repeated in `keys` is in_flight from its second time on.
+  // Locks each shard once and prefetches its keys' slots together.
+  void reserve_all(std::span<const Key> keys, Clock::time_point now, std::span<Seen> seen);
   // The write of reserved keys succeeded (they become committed) or failed (forgotten, so the
   // device's retry is written).
   void settle(const std::vector<Key>& keys, bool committed);
@@ -64,12 +69,24 @@ class DedupWindow {
   // An open-addressing table (linear probing, power-of-two size, at most half full): one cache
   // miss per lookup and no allocation per key, where a node-based map cost two misses and a
   // malloc/free per record (docs/benchmarks.md §11).
-  enum class State : std::uint8_t { empty, in_flight, committed };
+  // A slot is 24 bytes, not 32: the state lives in the two low bits of the insertion time
+  // (steady-clock ticks shifted left by two), so more of the table fits in each cache line. A
+  // stamp of 0 (state `empty`) is a free slot; committed = in_flight | 2, set by one OR.
+  enum class State : std::uint8_t { empty = 0, in_flight = 1, committed = 3 };
   struct Slot {
     Key key;
-    Clock::time_point since;
-    State state = State::empty;
+    std::uint64_t stamp = 0;
+
+    static std::uint64_t stamp_of(Clock::time_point since, State state) noexcept {
+      return static_cast<std::uint64_t>(since.time_since_epoch().count()) << 2 | static_cast<std::uint64_t>(state);
+    }
+    bool empty() const noexcept { return stamp == 0; }
+    State state() const noexcept { return static_cast<State>(stamp & 3); }
+    Clock::time_point since() const noexcept {
+      return Clock::time_point(Clock::duration(static_cast<Clock::rep>(stamp >> 2)));
+    }
   };
+  static_assert(sizeof(Slot) == 24);
   struct Shard {
     mutable std::mutex mutex;
     std::vector<Slot> slots;  // grown on demand up to twice the shard's entry limit
@@ -79,8 +96,12 @@ class DedupWindow {
   static constexpr std::size_t kShards = 16;
   static constexpr std::size_t kNone = static_cast<std::size_t>(-1);
 
-  Shard& shard_of(const Key& key) noexcept { return shards_[key.high % kShards]; }
-  void evict(Shard& shard, Clock::time_point now);
+  static std::size_t shard_index(const Key& key) noexcept { return key.high % kShards; }
+  // Runs prepare(shard, keys in it) then visit(shard, i) for each of its keys, shard by shard.
+  template <class Prepare, class Visit>
+  void by_shard(std::span<const Key> keys, Prepare&& prepare, Visit&& visit);
+  // Makes room for `incoming` new entries within the size limit, and drops aged ones.
+  void evict(Shard& shard, Clock::time_point now, std::size_t incoming);
   // The slot holding `key`, or kNone; `free_slot` gets the empty slot where it would go.
   static std::size_t find(const Shard& shard, const Key& key, std::size_t* free_slot = nullptr) noexcept;
   static void erase(Shard& shard, std::size_t at) noexcept;

@@ -17,6 +17,7 @@
 #include <expected>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -64,12 +65,50 @@ struct ControlRecord {
   std::string value;
 };
 
+// Hands the record vectors of finished batches back to the worker that seals the next ones, so
+// that sealing overwrites strings which already have their capacity instead of allocating four
+// per record (topic, msg_id, tg-route, value: the top allocations of the HTTP → Kafka path,
+// docs/benchmarks.md §11). It keeps at most `max_bytes` idle (the records and their strings'
+// capacity, so a burst of large records cannot pin more); a vector given back beyond that is
+// freed, so the bound limits idle memory, never throughput.
+// Lifecycle: shared (shared_ptr) by the pipeline, which takes vectors on listener threads, and
+// every SinkBatch holding one of its vectors, which gives it back when destroyed on whichever
+// sink thread that is; thread-safe (one short lock per batch).
+class RecordRecycler {
+ public:
+  explicit RecordRecycler(std::size_t max_bytes);
+  // A vector holding some earlier batch's records (or none): overwrite them, then append.
+  std::vector<envelope::SealedRecord> take();
+  void give(std::vector<envelope::SealedRecord> records);
+
+ private:
+  struct Idle {
+    std::vector<envelope::SealedRecord> records;
+    std::size_t bytes;
+  };
+  static constexpr std::size_t kMaxVectors = 1024;
+  std::mutex mutex_;
+  std::vector<Idle> idle_;
+  std::size_t idle_bytes_ = 0;
+  const std::size_t max_bytes_;
+};
+
+// Move-only: a destroyed batch gives its records to `recycler` (when set), from whichever thread
+// the sink finishes with it on.
 struct SinkBatch {
+  SinkBatch() = default;
+  SinkBatch(SinkBatch&&) noexcept = default;
+  SinkBatch& operator=(SinkBatch&&) noexcept = default;
+  ~SinkBatch() {
+    if (recycler) recycler->give(std::move(records));
+  }
+
   std::vector<envelope::SealedRecord> records;
   // Kafka: produced in the same transaction as the records. The spool keeps them with the
   // records and replays them together. The local log ignores them (it has no journal).
   std::vector<ControlRecord> control;
   Completion on_complete;
+  std::shared_ptr<RecordRecycler> recycler;
 };
 
 // The metrics docs/component-spec.md requires of every sink, labelled {sink=<name>}:
