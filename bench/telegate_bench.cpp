@@ -15,8 +15,10 @@
 //       GT06 packets per core: the gt06 codec alone, and framing + CRC-ITU + codec over a stream
 //       of 0x12 packets, next to the JSON codec on the same fix as a one-record body
 //   telegate-bench kafka-baseline --bootstrap HOST:PORT --records N [--transaction-records 50000]
+//                                 [--key-run 250]
 //       a plain transactional librdkafka producer sending pre-built envelopes with the Kafka
-//       sink's settings: the baseline for HTTP → Kafka (bench/http_kafka.sh)
+//       sink's settings, keyed by device in runs of --key-run records (a request's records):
+//       the baseline for HTTP → Kafka (bench/http_kafka.sh)
 //   telegate-bench kafka-headers --bootstrap HOST:PORT [--records 500000]
 //       the same producer with no header, the one tg-route header, and four separate headers
 //   telegate-bench kafka-floor --bootstrap HOST:PORT [--records 500000] [--only TEXT]
@@ -446,7 +448,6 @@ std::vector<envelope::SealedRecord> prebuilt_envelopes() {
                  envelope::EnvelopeContext{"acme", "tracker", "bench-0", "application/json",
                                            envelope::SourceProtocol::http, now_ms()},
                  sealed[i]);
-    sealed[i].key = "sim-" + std::to_string(i % 64);
   }
   return sealed;
 }
@@ -454,17 +455,24 @@ std::vector<envelope::SealedRecord> prebuilt_envelopes() {
 // How a plain producer run differs from the Kafka sink's way of producing. The defaults are the
 // sink's: its librdkafka settings, keyed records, no RD_KAFKA_MSG_F_COPY, a cached topic handle,
 // the one tg-route header as RD_KAFKA_V_HEADER, rd_kafka_poll once per 250 records (the sink
-// polls once per hand-off of batches, which are 50–500 records).
+// polls once per hand-off of batches, which are 50–500 records), records keyed by device in
+// runs of a request's size.
 struct ProduceOptions {
   std::vector<std::pair<std::string, std::string>> settings;  // after the sink's defaults
   std::size_t per_transaction = 50'000;
   int partitions = 0;  // 0: the broker's auto-created topic (num.partitions); else created so
   bool keyed = true;   // false: no key, librdkafka's sticky partitioner picks the partition
+  // Consecutive records with the same key (one of 64 devices): the gateway produces a request's
+  // records together, and they share the device's key, so they go to one partition in a row.
+  std::size_t key_run = 250;
   bool copy = false;   // RD_KAFKA_MSG_F_COPY
   bool by_name = false;  // RD_KAFKA_V_TOPIC (a handle lookup under a lock per record)
   bool header_list = false;  // rd_kafka_headers_new + RD_KAFKA_V_HEADERS instead of V_HEADER
   std::size_t poll_every = 250;
   HeaderMode headers = HeaderMode::compact;
+  // 0: as fast as librdkafka takes records; else paced to this rate, a key run at a time, as
+  // closed-loop devices feed the gateway (commits are then as often as the sink's interval).
+  double records_per_second = 0;
 };
 
 // CPU seconds of the calling thread alone.
@@ -517,7 +525,11 @@ ProduceResult produce_run(const std::string& bootstrap, const std::string& topic
   const std::string event_time = std::to_string(route->event_time_ms);
   // rd_kafka_produceva takes the same arguments as the sink's rd_kafka_producev, as an array
   // that the options decide once: topic, key, value, header(s), flags.
-  const auto produce_one = [&](const envelope::SealedRecord& record) {
+  std::vector<std::string> keys;
+  for (int device = 0; device < 64; ++device) keys.push_back("sim-" + std::to_string(device));
+  const auto produce_one = [&](std::size_t i) {
+    const envelope::SealedRecord& record = sealed[i % sealed.size()];
+    const std::string& key = keys[(i / options.key_run) % keys.size()];
     rd_kafka_vu_t args[5] = {};
     std::size_t count = 0;
     args[count].vtype = options.by_name ? RD_KAFKA_VTYPE_TOPIC : RD_KAFKA_VTYPE_RKT;
@@ -528,7 +540,7 @@ ProduceResult produce_run(const std::string& bootstrap, const std::string& topic
     }
     if (options.keyed) {
       args[count].vtype = RD_KAFKA_VTYPE_KEY;
-      args[count++].u.mem = {const_cast<char*>(record.key.data()), record.key.size()};
+      args[count++].u.mem = {const_cast<char*>(key.data()), key.size()};
     }
     args[count].vtype = RD_KAFKA_VTYPE_VALUE;
     args[count++].u.mem = {const_cast<char*>(record.value.data()), record.value.size()};
@@ -569,7 +581,7 @@ ProduceResult produce_run(const std::string& bootstrap, const std::string& topic
   };
 
   must(rd_kafka_begin_transaction(producer), "begin_transaction");
-  for (std::size_t i = 0; i < 1000; ++i) produce_one(sealed[i % sealed.size()]);
+  for (std::size_t i = 0; i < 1000; ++i) produce_one(i);
   commit();
 
   const double cpu_before = process_cpu_seconds();
@@ -578,7 +590,11 @@ ProduceResult produce_run(const std::string& bootstrap, const std::string& topic
   std::size_t in_transaction = 0;
   must(rd_kafka_begin_transaction(producer), "begin_transaction");
   for (std::size_t i = 0; i < records; ++i) {
-    produce_one(sealed[i % sealed.size()]);
+    if (options.records_per_second > 0 && i % options.key_run == 0) {
+      std::this_thread::sleep_until(started + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
+                                                  static_cast<double>(i) / options.records_per_second)));
+    }
+    produce_one(i);
     if ((i + 1) % options.poll_every == 0) rd_kafka_poll(producer, 0);
     if (++in_transaction == options.per_transaction) {
       commit();
@@ -601,6 +617,7 @@ int kafka_baseline(int argc, char** argv) {
   const std::size_t records = std::stoul(flag(argc, argv, "--records", "1000000"));
   ProduceOptions options;
   options.per_transaction = std::stoul(flag(argc, argv, "--transaction-records", "50000"));
+  options.key_run = std::stoul(flag(argc, argv, "--key-run", "250"));
   const auto sealed = prebuilt_envelopes();
   const ProduceResult run = produce_run(bootstrap, "bench.baseline." + std::to_string(now_ms()), sealed, records, options);
   // The floor for the gateway's CPU per record: librdkafka's cost (this thread and its own).
@@ -667,10 +684,20 @@ int kafka_floor(int argc, char** argv) {
       {"1 partition", changed([](ProduceOptions& o) { o.partitions = 1; })},
       {"16 partitions", changed([](ProduceOptions& o) { o.partitions = 16; })},
       {"no key (sticky partitioner)", changed([](ProduceOptions& o) { o.keyed = false; })},
+      {"key changes every record (the old baseline)", changed([](ProduceOptions& o) { o.key_run = 1; })},
       {"10000 records per transaction", changed([](ProduceOptions& o) { o.per_transaction = 10'000; })},
       {"200000 records per transaction", changed([](ProduceOptions& o) { o.per_transaction = 200'000; })},
+      {"paced to 110 000 records/s, a commit per 11 000 records (the gateway's 100 ms)", changed([](ProduceOptions& o) {
+         o.records_per_second = 110'000;
+         o.per_transaction = 11'000;
+       })},
+      {"paced to 220 000 records/s, a commit per 22 000 records", changed([](ProduceOptions& o) {
+         o.records_per_second = 220'000;
+         o.per_transaction = 22'000;
+       })},
       {"no header", changed([](ProduceOptions& o) { o.headers = HeaderMode::none; })},
-      {"the old baseline: F_COPY, topic by name, header list, poll per record", changed([](ProduceOptions& o) {
+      {"the old baseline: key per record, F_COPY, topic by name, header list, poll per record", changed([](ProduceOptions& o) {
+         o.key_run = 1;
          o.copy = true;
          o.by_name = true;
          o.header_list = true;
