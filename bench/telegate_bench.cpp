@@ -460,7 +460,7 @@ std::vector<envelope::SealedRecord> prebuilt_envelopes() {
 struct ProduceOptions {
   std::vector<std::pair<std::string, std::string>> settings;  // after the sink's defaults
   std::size_t per_transaction = 50'000;
-  int partitions = 0;  // 0: the broker's auto-created topic (num.partitions); else created so
+  int partitions = 0;  // 0: the broker auto-creates the topic (num.partitions); else created with this many
   bool keyed = true;   // false: no key, librdkafka's sticky partitioner picks the partition
   // Consecutive records with the same key (one of 64 devices): the gateway produces a request's
   // records together, and they share the device's key, so they go to one partition in a row.
