@@ -31,7 +31,8 @@ if [[ -n ${TELEGATE_BENCH_PERF:-} ]]; then kill -INT $perf_pid; wait $perf_pid |
 echo "$sim"
 kill -TERM $gateway_pid; wait $gateway_pid || true
 
-baseline=$($build/bench/telegate-bench kafka-baseline --bootstrap "$bootstrap" --records "$records")
+baseline=$($build/bench/telegate-bench kafka-baseline --bootstrap "$bootstrap" --records "$records" \
+  --key-run "$batch")
 echo "$baseline"
 
 python3 - "$sim" "$baseline" "$cpu_before" "$cpu_after" "$records" "$batch" "$connections" <<'PY'

@@ -15,10 +15,15 @@
 //       GT06 packets per core: the gt06 codec alone, and framing + CRC-ITU + codec over a stream
 //       of 0x12 packets, next to the JSON codec on the same fix as a one-record body
 //   telegate-bench kafka-baseline --bootstrap HOST:PORT --records N [--transaction-records 50000]
+//                                 [--key-run 250]
 //       a plain transactional librdkafka producer sending pre-built envelopes with the Kafka
-//       sink's settings: the baseline for HTTP → Kafka (bench/http_kafka.sh)
+//       sink's settings, keyed by device in runs of --key-run records (a request's records):
+//       the baseline for HTTP → Kafka (bench/http_kafka.sh)
 //   telegate-bench kafka-headers --bootstrap HOST:PORT [--records 500000]
 //       the same producer with no header, the one tg-route header, and four separate headers
+//   telegate-bench kafka-floor --bootstrap HOST:PORT [--records 500000] [--only TEXT]
+//       the librdkafka floor: the same producer's CPU per record (its own thread and
+//       librdkafka's) with one setting changed at a time against the Kafka sink's defaults
 //   telegate-bench spool --bootstrap HOST:PORT [--records 200000] [--batch 100] [--fsync always]
 //       the Kafka spool: records/s appended to the spool (Kafka held "not ready") and replayed
 //       from it into Kafka, next to the plain Kafka sink and the spooling sink in direct mode,
@@ -66,6 +71,7 @@
 #include "tracker/gt06/gt06_protocol.hpp"
 #include "telegate/envelope/envelope.hpp"
 #include "telegate/gateway/dedup.hpp"
+#include "telegate/sinks/kafka_admin.hpp"
 #include "telegate/sinks/kafka_sink.hpp"
 #include "telegate/sinks/spool.hpp"
 #include "telegate/gateway/metrics.hpp"
@@ -442,90 +448,184 @@ std::vector<envelope::SealedRecord> prebuilt_envelopes() {
                  envelope::EnvelopeContext{"acme", "tracker", "bench-0", "application/json",
                                            envelope::SourceProtocol::http, now_ms()},
                  sealed[i]);
-    sealed[i].key = "sim-" + std::to_string(i % 64);
   }
   return sealed;
 }
 
-// One transactional producer with the Kafka sink's settings; returns records/s.
-double produce_run(const std::string& bootstrap, const std::string& topic, const std::vector<envelope::SealedRecord>& sealed,
-                   std::size_t records, std::size_t per_transaction, HeaderMode headers) {
+// How a plain producer run differs from the Kafka sink's way of producing. The defaults are the
+// sink's: its librdkafka settings, keyed records, no RD_KAFKA_MSG_F_COPY, a cached topic handle,
+// the one tg-route header as RD_KAFKA_V_HEADER, rd_kafka_poll once per 250 records (the sink
+// polls once per hand-off of batches, which are 50–500 records), records keyed by device in
+// runs of a request's size.
+struct ProduceOptions {
+  std::vector<std::pair<std::string, std::string>> settings;  // after the sink's defaults
+  std::size_t per_transaction = 50'000;
+  int partitions = 0;  // 0: the broker auto-creates the topic (num.partitions); else created with this many
+  bool keyed = true;   // false: no key, librdkafka's sticky partitioner picks the partition
+  // Consecutive records with the same key (one of 64 devices): the gateway produces a request's
+  // records together, and they share the device's key, so they go to one partition in a row.
+  std::size_t key_run = 250;
+  bool copy = false;   // RD_KAFKA_MSG_F_COPY
+  bool by_name = false;  // RD_KAFKA_V_TOPIC (a handle lookup under a lock per record)
+  bool header_list = false;  // rd_kafka_headers_new + RD_KAFKA_V_HEADERS instead of V_HEADER
+  std::size_t poll_every = 250;
+  HeaderMode headers = HeaderMode::compact;
+  // 0: as fast as librdkafka takes records; else paced to this rate, a key run at a time, as
+  // closed-loop devices feed the gateway (commits are then as often as the sink's interval).
+  double records_per_second = 0;
+};
+
+// CPU seconds of the calling thread alone.
+double thread_cpu_seconds() {
+  rusage usage{};
+  getrusage(RUSAGE_THREAD, &usage);
+  const auto seconds = [](const timeval& time) { return static_cast<double>(time.tv_sec) + static_cast<double>(time.tv_usec) / 1e6; };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
+struct ProduceResult {
+  double records_per_second = 0;
+  double cpu_us_per_record = 0;         // the whole process: caller + librdkafka's threads
+  double caller_cpu_us_per_record = 0;  // the producing thread (produce calls, polls, commits)
+};
+
+// One transactional producer with the Kafka sink's settings (plus `options`). A first
+// transaction of 1000 records (topic metadata, partition leaders, producer id) is left out of
+// the measured window, and so are producer creation and destruction: the gateway pays those
+// once, not per record.
+ProduceResult produce_run(const std::string& bootstrap, const std::string& topic, const std::vector<envelope::SealedRecord>& sealed,
+                          std::size_t records, const ProduceOptions& options) {
+  if (options.partitions > 0) {
+    sinks::KafkaSinkConfig cluster;
+    cluster.bootstrap_servers = bootstrap;
+    sinks::ensure_topic(cluster, topic, options.partitions, 1, {});
+  }
+  sinks::KafkaSinkConfig sink;  // the sink's default delivery timeout
+  auto settings = sinks::default_producer_settings(sink);
+  settings.insert(settings.end(), options.settings.begin(), options.settings.end());
+  settings.insert(settings.end(), {{"bootstrap.servers", bootstrap},
+                                   {"enable.idempotence", "true"},
+                                   {"acks", "all"},
+                                   {"transactional.id", "bench-" + topic}});
   char error_text[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  const std::pair<const char*, std::string> settings[] = {
-      {"bootstrap.servers", bootstrap},  {"enable.idempotence", "true"},
-      {"acks", "all"},                   {"transactional.id", "bench-" + topic},
-      {"compression.type", "lz4"},       {"linger.ms", "100"},
-      {"batch.size", "1000000"},         {"queue.buffering.max.messages", "2000000"},
-      {"queue.buffering.max.kbytes", "2097152"}};
   for (const auto& [name, value] : settings) {
-    if (rd_kafka_conf_set(conf, name, value.c_str(), error_text, sizeof error_text) != RD_KAFKA_CONF_OK) {
-      throw std::runtime_error(error_text);
+    if (rd_kafka_conf_set(conf, name.c_str(), value.c_str(), error_text, sizeof error_text) != RD_KAFKA_CONF_OK) {
+      rd_kafka_conf_destroy(conf);
+      throw std::runtime_error(name + ": " + error_text);
     }
   }
   rd_kafka_t* producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, error_text, sizeof error_text);
   if (!producer) throw std::runtime_error(error_text);
   must(rd_kafka_init_transactions(producer, 30'000), "init_transactions");
+  rd_kafka_topic_t* handle = rd_kafka_topic_new(producer, topic.c_str(), nullptr);
 
   // The routing fields as four separate headers, for comparison with the one compact header.
   const auto route = envelope::decode_route_header(sealed[0].route_header);
   const std::string event_time = std::to_string(route->event_time_ms);
+  // rd_kafka_produceva takes the same arguments as the sink's rd_kafka_producev, as an array
+  // that the options decide once: topic, key, value, header(s), flags.
+  std::vector<std::string> keys;
+  for (int device = 0; device < 64; ++device) keys.push_back("sim-" + std::to_string(device));
+  const auto produce_one = [&](std::size_t i) {
+    const envelope::SealedRecord& record = sealed[i % sealed.size()];
+    const std::string& key = keys[(i / options.key_run) % keys.size()];
+    rd_kafka_vu_t args[5] = {};
+    std::size_t count = 0;
+    args[count].vtype = options.by_name ? RD_KAFKA_VTYPE_TOPIC : RD_KAFKA_VTYPE_RKT;
+    if (options.by_name) {
+      args[count++].u.cstr = topic.c_str();
+    } else {
+      args[count++].u.rkt = handle;
+    }
+    if (options.keyed) {
+      args[count].vtype = RD_KAFKA_VTYPE_KEY;
+      args[count++].u.mem = {const_cast<char*>(key.data()), key.size()};
+    }
+    args[count].vtype = RD_KAFKA_VTYPE_VALUE;
+    args[count++].u.mem = {const_cast<char*>(record.value.data()), record.value.size()};
+    rd_kafka_headers_t* list = nullptr;
+    if (options.headers == HeaderMode::compact && !options.header_list) {
+      args[count].vtype = RD_KAFKA_VTYPE_HEADER;
+      args[count++].u.header = {envelope::kRouteHeader.data(), record.route_header.data(),
+                                static_cast<ssize_t>(record.route_header.size())};
+    } else if (options.headers != HeaderMode::none) {
+      list = rd_kafka_headers_new(4);
+      if (options.headers == HeaderMode::compact) {
+        rd_kafka_header_add(list, envelope::kRouteHeader.data(), -1, record.route_header.data(),
+                            static_cast<ssize_t>(record.route_header.size()));
+      } else {
+        rd_kafka_header_add(list, "tenant", -1, route->tenant.data(), static_cast<ssize_t>(route->tenant.size()));
+        rd_kafka_header_add(list, "device_type", -1, route->device_type.data(), static_cast<ssize_t>(route->device_type.size()));
+        rd_kafka_header_add(list, "event_time", -1, event_time.data(), static_cast<ssize_t>(event_time.size()));
+        rd_kafka_header_add(list, "msg_id", -1, record.msg_id.data(), static_cast<ssize_t>(record.msg_id.size()));
+      }
+      args[count].vtype = RD_KAFKA_VTYPE_HEADERS;
+      args[count++].u.headers = list;
+    }
+    args[count].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
+    args[count++].u.i = options.copy ? RD_KAFKA_MSG_F_COPY : 0;
+    for (;;) {
+      rd_kafka_error_t* error = rd_kafka_produceva(producer, args, count);
+      if (!error) return;
+      if (rd_kafka_error_code(error) != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+        if (list) rd_kafka_headers_destroy(list);  // owned by the message only when produced
+        must(error, "produce");
+      }
+      rd_kafka_error_destroy(error);
+      rd_kafka_poll(producer, 1);
+    }
+  };
+  const auto commit = [&] {
+    must(rd_kafka_commit_transaction(producer, 60'000), "commit_transaction");
+  };
+
+  must(rd_kafka_begin_transaction(producer), "begin_transaction");
+  for (std::size_t i = 0; i < 1000; ++i) produce_one(i);
+  commit();
+
+  const double cpu_before = process_cpu_seconds();
+  const double caller_before = thread_cpu_seconds();
   const auto started = Clock::now();
   std::size_t in_transaction = 0;
   must(rd_kafka_begin_transaction(producer), "begin_transaction");
   for (std::size_t i = 0; i < records; ++i) {
-    const envelope::SealedRecord& record = sealed[i % sealed.size()];
-    rd_kafka_headers_t* list = nullptr;
-    if (headers == HeaderMode::compact) {
-      list = rd_kafka_headers_new(1);
-      rd_kafka_header_add(list, envelope::kRouteHeader.data(), -1, record.route_header.data(),
-                          static_cast<ssize_t>(record.route_header.size()));
-    } else if (headers == HeaderMode::separate) {
-      list = rd_kafka_headers_new(4);
-      rd_kafka_header_add(list, "tenant", -1, route->tenant.data(), static_cast<ssize_t>(route->tenant.size()));
-      rd_kafka_header_add(list, "device_type", -1, route->device_type.data(), static_cast<ssize_t>(route->device_type.size()));
-      rd_kafka_header_add(list, "event_time", -1, event_time.data(), static_cast<ssize_t>(event_time.size()));
-      rd_kafka_header_add(list, "msg_id", -1, record.msg_id.data(), static_cast<ssize_t>(record.msg_id.size()));
+    if (options.records_per_second > 0 && i % options.key_run == 0) {
+      std::this_thread::sleep_until(started + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
+                                                  static_cast<double>(i) / options.records_per_second)));
     }
-    rd_kafka_resp_err_t error;
-// librdkafka's RD_KAFKA_V_* macros are C casts.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wold-style-cast"
-    while ((error = rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(topic.c_str()),
-                                      RD_KAFKA_V_KEY(record.key.data(), record.key.size()),
-                                      RD_KAFKA_V_VALUE(const_cast<char*>(record.value.data()), record.value.size()),
-                                      RD_KAFKA_V_HEADERS(list), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                      RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-      rd_kafka_poll(producer, 1);
-    }
-#pragma GCC diagnostic pop
-    if (error) throw std::runtime_error(std::string("produce: ") + rd_kafka_err2str(error));
-    rd_kafka_poll(producer, 0);
-    if (++in_transaction == per_transaction) {
-      must(rd_kafka_commit_transaction(producer, 60'000), "commit_transaction");
+    produce_one(i);
+    if ((i + 1) % options.poll_every == 0) rd_kafka_poll(producer, 0);
+    if (++in_transaction == options.per_transaction) {
+      commit();
       must(rd_kafka_begin_transaction(producer), "begin_transaction");
       in_transaction = 0;
     }
   }
-  must(rd_kafka_commit_transaction(producer, 60'000), "commit_transaction");
+  commit();
   const double elapsed = std::chrono::duration<double>(Clock::now() - started).count();
+  const double per_record = 1e6 / static_cast<double>(records);
+  const ProduceResult result{static_cast<double>(records) / elapsed, (process_cpu_seconds() - cpu_before) * per_record,
+                             (thread_cpu_seconds() - caller_before) * per_record};
+  rd_kafka_topic_destroy(handle);
   rd_kafka_destroy(producer);
-  return static_cast<double>(records) / elapsed;
+  return result;
 }
 
 int kafka_baseline(int argc, char** argv) {
   const std::string bootstrap = flag(argc, argv, "--bootstrap", "127.0.0.1:19092");
   const std::size_t records = std::stoul(flag(argc, argv, "--records", "1000000"));
-  const std::size_t per_transaction = std::stoul(flag(argc, argv, "--transaction-records", "50000"));
+  ProduceOptions options;
+  options.per_transaction = std::stoul(flag(argc, argv, "--transaction-records", "50000"));
+  options.key_run = std::stoul(flag(argc, argv, "--key-run", "250"));
   const auto sealed = prebuilt_envelopes();
-  const double cpu_before = process_cpu_seconds();
-  const double rate = produce_run(bootstrap, "bench.baseline." + std::to_string(now_ms()), sealed, records,
-                                  per_transaction, HeaderMode::compact);
+  const ProduceResult run = produce_run(bootstrap, "bench.baseline." + std::to_string(now_ms()), sealed, records, options);
   // The floor for the gateway's CPU per record: librdkafka's cost (this thread and its own).
-  const double cpu_us = (process_cpu_seconds() - cpu_before) * 1e6 / static_cast<double>(records);
   std::printf("{\"benchmark\":\"kafka-baseline\",\"records\":%zu,\"transaction_records\":%zu,"
-              "\"records_per_second\":%.0f,\"cpu_us_per_record\":%.3f,\"envelope_bytes\":%zu}\n",
-              records, per_transaction, rate, cpu_us, sealed[0].value.size());
+              "\"records_per_second\":%.0f,\"cpu_us_per_record\":%.3f,\"caller_cpu_us_per_record\":%.3f,"
+              "\"envelope_bytes\":%zu}\n",
+              records, options.per_transaction, run.records_per_second, run.cpu_us_per_record,
+              run.caller_cpu_us_per_record, sealed[0].value.size());
   return 0;
 }
 
@@ -534,16 +634,101 @@ int kafka_baseline(int argc, char** argv) {
 int kafka_headers(int argc, char** argv) {
   const std::string bootstrap = flag(argc, argv, "--bootstrap", "127.0.0.1:19092");
   const std::size_t records = std::stoul(flag(argc, argv, "--records", "500000"));
-  const std::size_t per_transaction = std::stoul(flag(argc, argv, "--transaction-records", "50000"));
+  ProduceOptions options;
+  options.per_transaction = std::stoul(flag(argc, argv, "--transaction-records", "50000"));
   const auto sealed = prebuilt_envelopes();
   const std::string run = std::to_string(now_ms());
-  const double none = produce_run(bootstrap, "bench.h0." + run, sealed, records, per_transaction, HeaderMode::none);
-  const double compact = produce_run(bootstrap, "bench.h1." + run, sealed, records, per_transaction, HeaderMode::compact);
-  const double separate = produce_run(bootstrap, "bench.h4." + run, sealed, records, per_transaction, HeaderMode::separate);
+  const auto rate = [&](const char* name, HeaderMode mode) {
+    options.headers = mode;
+    return produce_run(bootstrap, std::string("bench.") + name + "." + run, sealed, records, options).records_per_second;
+  };
+  const double none = rate("h0", HeaderMode::none);
+  const double compact = rate("h1", HeaderMode::compact);
+  const double separate = rate("h4", HeaderMode::separate);
   std::printf("{\"benchmark\":\"kafka-headers\",\"records\":%zu,\"no_header_per_second\":%.0f,"
               "\"one_compact_header_per_second\":%.0f,\"four_headers_per_second\":%.0f,"
               "\"compact_ratio\":%.2f,\"four_ratio\":%.2f}\n",
               records, none, compact, separate, compact / none, separate / none);
+  return 0;
+}
+
+// The librdkafka floor: the plain producer's CPU per record under one setting changed at a time
+// against the Kafka sink's defaults, which run first, in the middle and last (the spread of
+// those three is the noise of the run). One JSON line per variant, then a summary.
+int kafka_floor(int argc, char** argv) {
+  const std::string bootstrap = flag(argc, argv, "--bootstrap", "127.0.0.1:19092");
+  const std::size_t records = std::stoul(flag(argc, argv, "--records", "500000"));
+  const std::string only = flag(argc, argv, "--only", "");
+  const auto sealed = prebuilt_envelopes();
+  using Settings = std::vector<std::pair<std::string, std::string>>;
+  const auto with = [](Settings settings) { return ProduceOptions{.settings = std::move(settings)}; };
+  const auto changed = [](auto change) {
+    ProduceOptions options;
+    change(options);
+    return options;
+  };
+  const std::vector<std::pair<std::string, ProduceOptions>> variants = {
+      {"sink defaults", {}},
+      {"compression none", with({{"compression.type", "none"}})},
+      {"compression zstd", with({{"compression.type", "zstd"}})},
+      {"linger.ms 5", with({{"linger.ms", "5"}})},
+      {"linger.ms 1000", with({{"linger.ms", "1000"}})},
+      {"batch.size 100000", with({{"batch.size", "100000"}})},
+      {"batch.num.messages 100000", with({{"batch.num.messages", "100000"}})},
+      {"batch.num.messages 100000, batch.size 4000000, message.max.bytes 4000000",
+       with({{"batch.num.messages", "100000"}, {"batch.size", "4000000"}, {"message.max.bytes", "4000000"}})},
+      {"queue.buffering.max.messages/kbytes librdkafka defaults",
+       with({{"queue.buffering.max.messages", "100000"}, {"queue.buffering.max.kbytes", "1048576"}})},
+      {"message.copy.max.bytes 0 (values referenced, not copied, into requests)", with({{"message.copy.max.bytes", "0"}})},
+      {"sink defaults", {}},
+      {"1 partition", changed([](ProduceOptions& o) { o.partitions = 1; })},
+      {"16 partitions", changed([](ProduceOptions& o) { o.partitions = 16; })},
+      {"no key (sticky partitioner)", changed([](ProduceOptions& o) { o.keyed = false; })},
+      {"key changes every record (the old baseline)", changed([](ProduceOptions& o) { o.key_run = 1; })},
+      {"10000 records per transaction", changed([](ProduceOptions& o) { o.per_transaction = 10'000; })},
+      {"200000 records per transaction", changed([](ProduceOptions& o) { o.per_transaction = 200'000; })},
+      {"paced to 110 000 records/s, a commit per 11 000 records (the gateway's 100 ms)", changed([](ProduceOptions& o) {
+         o.records_per_second = 110'000;
+         o.per_transaction = 11'000;
+       })},
+      {"paced to 220 000 records/s, a commit per 22 000 records", changed([](ProduceOptions& o) {
+         o.records_per_second = 220'000;
+         o.per_transaction = 22'000;
+       })},
+      {"no header", changed([](ProduceOptions& o) { o.headers = HeaderMode::none; })},
+      {"the old baseline: key per record, F_COPY, topic by name, header list, poll per record", changed([](ProduceOptions& o) {
+         o.key_run = 1;
+         o.copy = true;
+         o.by_name = true;
+         o.header_list = true;
+         o.poll_every = 1;
+       })},
+      {"F_COPY", changed([](ProduceOptions& o) { o.copy = true; })},
+      {"poll per record", changed([](ProduceOptions& o) { o.poll_every = 1; })},
+      {"sink defaults", {}},
+  };
+  const std::string run = std::to_string(now_ms());
+  std::vector<double> defaults;
+  std::vector<std::pair<std::string, ProduceResult>> results;
+  for (std::size_t i = 0; i < variants.size(); ++i) {
+    const auto& [name, options] = variants[i];
+    if (!only.empty() && name != "sink defaults" && name.find(only) == std::string::npos) continue;
+    const ProduceResult result = produce_run(bootstrap, "bench.floor." + run + "." + std::to_string(i), sealed, records, options);
+    if (name == "sink defaults") defaults.push_back(result.cpu_us_per_record);
+    results.emplace_back(name, result);
+    std::printf("{\"benchmark\":\"kafka-floor\",\"variant\":\"%s\",\"records\":%zu,\"records_per_second\":%.0f,"
+                "\"cpu_us_per_record\":%.3f,\"caller_cpu_us_per_record\":%.3f,\"librdkafka_threads_us_per_record\":%.3f}\n",
+                name.c_str(), records, result.records_per_second, result.cpu_us_per_record, result.caller_cpu_us_per_record,
+                result.cpu_us_per_record - result.caller_cpu_us_per_record);
+    std::fflush(stdout);
+  }
+  double mean = 0;
+  for (const double d : defaults) mean += d / static_cast<double>(defaults.size());
+  std::printf("\n| variant | records/s | CPU µs/record | caller thread | librdkafka threads | vs sink defaults |\n|---|---|---|---|---|---|\n");
+  for (const auto& [name, r] : results) {
+    std::printf("| %s | %.0f | %.2f | %.2f | %.2f | %.2f |\n", name.c_str(), r.records_per_second, r.cpu_us_per_record,
+                r.caller_cpu_us_per_record, r.cpu_us_per_record - r.caller_cpu_us_per_record, r.cpu_us_per_record / mean);
+  }
   return 0;
 }
 
@@ -945,6 +1130,7 @@ int main(int argc, char** argv) {
     if (mode == "codecs") return codec_costs(argc, argv);
     if (mode == "kafka-baseline") return kafka_baseline(argc, argv);
     if (mode == "kafka-headers") return kafka_headers(argc, argv);
+    if (mode == "kafka-floor") return kafka_floor(argc, argv);
     if (mode == "coap") return coap_load(argc, argv);
     if (mode == "dedup") return dedup_costs(argc, argv);
     if (mode == "spool") return spool_costs(argc, argv);
@@ -955,6 +1141,6 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "telegate-bench %s: %s\n", mode.c_str(), error.what());
     return 1;
   }
-  std::fprintf(stderr, "usage: telegate-bench pipeline|codecs|kafka-baseline|kafka-headers|spool|coap|dedup|admission|teltonika-decode|gt06-decode [options] (see bench/telegate_bench.cpp)\n");
+  std::fprintf(stderr, "usage: telegate-bench pipeline|codecs|kafka-baseline|kafka-headers|kafka-floor|spool|coap|dedup|admission|teltonika-decode|gt06-decode [options] (see bench/telegate_bench.cpp)\n");
   return 2;
 }

@@ -225,16 +225,7 @@ class KafkaSink final : public Sink {
   rd_kafka_t* create_producer(const std::string& transactional_id) {
     char error_text[512];
     rd_kafka_conf_t* conf = rd_kafka_conf_new();
-    const auto delivery_ms = config_.delivery_timeout.count();
-    std::vector<std::pair<std::string, std::string>> settings = {
-        {"compression.type", "lz4"},
-        {"linger.ms", "100"},  // commits flush at once anyway (docs/kafka-sink.md, "Settings")
-        {"batch.size", "1000000"},
-        {"queue.buffering.max.messages", "2000000"},
-        {"queue.buffering.max.kbytes", "2097152"},
-        {"message.timeout.ms", std::to_string(delivery_ms)},
-        {"transaction.timeout.ms", std::to_string(std::max<std::int64_t>(60'000, 2 * delivery_ms))},
-    };
+    std::vector<std::pair<std::string, std::string>> settings = default_producer_settings(config_);
     for (const auto& [key, value] : config_.librdkafka) settings.emplace_back(key, value);
     settings.insert(settings.end(), {{"bootstrap.servers", config_.bootstrap_servers},
                                      {"enable.idempotence", "true"},
@@ -606,6 +597,19 @@ class KafkaSink final : public Sink {
 };
 
 }  // namespace
+
+std::vector<std::pair<std::string, std::string>> default_producer_settings(const KafkaSinkConfig& config) {
+  const auto delivery_ms = config.delivery_timeout.count();
+  return {
+      {"compression.type", "lz4"},
+      {"linger.ms", "100"},  // commits flush at once anyway (docs/kafka-sink.md, "Settings")
+      {"batch.size", "1000000"},
+      {"queue.buffering.max.messages", "2000000"},
+      {"queue.buffering.max.kbytes", "2097152"},
+      {"message.timeout.ms", std::to_string(delivery_ms)},
+      {"transaction.timeout.ms", std::to_string(std::max<std::int64_t>(60'000, 2 * delivery_ms))},
+  };
+}
 
 std::unique_ptr<Sink> make_kafka_sink(KafkaSinkConfig config, prometheus::Registry& metrics) {
   return std::make_unique<KafkaSink>(std::move(config), metrics);

@@ -11,6 +11,8 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "kafka_mock.hpp"
 #include "telegate/sinks/kafka_sink.hpp"
@@ -54,6 +56,31 @@ TEST_CASE("exactly-once settings cannot be overridden") {
     config.librdkafka[key] = "0";
     auto sink = sinks::make_kafka_sink(config, registry);
     CHECK_THROWS_WITH_AS(sink->start(), doctest::Contains(key.c_str()), std::invalid_argument);
+  }
+}
+
+TEST_CASE("the producer defaults follow the delivery timeout and are what the sink's producers get") {
+  const auto value = [](const std::vector<std::pair<std::string, std::string>>& settings, const std::string& key) {
+    std::string found;
+    for (const auto& [name, setting] : settings) {
+      if (name == key) found = setting;
+    }
+    return found;
+  };
+  sinks::KafkaSinkConfig config;
+  config.delivery_timeout = std::chrono::milliseconds(45'000);
+  auto settings = sinks::default_producer_settings(config);
+  CHECK(value(settings, "message.timeout.ms") == "45000");
+  CHECK(value(settings, "transaction.timeout.ms") == "90000");
+  CHECK(value(settings, "compression.type") == "lz4");
+  config.delivery_timeout = std::chrono::milliseconds(5'000);
+  settings = sinks::default_producer_settings(config);
+  CHECK(value(settings, "transaction.timeout.ms") == "60000");  // at least 60 s
+  for (const auto& [name, setting] : settings) {
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    char error[256];
+    CHECK_MESSAGE(rd_kafka_conf_set(conf, name.c_str(), setting.c_str(), error, sizeof error) == RD_KAFKA_CONF_OK, name);
+    rd_kafka_conf_destroy(conf);
   }
 }
 

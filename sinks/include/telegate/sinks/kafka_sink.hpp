@@ -15,6 +15,8 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "telegate/sinks/sink.hpp"
 
@@ -33,6 +35,11 @@ struct KafkaSinkConfig {
   // settings (enable.idempotence, acks, transactional.id) cannot be overridden.
   std::map<std::string, std::string> librdkafka;
 };
+
+// telegate's librdkafka settings for `config`, before config.librdkafka and the exactly-once
+// settings: what every producer of the sink starts from (docs/kafka-sink.md, "Settings"), and
+// what the plain-producer benchmarks use so that their baseline has the same settings.
+std::vector<std::pair<std::string, std::string>> default_producer_settings(const KafkaSinkConfig& config);
 
 std::unique_ptr<Sink> make_kafka_sink(KafkaSinkConfig config, prometheus::Registry& metrics);
 
