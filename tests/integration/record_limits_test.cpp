@@ -99,11 +99,19 @@ TEST_CASE("a record over sink.kafka.max_record_bytes is refused for good before 
   CHECK(curl_post(url, "big-1-token", "application/json", mixed).status == 413);
   CHECK(curl_post(url, "big-1-token", "application/json", sensor("big-1", "fits", 2)).status == 200);
 
-  const auto mqtt = run_merged({"timeout", "20", "mosquitto_pub", "-h", "127.0.0.1", "-p", std::to_string(mqtt_port), "-V",
-                                "mqttv5", "-q", "1", "-u", "big-1", "-P", "big-1-token", "-t", "acme/big-1/sensor", "-m",
-                                sensor("big-1", "big-mqtt", 60), "-d"});
-  // 0x83 Implementation specific error (0x95 Packet too large is not a PUBACK reason), with the limit.
-  CHECK_MESSAGE(mqtt.out.find("RC:131") != std::string::npos, mqtt.out);
+  const auto mosquitto_pub = [&](const std::string& version, const std::string& msg_id) {
+    return run_merged({"timeout", "20", "mosquitto_pub", "-h", "127.0.0.1", "-p", std::to_string(mqtt_port), "-V", version,
+                       "-q", "1", "-u", "big-1", "-P", "big-1-token", "-t", "acme/big-1/sensor", "-m",
+                       sensor("big-1", msg_id, 60), "-d"});
+  };
+  // 0x83 Implementation specific error (0x95 Packet too large is not a PUBACK reason).
+  const auto mqtt5 = mosquitto_pub("mqttv5", "big-mqtt5");
+  CHECK_MESSAGE(mqtt5.out.find("RC:131") != std::string::npos, mqtt5.out);
+  // 3.1.1 has no negative ack: acknowledged as dropped (a resend could never succeed), counted.
+  const auto mqtt3 = mosquitto_pub("mqttv311", "big-mqtt3");
+  CHECK_MESSAGE(mqtt3.exit_code == 0, mqtt3.out);
+  CHECK_MESSAGE(mqtt3.out.find("received PUBACK") != std::string::npos, mqtt3.out);
+  CHECK(counter(gateway, R"(telegate_mqtt_dropped_total{reason="Implementation specific error"})") == 1);
 
   const auto file = dir.path() / "big.json";
   std::ofstream(file, std::ios::binary) << sensor("big-1", "big-coap", 60);
