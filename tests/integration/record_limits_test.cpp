@@ -135,6 +135,10 @@ TEST_CASE("a record a topic's max.message.bytes refuses fails alone and for good
   GatewayProcess gateway(dir.path(), config_for(run, "", ", delivery_timeout_ms: 20000, librdkafka: {compression.type: none}"));
   gateway.start();
   gateway.wait_ready();
+  // Start-up names the destination topics that do not exist yet (the small one), not the others.
+  const std::string startup = gateway.log_tail();
+  CHECK_MESSAGE(startup.find("1 of 2 destination topics") != std::string::npos, startup);
+  CHECK(startup.find("it." + run + ".acme.small") != std::string::npos);
   const std::string url = gateway.url("/v1/telemetry");
 
   // Both in one transaction (500 ms): the small device's record must not pay for the big one.
