@@ -177,9 +177,12 @@ class CoapContext final : public SharedTransport {
     if (!settings_.dtls) return;
     coap_session_t*& session = device_sessions_[batch.device];
     if (session != failed_on) return;
-    // libcoap keeps it until its queued retransmissions are over; they still end in on_nack.
-    coap_session_release(session);
+    coap_session_t* const failed = session;
     session = nullptr;
+    // Silenced now rather than left to finish its retransmissions: requests still queued on it
+    // end in on_nack (connect_error) and are resent on the next session at once.
+    coap_session_disconnected(failed, COAP_NACK_NOT_DELIVERABLE);
+    coap_session_release(failed);
   }
 
   void send(coap_session_t* session, const Batch& batch, std::function<void(const Outcome&)> done) {

@@ -90,7 +90,8 @@ Answer map_outcome(const IngestOutcome& outcome, const AdmissionConfig& admissio
       if (outcome.offset) text += " (at byte " + std::to_string(*outcome.offset) + ")";
       return diagnostic(4, 0, text);
     }
-    case IngestStatus::too_large: return diagnostic(4, 13, outcome.message);
+    case IngestStatus::too_large:
+    case IngestStatus::record_too_large: return diagnostic(4, 13, outcome.message);
     case IngestStatus::unsupported_media_type: return diagnostic(4, 15, outcome.message);
     case IngestStatus::forbidden: return diagnostic(4, 3, outcome.message);
     case IngestStatus::overloaded:

@@ -42,6 +42,7 @@ StatusMapping map_status(IngestStatus status) {
     case IngestStatus::all_rejected: return {http::status::unprocessable_entity, "all_rejected"};
     case IngestStatus::malformed: return {http::status::bad_request, "malformed_body"};
     case IngestStatus::too_large: return {http::status::payload_too_large, "too_many_records"};
+    case IngestStatus::record_too_large: return {http::status::payload_too_large, "record_too_large"};
     case IngestStatus::unsupported_media_type: return {http::status::unsupported_media_type, "unsupported_media_type"};
     case IngestStatus::forbidden: return {http::status::forbidden, "forbidden"};
     case IngestStatus::overloaded: return {http::status::service_unavailable, "overloaded"};

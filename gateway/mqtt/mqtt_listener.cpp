@@ -51,6 +51,10 @@ ReasonCode publish_refusal(IngestStatus status) {
   switch (status) {
     case IngestStatus::forbidden: return ReasonCode::not_authorized;
     case IngestStatus::too_large: return ReasonCode::quota_exceeded;
+    // 0x95 Packet too large is not a PUBACK/PUBREC reason (MQTT 5 §3.4.2.1), only a DISCONNECT
+    // one, and disconnecting would make the client resend it forever; 0x83 is "valid, but the
+    // receiver is not willing to accept it", with the limit in the Reason String.
+    case IngestStatus::record_too_large: return ReasonCode::implementation_specific_error;
     case IngestStatus::unsupported_media_type:
     case IngestStatus::malformed:
     case IngestStatus::all_rejected: return ReasonCode::payload_format_invalid;
@@ -624,8 +628,9 @@ class MqttConnection final : public mqtt::Attachment, public std::enable_shared_
               outcome.status == IngestStatus::accepted || outcome.status == IngestStatus::partially_accepted;
           if (!durable || !outcome.errors.empty()) {
             if (auto self = weak.lock()) {
-              asio::post(self->socket_.get_executor(),
-                         [self, outcome = std::move(outcome)] { self->note_partial_or_failed(outcome); });
+              asio::post(self->socket_.get_executor(), [self, outcome = std::move(outcome), qos, id] {
+                self->note_partial_or_failed(outcome, qos, id);
+              });
             }
           }
           if (qos != QoS::at_most_once) state->on_ingested(id, durable);
@@ -675,7 +680,15 @@ class MqttConnection final : public mqtt::Attachment, public std::enable_shared_
 
   // Per-record rejections in an otherwise accepted PUBLISH, and sink failures: the metrics are
   // the pipeline's; this says which device and topic in the log.
-  void note_partial_or_failed(const IngestOutcome& outcome) {
+  void note_partial_or_failed(const IngestOutcome& outcome, QoS qos, std::uint16_t id) {
+    if (outcome.status == IngestStatus::record_too_large) {
+      // Kafka itself refused a record (the topic's limit is below the gateway's): as final as
+      // the refusal before produce, so answered the same way (the topic is not kept this late).
+      if (phase_ == Phase::connected) {
+        refuse(qos, id, "", publish_refusal(outcome.status), outcome.message, "", outcome.status);
+      }
+      return;
+    }
     if (outcome.status == IngestStatus::sink_failed) {
       log_problem("mqtt: device {}: records not durable: {}", device_.device_id, outcome.message);
       // The ack is withheld (ClientState forgot the ids); closing makes the client resend.

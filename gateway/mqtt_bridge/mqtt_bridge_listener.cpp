@@ -45,6 +45,7 @@ Disposition disposition_of(IngestStatus status) noexcept {
     case IngestStatus::all_rejected:
     case IngestStatus::malformed:
     case IngestStatus::too_large:
+    case IngestStatus::record_too_large:
     case IngestStatus::unsupported_media_type:
     case IngestStatus::forbidden: return Disposition::dropped;
     case IngestStatus::overloaded:

@@ -468,6 +468,23 @@ void read_sink(Section section, SinkConfig& sink) {
   kafka.duration("transaction_max_interval_ms", sink.kafka.transaction_max_interval, 1, 60'000);
   kafka.duration("delivery_timeout_ms", sink.kafka.delivery_timeout, 1'000, 3'600'000);
   for (auto& [name, value] : kafka.string_map("librdkafka")) sink.kafka.librdkafka[name] = value;
+  // The producer refuses any record above its message.max.bytes at produce time, poisoning the
+  // whole transaction; the pipeline refuses such records first, so its limit may not be higher.
+  std::size_t producer_limit = SinkConfig::kProducerMessageMaxBytes;
+  if (const auto set = sink.kafka.librdkafka.find("message.max.bytes"); set != sink.kafka.librdkafka.end()) {
+    const std::string& text = set->second;
+    const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), producer_limit);
+    if (error != std::errc{} || end != text.data() + text.size()) {
+      throw ConfigError(kafka.key_path("librdkafka") + ".message.max.bytes", "must be a whole number of bytes, got '" + text + "'");
+    }
+  }
+  sink.max_record_bytes = producer_limit;
+  kafka.integer<std::size_t>("max_record_bytes", sink.max_record_bytes, 1024, 1'000'000'000);
+  if (sink.max_record_bytes > producer_limit) {
+    throw ConfigError(kafka.key_path("max_record_bytes"),
+                      "must not exceed sink.kafka.librdkafka.message.max.bytes (" + std::to_string(producer_limit) +
+                          "): the producer refuses larger records");
+  }
   if (kafka.has("spool")) read_spool(kafka.child("spool"), sink.spool.emplace());
   kafka.finish();
   if (sink.kind == SinkKind::kafka && sink.kafka.bootstrap_servers.empty()) {

@@ -5,6 +5,9 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <set>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 
@@ -104,6 +107,40 @@ void prepare_dedup_journal(const GatewayConfig& config) {
                       {{"cleanup.policy", "delete"}, {"retention.ms", std::to_string(retention_ms)}});
 }
 
+// The topics the file's devices route to that do not exist yet: with auto.create.topics.enable
+// the first record to each waits for its creation (about 1 s on a one-broker cluster, measured
+// in docs/kafka-sink.md), without it that record fails after delivery_timeout_ms. Said once at
+// start-up so that neither surprises an operator; admin-created devices are not checked.
+void warn_missing_topics(const GatewayConfig& config, const Catalog& catalog) {
+  std::set<std::string> topics;
+  std::string topic;
+  for (const TenantConfig& tenant : config.tenants) {
+    for (const DeviceConfig& device : tenant.devices) {
+      const DeviceTypeVersion* type = catalog.device_type(device.device_type);
+      if (type == nullptr) continue;
+      const auto& produced = type->definition.message_types;
+      for (const codecs::MessageType message_type : {codecs::MessageType::location, codecs::MessageType::sensor}) {
+        if (!produced.empty() && std::find(produced.begin(), produced.end(), message_type) == produced.end()) continue;
+        type->topic.expand(tenant.name, device.device_type, message_type, topic);
+        topics.insert(topic);
+      }
+    }
+  }
+  if (topics.empty()) return;
+  const auto missing = sinks::missing_topics(config.sink.kafka, topics);
+  if (!missing) {
+    spdlog::warn("kafka: cannot tell which destination topics exist: {}", missing.error());
+  } else if (!missing->empty()) {
+    std::string names;
+    for (const std::string& name : *missing) names += (names.empty() ? "" : ", ") + name;
+    spdlog::warn("kafka: {} of {} destination topics the configured devices may write to do not exist yet ({}): with "
+                 "the broker's auto.create.topics.enable the first record to each waits for its creation (about a "
+                 "second), without it its records fail after sink.kafka.delivery_timeout_ms; create them beforehand "
+                 "to avoid either",
+                 missing->size(), topics.size(), names);
+  }
+}
+
 // Committed journals, and those of batches acknowledged from the spool and not yet replayed:
 // a device retrying one of those must still be caught after a restart.
 void restore_dedup_window(const GatewayConfig& config, const sinks::ControlRecord& journal,
@@ -175,6 +212,7 @@ int Gateway::run() {
   sink->start();
   spdlog::info("sink {}{} started", sink->name(), spool ? " with a spool" : "");
   if (pipeline.journal()) restore_dedup_window(config_, *pipeline.journal(), spool, pipeline.dedup());
+  if (config_.sink.kind == SinkKind::kafka) warn_missing_topics(config_, *catalog.current());
   const auto replica_journals = pipeline.journal() && config_.dedup.across_replicas
                                     ? follow_other_replicas(config_, *pipeline.journal(), pipeline.dedup(), metrics)
                                     : nullptr;

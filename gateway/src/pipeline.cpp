@@ -46,6 +46,33 @@ IngestOutcome overloaded(InflightBudget::Refusal why, const DeviceIdentity& devi
   return refusal(IngestStatus::overloaded, "this device has too many records in flight; retry once they are acknowledged");
 }
 
+// A record's size as the Kafka producer measures it against message.max.bytes (librdkafka's
+// rd_kafka_msg_max_wire_size: key, value, serialised headers and at most 36 bytes of a v2
+// record's varint framing), rounded up so that whatever passes here passes there.
+std::size_t kafka_record_bytes(const envelope::SealedRecord& record) {
+  constexpr std::size_t kFraming = 40;
+  constexpr std::size_t kPerHeader = 10;  // two varint lengths
+  std::size_t bytes = kFraming + record.key.size() + record.value.size() + kPerHeader + envelope::kRouteHeader.size() +
+                      record.route_header.size();
+  for (const auto& [name, value] : record.headers) bytes += kPerHeader + name.size() + value.size();
+  return bytes;
+}
+
+// The first record of the request that Kafka would refuse for its size: a refusal for the whole
+// request, before anything is produced (produced, it would abort the transaction it shares with
+// other devices' records).
+std::optional<IngestOutcome> oversized_record(const std::vector<envelope::SealedRecord>& records, std::size_t limit) {
+  for (const envelope::SealedRecord& record : records) {
+    if (const std::size_t bytes = kafka_record_bytes(record); bytes > limit) {
+      return refusal(IngestStatus::record_too_large,
+                     "record with msg_id '" + record.msg_id.substr(0, 64) + "' is " + std::to_string(bytes) +
+                         " bytes as a Kafka record; the limit is " + std::to_string(limit) +
+                         " (sink.kafka.max_record_bytes)");
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 DeviceTypeStages::DeviceTypeStages(std::shared_ptr<const DeviceTypeVersion> type)
@@ -270,6 +297,13 @@ std::optional<IngestOutcome> PipelineWorker::ingest(const IngestRequest& request
     return refuse_all(refused->status == IngestStatus::forbidden ? RejectReason::forbidden : RejectReason::decode,
                       records, std::move(*refused));
   }
+  if (pipeline_.config_.sink.kind == SinkKind::kafka) {
+    if (auto refused = oversized_record(sink_batch.records, pipeline_.config_.sink.max_record_bytes)) {
+      const std::size_t records = std::max<std::size_t>(batch_.total(), 1);
+      tenant.received->Increment(static_cast<double>(records));
+      return refuse_all(RejectReason::decode, records, std::move(*refused));
+    }
+  }
   metrics.received->Increment(static_cast<double>(batch_.total()));
   tenant.received->Increment(static_cast<double>(batch_.total()));
   metrics.request_records->Observe(static_cast<double>(batch_.total()));
@@ -343,6 +377,12 @@ std::optional<IngestOutcome> PipelineWorker::ingest(const IngestRequest& request
       tenant.acknowledged->Increment(static_cast<double>(final_outcome.accepted));
       tenant.deduplicated->Increment(static_cast<double>(final_outcome.duplicates));
       if (*result == sinks::Durable::spooled) tenant.spooled->Increment(static_cast<double>(written));
+    } else if (result.error().code == sinks::SinkErrc::too_large) {
+      // The broker's own limit (the topic's max.message.bytes) is below the gateway's: as
+      // permanent as the refusal before produce, and counted the same way.
+      metrics.reject(RejectReason::decode, written);
+      tenant.reject(RejectReason::decode, final_outcome.accepted);
+      final_outcome = refusal(IngestStatus::record_too_large, "refused by Kafka: " + result.error().message);
     } else {
       metrics.reject(RejectReason::sink_error, written);
       tenant.failed->Increment(static_cast<double>(final_outcome.accepted));

@@ -42,8 +42,10 @@ Verdict verdict(IngestStatus status) noexcept {
     case IngestStatus::accepted:
     case IngestStatus::partially_accepted:
     // Records that fail validation would fail again on every resend, and a tracker resends the
-    // oldest unacknowledged frame forever: they are acknowledged, counted as rejected.
-    case IngestStatus::all_rejected: return Verdict::ack;
+    // oldest unacknowledged frame forever: they are acknowledged, counted as rejected. So is a
+    // record too large for Kafka.
+    case IngestStatus::all_rejected:
+    case IngestStatus::record_too_large: return Verdict::ack;
     case IngestStatus::overloaded:
     case IngestStatus::quota_exceeded: return Verdict::retry;
     default: return Verdict::close;
@@ -59,7 +61,8 @@ std::string_view outcome_label(IngestStatus status) noexcept {
     case IngestStatus::quota_exceeded: return "quota_exceeded";
     case IngestStatus::sink_failed: return "not_durable";
     case IngestStatus::malformed: return "malformed";
-    case IngestStatus::too_large: return "too_large";
+    case IngestStatus::too_large:
+    case IngestStatus::record_too_large: return "too_large";
     case IngestStatus::unsupported_media_type: return "unsupported_codec";
     case IngestStatus::forbidden: return "forbidden";
   }

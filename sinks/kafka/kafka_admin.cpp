@@ -69,6 +69,22 @@ void ensure_topic(const KafkaSinkConfig& sink, const std::string& topic, int par
   if (!problem.empty()) throw std::runtime_error(fmt::format("cannot create topic {}: {}", topic, problem));
 }
 
+std::expected<std::vector<std::string>, std::string> missing_topics(const KafkaSinkConfig& sink,
+                                                                    const std::set<std::string>& topics) {
+  const KafkaHandle client = make_cluster_client(RD_KAFKA_PRODUCER, sink, {});
+  const rd_kafka_metadata_t* metadata = nullptr;
+  // all_topics=1 lists the existing topics without asking the broker to create any.
+  if (const rd_kafka_resp_err_t error = rd_kafka_metadata(client.get(), 1, nullptr, &metadata, 10'000)) {
+    return std::unexpected(std::string(rd_kafka_err2str(error)));
+  }
+  std::set<std::string> missing = topics;
+  for (int i = 0; i < metadata->topic_cnt; ++i) {
+    if (metadata->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR) missing.erase(metadata->topics[i].topic);
+  }
+  rd_kafka_metadata_destroy(metadata);
+  return std::vector<std::string>(missing.begin(), missing.end());
+}
+
 std::pair<std::int64_t, std::int64_t> wait_for_watermarks(rd_kafka_t* client, const std::string& topic,
                                                           std::int32_t partition, std::chrono::seconds patience) {
   const auto deadline = std::chrono::steady_clock::now() + patience;

@@ -10,9 +10,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 #include <unordered_map>
@@ -63,9 +65,23 @@ constexpr std::string_view kProtectedSettings[] = {"enable.idempotence", "acks",
 // (produces into it); while `committing` its committer thread owns it (commit, and on
 // abortable errors abort and re-produce); `idle` means nobody is using it. `state` changes only
 // under KafkaSink::mutex_.
-// No batch of the transaction (std::optional<std::size_t> draws a false GCC 12
-// maybe-uninitialized warning here).
-constexpr std::size_t kNoBatch = static_cast<std::size_t>(-1);
+// Config allows up to this many producers (sink.kafka.producers); a message's delivery tag
+// (DeliveryTag) packs the slot index below it.
+constexpr std::size_t kMaxProducers = 8;
+
+// Each produced message's opaque: which slot and which batch of its transaction it belongs to,
+// so that a delivery report refusing it (the broker's own size limit) fails that batch alone.
+struct DeliveryTag {
+  std::size_t slot;
+  std::size_t batch;
+
+  void* encode() const noexcept { return reinterpret_cast<void*>(batch * kMaxProducers + slot + 1); }
+  static std::optional<DeliveryTag> decode(void* opaque) noexcept {
+    const auto value = reinterpret_cast<std::uintptr_t>(opaque);
+    if (value == 0) return std::nullopt;
+    return DeliveryTag{(value - 1) % kMaxProducers, (value - 1) / kMaxProducers};
+  }
+};
 
 // A producer's topic handles, looked up once per topic name: producing by name
 // (RD_KAFKA_V_TOPIC) makes librdkafka find or create the handle under its lock for every record.
@@ -109,12 +125,14 @@ struct ProducerSlot {
   State state = State::idle;
   std::vector<SinkBatch> batches;
   std::size_t records = 0;
-  // Set when the producer refused a record outright (too large, …): committing would promise
-  // the device a record that is not there, so the transaction is aborted and its batches fail;
-  // the batch that held the record (index in `batches`) fails as `rejected`, the others as
-  // `unavailable`, so that only they are retried or spooled.
+  // Set when the producer (at produce time) or the broker (in the delivery report) refused a
+  // record outright (too large, …): committing would promise the device a record that is not
+  // there, so the transaction is aborted, the batch that held the record (index in `batches`)
+  // fails with `poisoned_code` (no retry or spool can help it), and the other batches are
+  // re-produced into a fresh transaction without it.
   std::string poisoned;
   std::size_t poisoned_batch = 0;
+  SinkErrc poisoned_code = SinkErrc::rejected;
   Clock::time_point opened_at;
   Clock::time_point oldest_batch_at;
   std::thread committer;
@@ -170,7 +188,9 @@ class KafkaSink final : public Sink {
         }
       }
     }
-    if (config_.producers == 0) throw std::invalid_argument("sink.kafka.producers: must be at least 1");
+    if (config_.producers == 0 || config_.producers > kMaxProducers) {
+      throw std::invalid_argument(fmt::format("sink.kafka.producers: must be between 1 and {}", kMaxProducers));
+    }
     slots_.resize(config_.producers);
     for (std::size_t i = 0; i < slots_.size(); ++i) {
       slots_[i] = std::make_unique<ProducerSlot>();
@@ -242,6 +262,9 @@ class KafkaSink final : public Sink {
       auto* sink = static_cast<KafkaSink*>(opaque);
       if (code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) sink->ready_ = false;
       spdlog::warn("kafka: {} ({})", reason, rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(code)));
+    });
+    rd_kafka_conf_set_dr_msg_cb(conf, [](rd_kafka_t*, const rd_kafka_message_t* message, void* opaque) {
+      static_cast<KafkaSink*>(opaque)->on_delivery(*message);
     });
     rd_kafka_t* producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, error_text, sizeof error_text);
     if (!producer) throw std::runtime_error(fmt::format("sink.kafka: cannot create a producer: {}", error_text));
@@ -375,7 +398,7 @@ class KafkaSink final : public Sink {
 
   // One record with its headers: tg-route alone on the common path (one V_HEADER, no header
   // list to build), or tg-route plus the format's own headers (CloudEvents).
-  static rd_kafka_resp_err_t produce(ProducerSlot& slot, const envelope::SealedRecord& record) {
+  static rd_kafka_resp_err_t produce(ProducerSlot& slot, const envelope::SealedRecord& record, void* tag) {
     rd_kafka_topic_t* topic = slot.topics.get(slot.producer, record.topic);
 // librdkafka's RD_KAFKA_V_* macros are C casts.
 #pragma GCC diagnostic push
@@ -386,7 +409,7 @@ class KafkaSink final : public Sink {
           RD_KAFKA_V_VALUE(const_cast<char*>(record.value.data()), record.value.size()),
           RD_KAFKA_V_HEADER(envelope::kRouteHeader.data(), record.route_header.data(),
                             static_cast<ssize_t>(record.route_header.size())),
-          RD_KAFKA_V_MSGFLAGS(kProduceFlags), RD_KAFKA_V_END);
+          RD_KAFKA_V_MSGFLAGS(kProduceFlags), RD_KAFKA_V_OPAQUE(tag), RD_KAFKA_V_END);
     }
     rd_kafka_headers_t* headers = rd_kafka_headers_new(record.headers.size() + 1);
     rd_kafka_header_add(headers, envelope::kRouteHeader.data(), static_cast<ssize_t>(envelope::kRouteHeader.size()),
@@ -398,7 +421,7 @@ class KafkaSink final : public Sink {
     const rd_kafka_resp_err_t error = rd_kafka_producev(
         slot.producer, RD_KAFKA_V_RKT(topic), RD_KAFKA_V_KEY(record.key.data(), record.key.size()),
         RD_KAFKA_V_VALUE(const_cast<char*>(record.value.data()), record.value.size()), RD_KAFKA_V_HEADERS(headers),
-        RD_KAFKA_V_MSGFLAGS(kProduceFlags), RD_KAFKA_V_END);
+        RD_KAFKA_V_MSGFLAGS(kProduceFlags), RD_KAFKA_V_OPAQUE(tag), RD_KAFKA_V_END);
 #pragma GCC diagnostic pop
     if (error) rd_kafka_headers_destroy(headers);  // owned by the message only when produced
     return error;
@@ -406,19 +429,22 @@ class KafkaSink final : public Sink {
 
   // Produces every record of the batch into the open transaction. A record the producer refuses
   // outright poisons the transaction (it can no longer commit what the device was promised), so
-  // the transaction is marked for abort; the committer re-produces the batches after aborting.
+  // the transaction is marked for abort; the committer re-produces the other batches after
+  // aborting.
   void produce_records(ProducerSlot& slot, const SinkBatch& batch) {
-    const bool produced = std::ranges::all_of(batch.records, [&](const envelope::SealedRecord& record) {
-      return produce_or_poison(slot, record.topic, [&] { return produce(slot, record); });
-    }) && std::ranges::all_of(batch.control, [&](const ControlRecord& control) {
-      return produce_or_poison(slot, control.topic, [&] { return produce_control(slot, control); });
-    });
-    if (!produced) slot.poisoned_batch = static_cast<std::size_t>(&batch - slot.batches.data());
+    const std::size_t index = static_cast<std::size_t>(&batch - slot.batches.data());
+    void* tag = DeliveryTag{slot.index, index}.encode();
+    for (const envelope::SealedRecord& record : batch.records) {
+      if (!produce_or_poison(slot, index, record.topic, [&] { return produce(slot, record, tag); })) return;
+    }
+    for (const ControlRecord& control : batch.control) {
+      if (!produce_or_poison(slot, index, control.topic, [&] { return produce_control(slot, control, tag); })) return;
+    }
   }
 
   // Retries while the local queue is full; any other refusal poisons the transaction.
   template <class Produce>
-  bool produce_or_poison(ProducerSlot& slot, const std::string& topic, Produce&& produce_one) {
+  bool produce_or_poison(ProducerSlot& slot, std::size_t batch, const std::string& topic, Produce&& produce_one) {
     for (;;) {
       const rd_kafka_resp_err_t error = produce_one();
       if (error == RD_KAFKA_RESP_ERR_NO_ERROR) return true;
@@ -426,20 +452,43 @@ class KafkaSink final : public Sink {
         rd_kafka_poll(slot.producer, 10);
         continue;
       }
-      slot.poisoned = fmt::format("the producer refused a record for {}: {}", topic, rd_kafka_err2str(error));
-      spdlog::error("kafka: {}", slot.poisoned);
+      poison(slot, batch, error, fmt::format("the producer refused a record for {}", topic));
       return false;
     }
   }
 
-  static rd_kafka_resp_err_t produce_control(ProducerSlot& slot, const ControlRecord& control) {
+  // Marks the slot's transaction for abort because of one refused record (the first one counts:
+  // the re-produced transaction finds any other again).
+  static void poison(ProducerSlot& slot, std::size_t batch, rd_kafka_resp_err_t error, const std::string& what) {
+    if (!slot.poisoned.empty()) return;
+    slot.poisoned = fmt::format("{}: {}", what, rd_kafka_err2str(error));
+    slot.poisoned_batch = batch;
+    slot.poisoned_code = error == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? SinkErrc::too_large : SinkErrc::rejected;
+    spdlog::error("kafka: {}", slot.poisoned);
+  }
+
+  // Delivery reports are served by whoever polls or flushes the producer, i.e. the thread that
+  // owns its slot. A record the broker refuses for its size (the topic's max.message.bytes is
+  // below the producer's message.max.bytes) poisons the transaction like a refusal at produce
+  // time; other errors (purged by an abort, timed out) surface in commit_transaction.
+  void on_delivery(const rd_kafka_message_t& message) {
+    if (message.err != RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) return;
+    const auto tag = DeliveryTag::decode(message._private);
+    if (!tag || tag->slot >= slots_.size()) return;
+    ProducerSlot& slot = *slots_[tag->slot];
+    if (tag->batch >= slot.batches.size()) return;  // a batch of an earlier, aborted transaction
+    poison(slot, tag->batch, message.err,
+           fmt::format("the broker refused a record of {} bytes for {}", message.len, rd_kafka_topic_name(message.rkt)));
+  }
+
+  static rd_kafka_resp_err_t produce_control(ProducerSlot& slot, const ControlRecord& control, void* tag) {
     rd_kafka_topic_t* topic = slot.topics.get(slot.producer, control.topic);
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wold-style-cast"
     return rd_kafka_producev(slot.producer, RD_KAFKA_V_RKT(topic), RD_KAFKA_V_PARTITION(control.partition),
                              RD_KAFKA_V_KEY(control.key.data(), control.key.size()),
                              RD_KAFKA_V_VALUE(const_cast<char*>(control.value.data()), control.value.size()),
-                             RD_KAFKA_V_MSGFLAGS(kProduceFlags), RD_KAFKA_V_END);
+                             RD_KAFKA_V_MSGFLAGS(kProduceFlags), RD_KAFKA_V_OPAQUE(tag), RD_KAFKA_V_END);
 #pragma GCC diagnostic pop
   }
 
@@ -468,8 +517,14 @@ class KafkaSink final : public Sink {
     bool committed = false;
     while (!committed) {
       if (!slot.poisoned.empty()) {
-        last_error = slot.poisoned;
-        break;  // no retry makes a refused record acceptable
+        // No retry makes the refused record acceptable, but the rest of its transaction can
+        // commit without it: abort, fail that batch alone, re-produce the others.
+        aborted_transactions_.Increment();
+        const KafkaError abort_error(rd_kafka_abort_transaction(slot.producer, 10'000));
+        if (abort_error) recreate(slot);
+        refuse_poisoned(slot);
+        if (!reproduce(slot)) break;
+        continue;
       }
       const auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(give_up_at - Clock::now());
       if (remaining.count() <= 0) break;
@@ -494,19 +549,16 @@ class KafkaSink final : public Sink {
         recreate(slot);  // fatal (e.g. fenced): a new producer fences what is left and starts clean
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
-      if (!begin(slot)) break;
-      for (const SinkBatch& batch : slot.batches) produce_records(slot, batch);
-      rd_kafka_flush(slot.producer, static_cast<int>(config_.delivery_timeout.count()));
+      if (!reproduce(slot)) break;
     }
     std::vector<SinkBatch> batches = std::move(slot.batches);
     const std::size_t records = slot.records;
-    const std::size_t refused_batch = slot.poisoned.empty() ? kNoBatch : slot.poisoned_batch;
     if (!committed && !fenced_) {
       // Nothing of this transaction can become visible: it was never committed, and it is
       // aborted below or, if the broker is unreachable, by the new producer's
       // init_transactions before that writes anything. So the devices are told now: the abort
       // and a new producer may have to wait for the broker's return, and a spool must not.
-      complete(batches, records, false, last_error, refused_batch);
+      complete(batches, records, false, last_error);
       const KafkaError abort_error(rd_kafka_abort_transaction(slot.producer, 10'000));
       if (abort_error) recreate(slot);
     }
@@ -518,6 +570,30 @@ class KafkaSink final : public Sink {
         slot.retired.push_back(std::move(batch));
       }
     }
+  }
+
+  // Committer thread, after an abort: the slot's batches again, in a fresh transaction. false
+  // when fenced.
+  bool reproduce(ProducerSlot& slot) {
+    if (!begin(slot)) return false;
+    for (const SinkBatch& batch : slot.batches) produce_records(slot, batch);
+    rd_kafka_flush(slot.producer, static_cast<int>(config_.delivery_timeout.count()));
+    return true;
+  }
+
+  // Committer thread, after the poisoned transaction was aborted (so librdkafka points at none
+  // of the batch's bytes any more): fails the batch that held the refused record.
+  void refuse_poisoned(ProducerSlot& slot) {
+    SinkBatch refused = std::move(slot.batches[slot.poisoned_batch]);
+    slot.batches.erase(slot.batches.begin() + static_cast<std::ptrdiff_t>(slot.poisoned_batch));
+    const std::size_t records = refused.records.size();
+    slot.records -= records;
+    queued_records_.Decrement(static_cast<double>(records));
+    counters_.failed.Increment(static_cast<double>(records));
+    counters_.batches.Increment();
+    const SinkError error{slot.poisoned_code, std::move(slot.poisoned)};
+    slot.poisoned.clear();
+    refused.on_complete(std::unexpected(error));
   }
 
   void recreate(ProducerSlot& slot) {
@@ -552,8 +628,7 @@ class KafkaSink final : public Sink {
     slot_idle_.notify_all();
   }
 
-  void complete(std::vector<SinkBatch>& batches, std::size_t records, bool committed, const std::string& error,
-                std::size_t refused_batch = kNoBatch) {
+  void complete(std::vector<SinkBatch>& batches, std::size_t records, bool committed, const std::string& error) {
     queued_records_.Decrement(static_cast<double>(records));
     (committed ? counters_.durable : counters_.failed).Increment(static_cast<double>(records));
     for (std::size_t i = 0; i < batches.size(); ++i) {
@@ -563,12 +638,9 @@ class KafkaSink final : public Sink {
       } else if (fenced_) {
         batches[i].on_complete(std::unexpected(
             SinkError{SinkErrc::fenced, "another instance took over this gateway's Kafka transactional id"}));
-      } else if (refused_batch == i) {
-        batches[i].on_complete(std::unexpected(SinkError{SinkErrc::rejected, error}));
       } else {
-        batches[i].on_complete(std::unexpected(SinkError{
-            SinkErrc::unavailable, refused_batch != kNoBatch ? "not committed to Kafka: another batch in its transaction was refused"
-                                                 : fmt::format("not committed to Kafka: {}", error)}));
+        batches[i].on_complete(
+            std::unexpected(SinkError{SinkErrc::unavailable, fmt::format("not committed to Kafka: {}", error)}));
       }
     }
   }

@@ -10,6 +10,7 @@ std::string_view to_string(SinkErrc code) noexcept {
     case SinkErrc::unavailable: return "unavailable";
     case SinkErrc::timed_out: return "timed_out";
     case SinkErrc::rejected: return "rejected";
+    case SinkErrc::too_large: return "too_large";
     case SinkErrc::fenced: return "fenced";
     case SinkErrc::io_error: return "io_error";
     case SinkErrc::stopping: return "stopping";

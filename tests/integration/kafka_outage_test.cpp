@@ -1,11 +1,15 @@
 // A Kafka outage under load, in the default push-back mode: the broker is stopped while a
 // device keeps posting (retrying every batch with the same msg_ids until it is acknowledged),
 // then started again. While it is down the gateway must answer 503 and report not ready;
-// afterwards every acknowledged record must be in Kafka exactly once.
+// afterwards every acknowledged record must be in Kafka exactly once. The same for an MQTT
+// 3.1.1 device (Paho), which cannot be told "not now" but must never be acked meanwhile.
 #include <doctest/doctest.h>
 #include <signal.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <fstream>
+#include <future>
 #include <map>
 #include <random>
 #include <set>
@@ -105,4 +109,56 @@ TEST_CASE("a Kafka outage under load: 503 and not ready while it lasts, then eve
   MESSAGE("acknowledged " << acknowledged.size() << ", found " << messages.size() << ", 503s while down "
                           << refused_while_down.load() << ", batches done before the broker came back "
                           << progress_while_down);
+}
+
+// MQTT 3.1.1 has no negative PUBACK, so a PUBLISH the sink could not make durable must not be
+// acknowledged at all (the client would drop the message): the gateway closes the connection,
+// and the client resends it (DUP) on its own after reconnecting, until Kafka is back.
+TEST_CASE("MQTT 3.1.1: a PUBLISH Kafka cannot take is never acknowledged; Paho's resend commits it once") {
+  const char* configured = std::getenv("TELEGATE_PYTHON");
+  const std::string python = configured && *configured ? configured : "python3";
+  if (testing::run_command({python, "-c", "import paho.mqtt.client"}).exit_code != 0) {
+    MESSAGE("skipped: paho-mqtt is not installed (TELEGATE_PYTHON=$(scripts/python-env))");
+    return;
+  }
+  const std::string run = testing::unique_run_id();
+  const std::uint16_t port = testing::free_port();
+  TempDir dir;
+  GatewayProcess gateway(dir.path(),
+                         "instance_id: outage-mqtt-" + run + "\n" +
+                             "mqtt: {enabled: true, address: 127.0.0.1, port: " + std::to_string(port) + "}\n" +
+                             testing::kafka_sink_yaml("it." + run + ".{tenant}.{type}", 50, ", delivery_timeout_ms: 2000") +
+                             "device_types: [{name: tracker}]\n"
+                             "tenants: [{name: acme, devices: [{id: truck-1, device_type: tracker, token_sha256: " +
+                             gateway::sha256_hex("truck-1-token") + "}]}]\n");
+  gateway.start();
+  gateway.wait_ready();
+  const auto payload = dir.path() / "payload.json";
+  std::ofstream(payload) << R"({"device_id":"truck-1","type":"location","ts":)" << testing::unix_ms() - 10'000
+                         << R"(,"msg_id":"mqtt-outage","lat":46,"lon":14})";
+
+  kafka("stop");
+  const auto started = std::chrono::steady_clock::now();
+  auto client = std::async(std::launch::async, [&] {
+    auto result = testing::run_command({python, std::string(TELEGATE_SOURCE_DIR) + "/tests/integration/mqtt_paho_client.py",
+                                        "outage", "127.0.0.1", std::to_string(port), "3", "truck-1", "truck-1-token",
+                                        "acme/truck-1/location", "1", payload.string(), "120"});
+    result.out += result.err;
+    return result;
+  });
+  // Several delivery timeouts: each attempt fails, and the gateway closes instead of acking.
+  std::this_thread::sleep_for(std::chrono::seconds(8));
+  const double down_for = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  kafka("start");
+  const auto result = client.get();
+  MESSAGE("Paho: " << result.out << " (Kafka down for the first " << down_for << " s)");
+  CHECK(result.exit_code == 0);  // acknowledged in the end
+  const auto field = [&](const std::string& name) {
+    const auto at = result.out.find("\"" + name + "\": ");
+    return at == std::string::npos ? -1.0 : std::stod(result.out.substr(at + name.size() + 4));
+  };
+  CHECK(field("seconds") > down_for);  // never while Kafka was down
+  CHECK(field("connects") >= 2);       // the gateway closed the connection; Paho resent
+  CHECK(testing::committed_copies(testing::kafka_bootstrap(), "it." + run + ".acme.location", 1) ==
+        std::map<std::string, int>{{"mqtt-outage", 1}});
 }

@@ -6,6 +6,10 @@
       connection before the ack can arrive (the gateway under test commits slowly), and lets Paho
       reconnect with the same client id and resend the unacknowledged message (DUP) itself.
       Prints one JSON line: {"acked": bool, "connects": n, "seconds": s}.
+  mqtt_paho_client.py outage HOST PORT VERSION DEVICE TOKEN TOPIC QOS PAYLOAD_FILE WAIT_S
+      Publishes once with a persistent session and waits up to WAIT_S seconds for the ack,
+      letting Paho reconnect (every 1-2 s) and resend (DUP) whenever the gateway closes the
+      connection without one. Prints {"acked": bool, "connects": n, "seconds": s}.
   mqtt_paho_client.py latency HOST PORT VERSION DEVICE TOKEN TOPIC QOS PAYLOAD_FILE COUNT
       Publishes COUNT messages one after the other, each after the previous one's ack (QoS 1/2),
       and prints {"latencies": [seconds, ...]}: how long each ack took.
@@ -76,6 +80,23 @@ def resend(host, port, version, device, token, topic, qos, payload, client_id):
     return 0 if acked and not acked_before_cut else 1
 
 
+def outage(host, port, version, device, token, topic, qos, payload, wait_s):
+    client = make_client(version, "paho-outage-%d" % int(time.time() * 1000), False, device, token)
+    client.reconnect_delay_set(min_delay=1, max_delay=2)
+    connects = []
+    client.on_connect = lambda _client, _userdata, _flags, reason_code, _properties: connects.append(str(reason_code))
+    connect(client, version, host, port, False)
+    client.loop_start()
+    started = time.monotonic()
+    info = client.publish(topic, payload, qos=qos)
+    info.wait_for_publish(timeout=wait_s)
+    acked = info.is_published()
+    client.disconnect()
+    client.loop_stop()
+    print(json.dumps({"acked": acked, "connects": len(connects), "seconds": round(time.monotonic() - started, 3)}))
+    return 0 if acked else 1
+
+
 def latency(host, port, version, device, token, topic, qos, payload, count):
     client = make_client(version, "paho-latency-%d" % int(time.time() * 1000), True, device, token)
     client.connect(host, port, keepalive=30)
@@ -101,6 +122,8 @@ def main(argv):
         payload = file.read()
     if mode == "resend":
         return resend(host, int(port), version, device, token, topic, int(qos), payload, extra)
+    if mode == "outage":
+        return outage(host, int(port), version, device, token, topic, int(qos), payload, float(extra))
     if mode == "latency":
         return latency(host, int(port), version, device, token, topic, int(qos), payload, int(extra))
     print("unknown mode " + mode, file=sys.stderr)

@@ -140,6 +140,18 @@ TEST_CASE("the Kafka spool is off unless configured, and its keys are read") {
   CHECK(config.sink.spool->position_topic == "_telegate_spool");
 }
 
+TEST_CASE("the Kafka record limit defaults to the producer's message.max.bytes and may not exceed it") {
+  CHECK(parse_config(kMinimal).sink.max_record_bytes == 1'000'000);
+  CHECK(parse_config(kMinimal + "sink: {kafka: {librdkafka: {message.max.bytes: '200000'}}}\n").sink.max_record_bytes ==
+        200'000);
+  CHECK(parse_config(kMinimal + "sink: {kafka: {max_record_bytes: 65536}}\n").sink.max_record_bytes == 65'536);
+  CHECK(error_key(kMinimal + "sink: {kafka: {max_record_bytes: 2000000}}\n") == "sink.kafka.max_record_bytes");
+  CHECK(error_key(kMinimal + "sink: {kafka: {max_record_bytes: 300000, librdkafka: {message.max.bytes: '200000'}}}\n") ==
+        "sink.kafka.max_record_bytes");
+  CHECK(error_key(kMinimal + "sink: {kafka: {librdkafka: {message.max.bytes: 1MB}}}\n") ==
+        "sink.kafka.librdkafka.message.max.bytes");
+}
+
 TEST_CASE("two devices may not share a token") {
   const std::string device =
       "{id: DEV, device_type: t, token_sha256: 7c43ef5ae21d43ce2743f770c68e24def1a43ee2f416d2438410c8af7af2ff2c}";

@@ -155,7 +155,7 @@ TEST_CASE("with the broker down, batches fail after the delivery timeout instead
   sink->stop();
 }
 
-TEST_CASE("a record the producer refuses outright fails its transaction instead of vanishing from it") {
+TEST_CASE("a record the producer refuses outright fails its own batch, never the rest of its transaction") {
   MockCluster cluster;
   prometheus::Registry registry;
   auto config = config_for(cluster);
@@ -164,8 +164,8 @@ TEST_CASE("a record the producer refuses outright fails its transaction instead 
   config.transaction_max_interval = std::chrono::milliseconds(200);
   auto sink = sinks::make_kafka_sink(config, registry);
   sink->start();
-  // The refused record's batch fails as rejected (no retry or spool can help it); the other
-  // batch of the same transaction fails as unavailable: its device's retry will commit.
+  // The refused record's batch fails as too_large (no retry or spool can help it); the other
+  // batch of the same transaction is re-produced without it and commits.
   std::atomic<int> calls{0};
   std::optional<sinks::SinkErrc> refused_code, innocent_code;
   const auto record_code = [&calls](std::optional<sinks::SinkErrc>& code) {
@@ -184,8 +184,10 @@ TEST_CASE("a record the producer refuses outright fails its transaction instead 
   sink->submit(std::move(innocent));
   for (int i = 0; i < 100 && calls < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   REQUIRE(calls == 2);
-  CHECK(refused_code == sinks::SinkErrc::rejected);
-  CHECK(innocent_code == sinks::SinkErrc::unavailable);
+  CHECK(refused_code == sinks::SinkErrc::too_large);
+  CHECK_FALSE(innocent_code.has_value());
+  CHECK(metric(registry, "telegate_sink_records_total", "committed") == 2);
+  CHECK(metric(registry, "telegate_sink_records_total", "failed") == 3);
 
   Counts after;
   sink->submit(batch(2, after));  // the next transaction is clean

@@ -100,6 +100,22 @@ TEST_CASE("a sink failure becomes a retryable outcome that promises nothing") {
   CHECK(f.budget.records() == 0);
 }
 
+TEST_CASE("a record the sink refuses for its size is a permanent refusal that promises nothing") {
+  Fixture f;
+  CHECK_FALSE(f.ingest(record("truck-1", 1, "a")).has_value());
+  f.sink.batches[0].on_complete(
+      std::unexpected(sinks::SinkError{sinks::SinkErrc::too_large, "the broker refused a record of 5000 bytes"}));
+  REQUIRE(f.completed.has_value());
+  CHECK(f.completed->status == IngestStatus::record_too_large);
+  CHECK(f.completed->accepted == 0);
+  CHECK(f.completed->msg_ids.empty());
+  CHECK(f.completed->message.find("5000 bytes") != std::string::npos);
+  CHECK(f.budget.records() == 0);
+  // Not remembered as written: the same msg_id is judged afresh.
+  CHECK_FALSE(f.ingest(record("truck-1", 1, "a")).has_value());
+  CHECK(f.sink.batches.size() == 2);
+}
+
 TEST_CASE("partial batches: the valid records go to the sink, the others are listed by index") {
   Fixture f;
   CHECK_FALSE(f.ingest("[" + record("truck-1", 91) + "," + record("truck-1", 1) + "]").has_value());

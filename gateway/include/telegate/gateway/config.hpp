@@ -314,6 +314,11 @@ struct SinkConfig {
   std::string topic_template = "telemetry.{tenant}.{type}";
   sinks::LocalLogConfig local_log;
   sinks::KafkaSinkConfig kafka;
+  // sink.kafka.max_record_bytes: the pipeline refuses a request holding a record larger than this
+  // (as the Kafka producer measures it) before producing it, as a permanent 413 — produced, the
+  // record would poison its transaction. At most librdkafka's message.max.bytes (its default).
+  std::size_t max_record_bytes = kProducerMessageMaxBytes;
+  static constexpr std::size_t kProducerMessageMaxBytes = 1'000'000;  // librdkafka's default
   // sink.kafka.spool: absent → push-back while Kafka is out (503s); present → spool and replay.
   std::optional<sinks::SpoolConfig> spool;
 };

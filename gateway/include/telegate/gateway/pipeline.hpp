@@ -44,6 +44,8 @@ enum class IngestStatus : std::uint8_t {
   all_rejected,            // no record valid; nothing written
   malformed,               // the body could not be decoded at all
   too_large,               // more records than decode.max_records
+  record_too_large,        // a record larger than the sink takes (sink.kafka.max_record_bytes, the topic's
+                           // max.message.bytes): permanent, nothing of the request written
   unsupported_media_type,  // the device type's codec does not read this content type
   forbidden,               // a record names another device
   overloaded,              // the in-flight budget, the tenant's fair share or the device cap: retry later

@@ -9,9 +9,11 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <expected>
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -48,6 +50,11 @@ KafkaHandle make_cluster_client(rd_kafka_type_t type, const KafkaSinkConfig& sin
 // Creates `topic` unless it exists (an existing topic is left as it is).
 void ensure_topic(const KafkaSinkConfig& sink, const std::string& topic, int partitions, int replication_factor,
                   const std::map<std::string, std::string>& topic_configs);
+
+// Those of `topics` the cluster does not have (one metadata request for every topic), or why
+// it could not tell.
+std::expected<std::vector<std::string>, std::string> missing_topics(const KafkaSinkConfig& sink,
+                                                                    const std::set<std::string>& topics);
 
 // Low and high watermarks of `topic`/`partition`. A topic created a moment ago has no leader
 // yet ("Unknown partition", "Leader not available"), so errors are retried until `patience`

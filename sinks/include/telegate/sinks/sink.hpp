@@ -35,7 +35,8 @@ namespace telegate::sinks {
 enum class SinkErrc : std::uint8_t {
   unavailable = 1,  // the destination cannot take records now (broker down, disk full)
   timed_out,        // not committed within the delivery timeout
-  rejected,         // the destination refused the records (too large, unknown topic, …)
+  rejected,         // the destination refused the records (unknown topic, …)
+  too_large,        // a record is larger than the destination takes: no retry can help it
   fenced,           // another producer took over our transactional id
   io_error,
   stopping,         // submitted after stop() began
