@@ -782,7 +782,10 @@ class MqttConnection final : public mqtt::Attachment, public std::enable_shared_
   void queue(const Packet& packet) {
     if (phase_ >= Phase::closing) return;
     if (auto written = mqtt::encode(packet, version_, out_, client_max_packet_size_); !written) {
-      log_problem("mqtt: device {}: cannot encode an answer: {}", device_.device_id, written.error().message);
+      // Not answering would leave the client waiting for this ack for ever; once closed, it
+      // reconnects and resends, and the resend is answered from the session state.
+      disconnect(ReasonCode::implementation_specific_error, "cannot encode an answer: " + written.error().message,
+                 true);
     }
   }
 
