@@ -161,6 +161,45 @@ TEST_CASE("sensor attributes (a tracker's byte-string I/O elements) round-trip i
   CHECK(sealed.value.find("attributes") == std::string::npos);
 }
 
+TEST_CASE("one builder alternating locations and sensors: each envelope holds only its own record's fields") {
+  // The builder keeps the payload's Location and Sensor between records (no allocation per
+  // record): nothing of the previous record of either kind may leak into the next.
+  EnvelopeBuilder builder(Format::protobuf, *TopicTemplate::compile("t"));
+  codecs::CanonicalRecord sensor;
+  sensor.device_id = "probe-1";
+  sensor.type = codecs::MessageType::sensor;
+  sensor.event_time_ms = 1795514400000;
+  sensor.readings.push_back({"temp", 21.5, "Cel"});
+  sensor.readings.push_back({"rh", 40, "%RH"});
+  codecs::CanonicalRecord bare = location_record();
+  bare.location.speed.reset();
+  bare.location.battery.reset();
+  bare.location.lat = 1;
+  SealedRecord sealed;
+  builder.seal(location_record(), kContext, sealed);
+  builder.seal(sensor, kContext, sealed);
+  auto decoded = decode_envelope(sealed.value, Format::protobuf);
+  REQUIRE(decoded.has_value());
+  CHECK(decoded->record.type == codecs::MessageType::sensor);
+  CHECK(decoded->record.readings.size() == 2);
+
+  builder.seal(bare, kContext, sealed);
+  decoded = decode_envelope(sealed.value, Format::protobuf);
+  REQUIRE(decoded.has_value());
+  CHECK(decoded->record.type == codecs::MessageType::location);
+  CHECK(decoded->record.location.lat == 1);
+  CHECK_FALSE(decoded->record.location.speed.has_value());  // the first record's, not carried over
+  CHECK_FALSE(decoded->record.location.battery.has_value());
+  CHECK(decoded->record.readings.empty());
+
+  sensor.readings.pop_back();
+  builder.seal(sensor, kContext, sealed);
+  decoded = decode_envelope(sealed.value, Format::protobuf);
+  REQUIRE(decoded.has_value());
+  REQUIRE(decoded->record.readings.size() == 1);  // the earlier sensor's second reading is gone
+  CHECK(decoded->record.readings[0].name == "temp");
+}
+
 TEST_CASE("records without msg_id get distinct, time-ordered UUIDv7 ids") {
   EnvelopeBuilder builder(Format::protobuf, *TopicTemplate::compile("t"));
   codecs::CanonicalRecord record = location_record();
