@@ -118,14 +118,17 @@ void EnvelopeBuilder::seal(const codecs::CanonicalRecord& record, const Envelope
   if (message.has_sensor()) state.spare_sensor.reset(message.release_sensor());
   message.Clear();
   message.set_schema_version(kSchemaVersion);
-  message.set_tenant(context.tenant.data(), context.tenant.size());
+  // assign() into the kept field: Protobuf 3.21's set_x(const char*, size_t) builds a temporary
+  // std::string, a heap allocation per record for values past the small-string buffer (a
+  // gateway id, "application/json").
+  message.mutable_tenant()->assign(context.tenant);
   message.set_device_id(record.device_id);
-  message.set_device_type(context.device_type.data(), context.device_type.size());
+  message.mutable_device_type()->assign(context.device_type);
   message.set_message_type(record.type == codecs::MessageType::location ? v1::MESSAGE_TYPE_LOCATION
                                                                         : v1::MESSAGE_TYPE_SENSOR);
   message.set_event_time_ms(record.event_time_ms);
   message.set_ingest_time_ms(context.ingest_time_ms);
-  message.set_gateway_id(context.gateway_id.data(), context.gateway_id.size());
+  message.mutable_gateway_id()->assign(context.gateway_id);
   if (record.msg_id.empty()) {
     state.generate_msg_id(context.ingest_time_ms, *message.mutable_msg_id());
     message.set_msg_id_generated(true);
@@ -133,7 +136,7 @@ void EnvelopeBuilder::seal(const codecs::CanonicalRecord& record, const Envelope
     message.set_msg_id(record.msg_id);
   }
   message.set_source_protocol(static_cast<v1::SourceProtocol>(context.protocol));
-  message.set_content_type(context.content_type.data(), context.content_type.size());
+  message.mutable_content_type()->assign(context.content_type);
   if (record.type == codecs::MessageType::location) {
     message.set_allocated_location(reuse(state.spare_location));
     v1::Location& location = *message.mutable_location();
