@@ -3,6 +3,8 @@
 #include <map>
 #include <regex>
 #include <set>
+#include <string>
+#include <utility>
 
 #include "telegate/envelope/envelope.hpp"
 
@@ -21,6 +23,15 @@ codecs::CanonicalRecord location_record() {
   record.location.lon = 14.5058;
   record.location.speed = 13.4;
   record.location.battery = 81;
+  return record;
+}
+
+codecs::CanonicalRecord sensor_record(std::string device_id, std::string msg_id) {
+  codecs::CanonicalRecord record;
+  record.device_id = std::move(device_id);
+  record.type = codecs::MessageType::sensor;
+  record.event_time_ms = 1795514400000;
+  record.msg_id = std::move(msg_id);
   return record;
 }
 
@@ -106,11 +117,7 @@ TEST_CASE("sealing a location record: key, topic, header and a Protobuf envelope
 
 TEST_CASE("the JSON format renders the same envelope and reads back identically") {
   EnvelopeBuilder builder(Format::json, *TopicTemplate::compile("t"));
-  codecs::CanonicalRecord record;
-  record.device_id = "probe-\"7\"";
-  record.type = codecs::MessageType::sensor;
-  record.event_time_ms = 1795514400000;
-  record.msg_id = "m1";
+  codecs::CanonicalRecord record = sensor_record("probe-\"7\"", "m1");
   record.readings.push_back({"temp\nline", 21.5, "Cel"});
   record.readings.push_back({"rh", 0.1, "%RH"});
   SealedRecord sealed;
@@ -135,11 +142,7 @@ TEST_CASE("the JSON format renders the same envelope and reads back identically"
 }
 
 TEST_CASE("sensor attributes (a tracker's byte-string I/O elements) round-trip in both formats, absent when empty") {
-  codecs::CanonicalRecord record;
-  record.device_id = "356307042441013";
-  record.type = codecs::MessageType::sensor;
-  record.event_time_ms = 1795514400000;
-  record.msg_id = "m2";
+  codecs::CanonicalRecord record = sensor_record("356307042441013", "m2");
   record.readings.push_back({"io_21", 3, ""});
   record.attributes.push_back({"io_256", "aabbcc"});
   for (const Format format : {Format::protobuf, Format::json}) {
@@ -165,10 +168,7 @@ TEST_CASE("one builder alternating locations and sensors: each envelope holds on
   // The builder keeps the payload's Location and Sensor between records (no allocation per
   // record): nothing of the previous record of either kind may leak into the next.
   EnvelopeBuilder builder(Format::protobuf, *TopicTemplate::compile("t"));
-  codecs::CanonicalRecord sensor;
-  sensor.device_id = "probe-1";
-  sensor.type = codecs::MessageType::sensor;
-  sensor.event_time_ms = 1795514400000;
+  codecs::CanonicalRecord sensor = sensor_record("probe-1", "");
   sensor.readings.push_back({"temp", 21.5, "Cel"});
   sensor.readings.push_back({"rh", 40, "%RH"});
   codecs::CanonicalRecord bare = location_record();
