@@ -8,6 +8,8 @@
 #                          $device_types replaces the device-type list, $extra_tenants (YAML
 #                          list items) adds tenants after the simulated devices' one
 #   free_port tcp|udp, cpu_seconds PID
+# TELEGATE_BENCH_GATEWAY_PRELOAD=LIB is put in LD_PRELOAD for the gateway process only (not the
+# load generator, baseline or broker), to A/B an allocator without rebuilding.
 
 bench_setup() {
   build=${TELEGATE_BENCH_BUILD:-build/release}
@@ -50,7 +52,8 @@ start_gateway() {
     $build/firmware-sim/telegate-sim provision --devices "$devices"
     printf '%s' "${extra_tenants:-}"
   } >"$work/telegate.yaml"
-  $build/gateway/telegate --config "$work/telegate.yaml" 2>"$work/telegate.log" &
+  LD_PRELOAD=${TELEGATE_BENCH_GATEWAY_PRELOAD:-} \
+    $build/gateway/telegate --config "$work/telegate.yaml" 2>"$work/telegate.log" &
   gateway_pid=$!
   for _ in $(seq 1 100); do
     curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && return 0

@@ -7,6 +7,7 @@
 # Build first (2-core machine: -j1):
 #   cmake --build build/dev -j1 --target telegate telegate-sim telegate-mqtt-bench
 # TELEGATE_BENCH_BUILD selects the build directory (default build/dev, RelWithDebInfo -O2).
+# TELEGATE_BENCH_GATEWAY_PRELOAD=LIB is put in LD_PRELOAD for the gateway only (allocator A/B).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 idle_counts=${1:-"10000 50000"}
@@ -61,7 +62,8 @@ run_id=$(date +%s)
   $build/firmware-sim/telegate-sim provision --devices "$devices" --tenant bench
 } >"$work/telegate.yaml"
 
-$build/gateway/telegate --config "$work/telegate.yaml" 2>"$work/telegate.log" &
+LD_PRELOAD=${TELEGATE_BENCH_GATEWAY_PRELOAD:-} \
+  $build/gateway/telegate --config "$work/telegate.yaml" 2>"$work/telegate.log" &
 gateway_pid=$!
 for _ in $(seq 1 300); do
   curl -sf "http://127.0.0.1:$http_port/readyz" >/dev/null && break

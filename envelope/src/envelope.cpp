@@ -1,6 +1,7 @@
 #include "telegate/envelope/envelope.hpp"
 
 #include <cstdio>
+#include <memory>
 #include <random>
 
 #include "json_writer.hpp"
@@ -55,6 +56,18 @@ std::string_view to_string(SourceProtocol protocol) noexcept {
   return "unknown";
 }
 
+namespace {
+
+// A cleared sub-message for the envelope to own: the spare one if there is, else a new one.
+template <class Message>
+Message* reuse(std::unique_ptr<Message>& spare) {
+  if (!spare) return new Message;
+  spare->Clear();
+  return spare.release();
+}
+
+}  // namespace
+
 struct EnvelopeBuilder::State {
   State(Format format_in, TopicTemplate topic_in) : format(format_in), topic(std::move(topic_in)) {}
 
@@ -63,6 +76,11 @@ struct EnvelopeBuilder::State {
   v1::Envelope message;  // reused: Protobuf keeps string and sub-message storage across Clear()
   RouteFields route;
   std::mt19937_64 random{std::random_device{}()};
+  // The payload oneof's sub-messages between records: Clear() deletes the oneof's sub-message
+  // (unlike strings and repeated fields, which keep their storage), so seal() takes it out
+  // before and hands it back when the next record has the same kind — no heap Location per record.
+  std::unique_ptr<v1::Location> spare_location;
+  std::unique_ptr<v1::Sensor> spare_sensor;
 
   // UUIDv7 (RFC 9562): 48-bit Unix ms, version 7, 74 random bits — time-ordered, so Kafka
   // consumers that index by msg_id get locality for free.
@@ -96,16 +114,21 @@ EnvelopeBuilder& EnvelopeBuilder::operator=(EnvelopeBuilder&&) noexcept = defaul
 void EnvelopeBuilder::seal(const codecs::CanonicalRecord& record, const EnvelopeContext& context, SealedRecord& out) {
   State& state = *state_;
   v1::Envelope& message = state.message;
+  if (message.has_location()) state.spare_location.reset(message.release_location());
+  if (message.has_sensor()) state.spare_sensor.reset(message.release_sensor());
   message.Clear();
   message.set_schema_version(kSchemaVersion);
-  message.set_tenant(context.tenant.data(), context.tenant.size());
+  // assign() into the kept field: Protobuf 3.21's set_x(const char*, size_t) builds a temporary
+  // std::string, a heap allocation per record for values past the small-string buffer (a
+  // gateway id, "application/json").
+  message.mutable_tenant()->assign(context.tenant);
   message.set_device_id(record.device_id);
-  message.set_device_type(context.device_type.data(), context.device_type.size());
+  message.mutable_device_type()->assign(context.device_type);
   message.set_message_type(record.type == codecs::MessageType::location ? v1::MESSAGE_TYPE_LOCATION
                                                                         : v1::MESSAGE_TYPE_SENSOR);
   message.set_event_time_ms(record.event_time_ms);
   message.set_ingest_time_ms(context.ingest_time_ms);
-  message.set_gateway_id(context.gateway_id.data(), context.gateway_id.size());
+  message.mutable_gateway_id()->assign(context.gateway_id);
   if (record.msg_id.empty()) {
     state.generate_msg_id(context.ingest_time_ms, *message.mutable_msg_id());
     message.set_msg_id_generated(true);
@@ -113,8 +136,9 @@ void EnvelopeBuilder::seal(const codecs::CanonicalRecord& record, const Envelope
     message.set_msg_id(record.msg_id);
   }
   message.set_source_protocol(static_cast<v1::SourceProtocol>(context.protocol));
-  message.set_content_type(context.content_type.data(), context.content_type.size());
+  message.mutable_content_type()->assign(context.content_type);
   if (record.type == codecs::MessageType::location) {
+    message.set_allocated_location(reuse(state.spare_location));
     v1::Location& location = *message.mutable_location();
     const codecs::Location& from = record.location;
     location.set_lat(from.lat);
@@ -125,6 +149,7 @@ void EnvelopeBuilder::seal(const codecs::CanonicalRecord& record, const Envelope
     if (from.accuracy) location.set_accuracy(*from.accuracy);
     if (from.battery) location.set_battery(*from.battery);
   } else {
+    message.set_allocated_sensor(reuse(state.spare_sensor));
     v1::Sensor& sensor = *message.mutable_sensor();
     for (const codecs::SensorReading& from : record.readings) {
       v1::SensorReading& reading = *sensor.add_readings();

@@ -320,7 +320,9 @@ std::optional<IngestOutcome> PipelineWorker::ingest(const IngestRequest& request
   }
   // de-duplicate: every record is acknowledged (its msg_id listed) but a retry of a committed
   // one is not written again, and one whose first copy is still in flight must come back later.
-  outcome.msg_ids.reserve(sink_batch.records.size());
+  std::size_t msg_id_bytes = 0;
+  for (const envelope::SealedRecord& sealed : sink_batch.records) msg_id_bytes += sealed.msg_id.size();
+  outcome.msg_ids.reserve(sink_batch.records.size(), msg_id_bytes);
   for (const envelope::SealedRecord& sealed : sink_batch.records) outcome.msg_ids.push_back(sealed.msg_id);
   const std::size_t valid = sink_batch.records.size();
   std::vector<DedupWindow::Key> reserved;

@@ -3,6 +3,8 @@
 #include <map>
 #include <regex>
 #include <set>
+#include <string>
+#include <utility>
 
 #include "telegate/envelope/envelope.hpp"
 
@@ -21,6 +23,15 @@ codecs::CanonicalRecord location_record() {
   record.location.lon = 14.5058;
   record.location.speed = 13.4;
   record.location.battery = 81;
+  return record;
+}
+
+codecs::CanonicalRecord sensor_record(std::string device_id, std::string msg_id) {
+  codecs::CanonicalRecord record;
+  record.device_id = std::move(device_id);
+  record.type = codecs::MessageType::sensor;
+  record.event_time_ms = 1795514400000;
+  record.msg_id = std::move(msg_id);
   return record;
 }
 
@@ -106,11 +117,7 @@ TEST_CASE("sealing a location record: key, topic, header and a Protobuf envelope
 
 TEST_CASE("the JSON format renders the same envelope and reads back identically") {
   EnvelopeBuilder builder(Format::json, *TopicTemplate::compile("t"));
-  codecs::CanonicalRecord record;
-  record.device_id = "probe-\"7\"";
-  record.type = codecs::MessageType::sensor;
-  record.event_time_ms = 1795514400000;
-  record.msg_id = "m1";
+  codecs::CanonicalRecord record = sensor_record("probe-\"7\"", "m1");
   record.readings.push_back({"temp\nline", 21.5, "Cel"});
   record.readings.push_back({"rh", 0.1, "%RH"});
   SealedRecord sealed;
@@ -135,11 +142,7 @@ TEST_CASE("the JSON format renders the same envelope and reads back identically"
 }
 
 TEST_CASE("sensor attributes (a tracker's byte-string I/O elements) round-trip in both formats, absent when empty") {
-  codecs::CanonicalRecord record;
-  record.device_id = "356307042441013";
-  record.type = codecs::MessageType::sensor;
-  record.event_time_ms = 1795514400000;
-  record.msg_id = "m2";
+  codecs::CanonicalRecord record = sensor_record("356307042441013", "m2");
   record.readings.push_back({"io_21", 3, ""});
   record.attributes.push_back({"io_256", "aabbcc"});
   for (const Format format : {Format::protobuf, Format::json}) {
@@ -159,6 +162,42 @@ TEST_CASE("sensor attributes (a tracker's byte-string I/O elements) round-trip i
   SealedRecord sealed;
   json.seal(record, kContext, sealed);
   CHECK(sealed.value.find("attributes") == std::string::npos);
+}
+
+TEST_CASE("one builder alternating locations and sensors: each envelope holds only its own record's fields") {
+  // The builder keeps the payload's Location and Sensor between records (no allocation per
+  // record): nothing of the previous record of either kind may leak into the next.
+  EnvelopeBuilder builder(Format::protobuf, *TopicTemplate::compile("t"));
+  codecs::CanonicalRecord sensor = sensor_record("probe-1", "");
+  sensor.readings.push_back({"temp", 21.5, "Cel"});
+  sensor.readings.push_back({"rh", 40, "%RH"});
+  codecs::CanonicalRecord bare = location_record();
+  bare.location.speed.reset();
+  bare.location.battery.reset();
+  bare.location.lat = 1;
+  SealedRecord sealed;
+  builder.seal(location_record(), kContext, sealed);
+  builder.seal(sensor, kContext, sealed);
+  auto decoded = decode_envelope(sealed.value, Format::protobuf);
+  REQUIRE(decoded.has_value());
+  CHECK(decoded->record.type == codecs::MessageType::sensor);
+  CHECK(decoded->record.readings.size() == 2);
+
+  builder.seal(bare, kContext, sealed);
+  decoded = decode_envelope(sealed.value, Format::protobuf);
+  REQUIRE(decoded.has_value());
+  CHECK(decoded->record.type == codecs::MessageType::location);
+  CHECK(decoded->record.location.lat == 1);
+  CHECK_FALSE(decoded->record.location.speed.has_value());  // the first record's, not carried over
+  CHECK_FALSE(decoded->record.location.battery.has_value());
+  CHECK(decoded->record.readings.empty());
+
+  sensor.readings.pop_back();
+  builder.seal(sensor, kContext, sealed);
+  decoded = decode_envelope(sealed.value, Format::protobuf);
+  REQUIRE(decoded.has_value());
+  REQUIRE(decoded->record.readings.size() == 1);  // the earlier sensor's second reading is gone
+  CHECK(decoded->record.readings[0].name == "temp");
 }
 
 TEST_CASE("records without msg_id get distinct, time-ordered UUIDv7 ids") {

@@ -29,6 +29,12 @@ const std::string kDevices = "device_types: [{name: tracker}]\n"
                              sha256_hex("t") + "}]}]\n";
 const std::string kYaml = kDevices + "admission: {max_inflight_records: 5}\n";
 
+std::vector<std::string> ids(const MsgIdList& list) {
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < list.size(); ++i) out.emplace_back(list[i]);
+  return out;
+}
+
 std::string record(const std::string& device, double lat, const std::string& msg_id = "") {
   const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
                        std::chrono::system_clock::now().time_since_epoch())
@@ -86,6 +92,19 @@ TEST_CASE("accepted only when the sink completes; the budget is held until then"
   CHECK(f.completed->msg_ids[0] == "a");
   CHECK(f.completed->msg_ids[1].size() == 36);  // generated UUIDv7
   CHECK(f.budget.records() == 0);
+}
+
+TEST_CASE("MsgIdList: packed msg_ids read back in order, an empty one included; clear empties it") {
+  MsgIdList list;
+  list.reserve(3, 8);
+  list.push_back("m-1");
+  list.push_back("");
+  list.push_back("0197c6a2-0000-7000-8000-000000000001");
+  CHECK(ids(list) == std::vector<std::string>{"m-1", "", "0197c6a2-0000-7000-8000-000000000001"});
+  list.clear();
+  CHECK(list.empty());
+  list.push_back("x");
+  CHECK(ids(list) == std::vector<std::string>{"x"});
 }
 
 TEST_CASE("a sink failure becomes a retryable outcome that promises nothing") {
@@ -188,7 +207,7 @@ TEST_CASE("a retry of committed records is acknowledged again without being writ
   CHECK(f.completed->status == IngestStatus::accepted);
   CHECK(f.completed->accepted == 3);
   CHECK(f.completed->duplicates == 2);
-  CHECK(f.completed->msg_ids == std::vector<std::string>{"m-1", "m-2", "m-3"});
+  CHECK(ids(f.completed->msg_ids) == std::vector<std::string>{"m-1", "m-2", "m-3"});
 
   // A retry of nothing but committed records is answered at once.
   const auto all_duplicates = f.ingest(record("truck-1", 1, "m-1"));
@@ -231,7 +250,7 @@ TEST_CASE("a finished batch's records are overwritten by the next request, seale
     CHECK(decoded->record.location.lat == doctest::Approx(7.0 + static_cast<double>(i)));
   }
   f.sink.batches[0].on_complete({});
-  CHECK(f.completed->msg_ids == std::vector<std::string>{"b-1", records[1].msg_id});
+  CHECK(ids(f.completed->msg_ids) == std::vector<std::string>{"b-1", records[1].msg_id});
 }
 
 TEST_CASE("a retry racing its first copy waits; a failed first copy lets the retry through") {

@@ -53,12 +53,42 @@ enum class IngestStatus : std::uint8_t {
   sink_failed,             // not durable: retry later with the same msg_ids
 };
 
+// The msg_ids of a request's accepted records, in request order, packed into one string: two
+// allocations per request instead of one heap string per msg_id (a UUID is longer than the
+// small-string buffer). Lifecycle: filled by the pipeline on the request's thread, moved with the
+// outcome to the listener that writes the reply, read there.
+class MsgIdList {
+ public:
+  void reserve(std::size_t count, std::size_t bytes) {
+    ends_.reserve(count);
+    text_.reserve(bytes);
+  }
+  void push_back(std::string_view msg_id) {
+    text_ += msg_id;
+    ends_.push_back(text_.size());
+  }
+  void clear() noexcept {
+    text_.clear();
+    ends_.clear();
+  }
+  std::size_t size() const noexcept { return ends_.size(); }
+  bool empty() const noexcept { return ends_.empty(); }
+  std::string_view operator[](std::size_t i) const noexcept {
+    const std::size_t begin = i == 0 ? 0 : ends_[i - 1];
+    return std::string_view(text_).substr(begin, ends_[i] - begin);
+  }
+
+ private:
+  std::string text_;
+  std::vector<std::size_t> ends_;  // one past each msg_id's last byte in text_
+};
+
 struct IngestOutcome {
   IngestStatus status = IngestStatus::accepted;
   std::size_t accepted = 0;               // durable, including `duplicates`
   std::size_t duplicates = 0;             // retries of records already committed: not written again
   std::vector<codecs::FieldError> errors;  // per-record problems, by request index
-  std::vector<std::string> msg_ids;        // of the accepted records, in request order
+  MsgIdList msg_ids;                       // of the accepted records, in request order
   std::string message;                     // for request-level failures
   std::optional<std::size_t> offset;       // byte offset of a malformed body's problem
   // quota_exceeded: when the rate quota will let the records through (whole seconds, ≥ 1).
