@@ -6,7 +6,8 @@
 #                          simulated devices, the extra YAML lines), starts telegate and waits
 #                          for /readyz; sets $work, $port, $gateway_pid (killed on exit).
 #                          $device_types replaces the device-type list, $extra_tenants (YAML
-#                          list items) adds tenants after the simulated devices' one
+#                          list items) adds tenants after the simulated devices' one;
+#                          $TELEGATE_BENCH_KAFKA ('key: value, …') adds sink.kafka settings
 #   free_port tcp|udp, cpu_seconds PID
 
 bench_setup() {
@@ -44,7 +45,9 @@ start_gateway() {
     echo "  topic_template: \"bench.$run_id.{type}\""
     local librdkafka=""
     [[ -n ${TELEGATE_BENCH_LIBRDKAFKA:-} ]] && librdkafka=", librdkafka: {$TELEGATE_BENCH_LIBRDKAFKA}"
-    echo "  kafka: {bootstrap_servers: \"$bootstrap\"$librdkafka}"
+    local kafka=""  # e.g. TELEGATE_BENCH_KAFKA='transaction_min_interval_ms: 100' (A/B of sink settings)
+    [[ -n ${TELEGATE_BENCH_KAFKA:-} ]] && kafka=", $TELEGATE_BENCH_KAFKA"
+    echo "  kafka: {bootstrap_servers: \"$bootstrap\"$kafka$librdkafka}"
     local default_types='[{name: tracker, codec: json}]'
     echo "device_types: ${device_types:-$default_types}"
     $build/firmware-sim/telegate-sim provision --devices "$devices"
