@@ -8,7 +8,7 @@
 #                          $device_types replaces the device-type list, $extra_tenants (YAML
 #                          list items) adds tenants after the simulated devices' one;
 #                          $TELEGATE_BENCH_KAFKA ('key: value, …') adds sink.kafka settings
-#   free_port tcp|udp, cpu_seconds PID
+#   free_port tcp|udp, cpu_seconds PID, committed_transactions
 
 bench_setup() {
   build=${TELEGATE_BENCH_BUILD:-build/release}
@@ -27,6 +27,12 @@ free_port() {
 }
 
 cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
+
+# Kafka transactions the gateway on $port has committed so far.
+committed_transactions() {
+  curl -s "http://127.0.0.1:$port/metrics" |
+    awk '/^telegate_kafka_transactions_total\{.*result="committed"/ {printf "%d\n", $2}'
+}
 
 start_gateway() {
   local name=$1

@@ -40,14 +40,21 @@ mqtt() {  # extra telegate-mqtt-bench arguments…
   $build/bench/telegate-mqtt-bench publish --port "$mqtt_port" --connections "$mqtt_connections" \
     --devices "$mqtt_connections" --tenant sim --qos 1 --window "$mqtt_window" "$@" || true
 }
+# Kafka commits per second since $commits/$started were taken (a JSON member).
+commit_rate() {
+  python3 -c "import sys,time; print('\"commits_per_s\":%.1f' % ((int(sys.argv[1]) - int(sys.argv[2])) / (time.time() - float(sys.argv[3]))))" \
+    "$(committed_transactions)" "$commits" "$started"
+}
 # One protocol: closed-loop run, open-loop run at half its rate; JSON field paths differ.
 measure() {  # name rate-field latency-field closed-command open-command
-  local name=$1 rate_field=$2 latency_field=$3 closed_command=$4 open_command=$5 closed open half
+  local name=$1 rate_field=$2 latency_field=$3 closed_command=$4 open_command=$5 closed open half commits started
+  commits=$(committed_transactions) started=$(date +%s.%N)
   closed=$($closed_command)
-  echo "{\"protocol\":\"$name\",\"run\":\"closed-loop maximum\",\"result\":$closed}"
+  echo "{\"protocol\":\"$name\",\"run\":\"closed-loop maximum\",\"result\":$closed,$(commit_rate)}"
   half=$(python3 -c "import json,sys; print(round(json.loads(sys.argv[1])['$rate_field'] / 2))" "$closed")
+  commits=$(committed_transactions) started=$(date +%s.%N)
   open=$($open_command "$half")
-  echo "{\"protocol\":\"$name\",\"run\":\"open loop at 50 %\",\"rate\":$half,\"result\":$open}"
+  echo "{\"protocol\":\"$name\",\"run\":\"open loop at 50 %\",\"rate\":$half,\"result\":$open,$(commit_rate)}"
   python3 - "$name" "$closed" "$open" "$rate_field" "$latency_field" <<'PY'
 import json, sys
 name, closed, opened, rate, lat = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4], sys.argv[5]
