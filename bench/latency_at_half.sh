@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Ack latency at 50 % of the sustained maximum (issue 7, target 4), for HTTP and MQTT, with the
-# gateway's shipped defaults (Kafka sink: 100 ms transaction interval; mqtt.receive_maximum).
+# gateway's shipped defaults (Kafka sink: group commit, transaction_min/max_interval_ms 10/100;
+# mqtt.receive_maximum); TELEGATE_BENCH_KAFKA ('key: value, …') overrides sink.kafka settings,
+# e.g. 'transaction_min_interval_ms: 100' for the fixed 100 ms interval of before group commit.
 # For each protocol: first the sustained maximum, closed loop (the baseline: its rate and its
 # latency), then open loop at half that rate, where latency is what a device waits when the
 # gateway is not saturated.
@@ -10,7 +12,8 @@
 # MQTT: telegate-mqtt-bench, $MQTT_CONNECTIONS devices (1000), QoS 1, $MQTT_WINDOW unacked each
 #   (20, libmosquitto's default max_inflight), closed loop over $MQTT_RECORDS (400 000), then
 #   `--rate max/2` with the same window.
-# Prints one JSON line per run and a summary line per protocol. Uses the broker of
+# Prints one JSON line per run (with the gateway's Kafka commits per second) and a summary line
+# per protocol. Uses the broker of
 # scripts/kafka/kafka.sh (TELEGATE_KAFKA_PORT); TELEGATE_BENCH_BUILD selects the build
 # (default build/release, built first when unset).
 set -euo pipefail
