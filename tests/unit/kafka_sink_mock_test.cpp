@@ -50,6 +50,15 @@ TEST_CASE("batches complete exactly once and stop() drains what was submitted") 
 
 namespace {
 
+// Only the intervals decide when a transaction is handed over.
+sinks::KafkaSinkConfig interval_config(const MockCluster& cluster, int min_ms, int max_ms) {
+  auto config = config_for(cluster);
+  config.transaction_max_records = 1'000'000;
+  config.transaction_min_interval = std::chrono::milliseconds(min_ms);
+  config.transaction_max_interval = std::chrono::milliseconds(max_ms);
+  return config;
+}
+
 // Submits one batch at a time, each after the previous one completed, and returns how long each
 // took from submit to completion.
 std::vector<std::chrono::milliseconds> sequential_batches(const sinks::KafkaSinkConfig& config, int count) {
@@ -77,22 +86,16 @@ std::vector<std::chrono::milliseconds> sequential_batches(const sinks::KafkaSink
 // maximum interval (the rule before: every transaction stayed open transaction_max_interval).
 TEST_CASE("under light load a transaction commits once it is the minimum interval old, not the maximum") {
   MockCluster cluster;
-  auto config = config_for(cluster);
-  config.transaction_max_records = 1'000'000;
-  config.transaction_min_interval = std::chrono::milliseconds(5);
-  config.transaction_max_interval = std::chrono::milliseconds(3'000);
   // Both producers take turns: the second batch goes to the other producer, whose predecessor
   // has finished committing, and so on.
-  for (const auto took : sequential_batches(config, 6)) CHECK(took < std::chrono::milliseconds(1'500));
+  for (const auto took : sequential_batches(interval_config(cluster, 5, 3'000), 6)) {
+    CHECK(took < std::chrono::milliseconds(1'500));
+  }
 }
 
 TEST_CASE("no transaction is handed over before it is the minimum interval old") {
   MockCluster cluster;
-  auto config = config_for(cluster);
-  config.transaction_max_records = 1'000'000;
-  config.transaction_min_interval = std::chrono::milliseconds(300);
-  config.transaction_max_interval = std::chrono::milliseconds(5'000);
-  for (const auto took : sequential_batches(config, 3)) {
+  for (const auto took : sequential_batches(interval_config(cluster, 300, 5'000), 3)) {
     CHECK(took >= std::chrono::milliseconds(300));
     CHECK(took < std::chrono::milliseconds(3'000));
   }
