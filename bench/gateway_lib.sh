@@ -6,8 +6,9 @@
 #                          simulated devices, the extra YAML lines), starts telegate and waits
 #                          for /readyz; sets $work, $port, $gateway_pid (killed on exit).
 #                          $device_types replaces the device-type list, $extra_tenants (YAML
-#                          list items) adds tenants after the simulated devices' one
-#   free_port tcp|udp, cpu_seconds PID
+#                          list items) adds tenants after the simulated devices' one;
+#                          $TELEGATE_BENCH_KAFKA ('key: value, …') adds sink.kafka settings
+#   free_port tcp|udp, cpu_seconds PID, committed_transactions
 # TELEGATE_BENCH_GATEWAY_PRELOAD=LIB is put in LD_PRELOAD for the gateway process only (not the
 # load generator, baseline or broker), to A/B an allocator without rebuilding.
 
@@ -29,6 +30,12 @@ free_port() {
 
 cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
 
+# Kafka transactions the gateway on $port has committed so far.
+committed_transactions() {
+  curl -s "http://127.0.0.1:$port/metrics" |
+    awk '/^telegate_kafka_transactions_total\{.*result="committed"/ {printf "%d\n", $2}'
+}
+
 start_gateway() {
   local name=$1
   shift
@@ -46,7 +53,9 @@ start_gateway() {
     echo "  topic_template: \"bench.$run_id.{type}\""
     local librdkafka=""
     [[ -n ${TELEGATE_BENCH_LIBRDKAFKA:-} ]] && librdkafka=", librdkafka: {$TELEGATE_BENCH_LIBRDKAFKA}"
-    echo "  kafka: {bootstrap_servers: \"$bootstrap\"$librdkafka}"
+    local kafka=""  # e.g. TELEGATE_BENCH_KAFKA='transaction_min_interval_ms: 100' (A/B of sink settings)
+    [[ -n ${TELEGATE_BENCH_KAFKA:-} ]] && kafka=", $TELEGATE_BENCH_KAFKA"
+    echo "  kafka: {bootstrap_servers: \"$bootstrap\"$kafka$librdkafka}"
     local default_types='[{name: tracker, codec: json}]'
     echo "device_types: ${device_types:-$default_types}"
     $build/firmware-sim/telegate-sim provision --devices "$devices"

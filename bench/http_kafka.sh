@@ -21,12 +21,14 @@ $build/firmware-sim/telegate-sim http --url "http://127.0.0.1:$port/v1/telemetry
   --connections "$connections" --batch "$batch" --records 20000 >/dev/null || true
 
 cpu_before=$(cpu_seconds $gateway_pid)
+commits_before=$(committed_transactions)
 if [[ -n ${TELEGATE_BENCH_PERF:-} ]]; then perf record -g -o "$TELEGATE_BENCH_PERF" -p $gateway_pid & perf_pid=$!; fi
 # Closed loop: throughput needs connections × batch well above rate × commit interval in flight.
 # telegate-sim exits 1 when not every record was accepted; the summary says which outcomes.
 sim=$($build/firmware-sim/telegate-sim http --url "http://127.0.0.1:$port/v1/telemetry" --devices "$devices" \
   --connections "$connections" --batch "$batch" --records "$records" || true)
 cpu_after=$(cpu_seconds $gateway_pid)
+commits=$(($(committed_transactions) - commits_before))
 if [[ -n ${TELEGATE_BENCH_PERF:-} ]]; then kill -INT $perf_pid; wait $perf_pid || true; fi
 echo "$sim"
 kill -TERM $gateway_pid; wait $gateway_pid || true
@@ -35,9 +37,10 @@ baseline=$($build/bench/telegate-bench kafka-baseline --bootstrap "$bootstrap" -
   --key-run "$batch")
 echo "$baseline"
 
-python3 - "$sim" "$baseline" "$cpu_before" "$cpu_after" "$records" "$batch" "$connections" <<'PY'
+python3 - "$sim" "$baseline" "$cpu_before" "$cpu_after" "$records" "$batch" "$connections" "$commits" <<'PY'
 import json, sys
 sim, base = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+commits = int(sys.argv[8])
 cpu = float(sys.argv[4]) - float(sys.argv[3])
 records = int(sys.argv[5])
 print(json.dumps({
@@ -47,6 +50,7 @@ print(json.dumps({
   "ratio_to_baseline": round(sim["records_per_second"] / base["records_per_second"], 3),
   "gateway_cpu_us_per_record": round(cpu * 1e6 / sim["accepted"], 3) if sim["accepted"] else None,
   "baseline_producer_cpu_us_per_record": base.get("cpu_us_per_record"),
+  "commits_per_second": round(commits / sim["seconds"], 1),
   "ack_latency_ms": sim["ack_latency_ms"], "outcomes": sim["outcomes"]}))
 PY
 if [[ -n ${TELEGATE_BENCH_PERF:-} ]]; then

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Ack latency at 50 % of the sustained maximum (issue 7, target 4), for HTTP and MQTT, with the
-# gateway's shipped defaults (Kafka sink: 100 ms transaction interval; mqtt.receive_maximum).
+# gateway's shipped defaults (Kafka sink: group commit, transaction_min/max_interval_ms 10/100;
+# mqtt.receive_maximum); TELEGATE_BENCH_KAFKA ('key: value, …') overrides sink.kafka settings,
+# e.g. 'transaction_min_interval_ms: 100' for the fixed 100 ms interval of before group commit.
 # For each protocol: first the sustained maximum, closed loop (the baseline: its rate and its
 # latency), then open loop at half that rate, where latency is what a device waits when the
 # gateway is not saturated.
@@ -10,7 +12,8 @@
 # MQTT: telegate-mqtt-bench, $MQTT_CONNECTIONS devices (1000), QoS 1, $MQTT_WINDOW unacked each
 #   (20, libmosquitto's default max_inflight), closed loop over $MQTT_RECORDS (400 000), then
 #   `--rate max/2` with the same window.
-# Prints one JSON line per run and a summary line per protocol. Uses the broker of
+# Prints one JSON line per run (with the gateway's Kafka commits per second) and a summary line
+# per protocol. Uses the broker of
 # scripts/kafka/kafka.sh (TELEGATE_KAFKA_PORT); TELEGATE_BENCH_BUILD selects the build
 # (default build/release, built first when unset).
 set -euo pipefail
@@ -40,14 +43,21 @@ mqtt() {  # extra telegate-mqtt-bench arguments…
   $build/bench/telegate-mqtt-bench publish --port "$mqtt_port" --connections "$mqtt_connections" \
     --devices "$mqtt_connections" --tenant sim --qos 1 --window "$mqtt_window" "$@" || true
 }
+# Kafka commits per second since $commits/$started were taken (a JSON member).
+commit_rate() {
+  python3 -c "import sys,time; print('\"commits_per_s\":%.1f' % ((int(sys.argv[1]) - int(sys.argv[2])) / (time.time() - float(sys.argv[3]))))" \
+    "$(committed_transactions)" "$commits" "$started"
+}
 # One protocol: closed-loop run, open-loop run at half its rate; JSON field paths differ.
 measure() {  # name rate-field latency-field closed-command open-command
-  local name=$1 rate_field=$2 latency_field=$3 closed_command=$4 open_command=$5 closed open half
+  local name=$1 rate_field=$2 latency_field=$3 closed_command=$4 open_command=$5 closed open half commits started
+  commits=$(committed_transactions) started=$(date +%s.%N)
   closed=$($closed_command)
-  echo "{\"protocol\":\"$name\",\"run\":\"closed-loop maximum\",\"result\":$closed}"
+  echo "{\"protocol\":\"$name\",\"run\":\"closed-loop maximum\",\"result\":$closed,$(commit_rate)}"
   half=$(python3 -c "import json,sys; print(round(json.loads(sys.argv[1])['$rate_field'] / 2))" "$closed")
+  commits=$(committed_transactions) started=$(date +%s.%N)
   open=$($open_command "$half")
-  echo "{\"protocol\":\"$name\",\"run\":\"open loop at 50 %\",\"rate\":$half,\"result\":$open}"
+  echo "{\"protocol\":\"$name\",\"run\":\"open loop at 50 %\",\"rate\":$half,\"result\":$open,$(commit_rate)}"
   python3 - "$name" "$closed" "$open" "$rate_field" "$latency_field" <<'PY'
 import json, sys
 name, closed, opened, rate, lat = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4], sys.argv[5]

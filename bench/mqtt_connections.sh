@@ -6,7 +6,8 @@
 # An idle count of 0 skips the idle measurement.
 # Build first (2-core machine: -j1):
 #   cmake --build build/dev -j1 --target telegate telegate-sim telegate-mqtt-bench
-# TELEGATE_BENCH_BUILD selects the build directory (default build/dev, RelWithDebInfo -O2).
+# TELEGATE_BENCH_BUILD selects the build directory (default build/dev, RelWithDebInfo -O2);
+# TELEGATE_BENCH_KAFKA ('key: value, …') adds sink.kafka settings to the gateway's config.
 # TELEGATE_BENCH_GATEWAY_PRELOAD=LIB is put in LD_PRELOAD for the gateway only (allocator A/B).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -57,7 +58,7 @@ run_id=$(date +%s)
   echo "sink:"
   echo "  type: kafka"
   echo "  topic_template: \"bench.$run_id.{type}\""
-  echo "  kafka: {bootstrap_servers: \"$bootstrap\"}"
+  echo "  kafka: {bootstrap_servers: \"$bootstrap\"${TELEGATE_BENCH_KAFKA:+, $TELEGATE_BENCH_KAFKA}}"
   echo "device_types: [{name: tracker, codec: json}]"
   $build/firmware-sim/telegate-sim provision --devices "$devices" --tenant bench
 } >"$work/telegate.yaml"

@@ -466,6 +466,14 @@ void read_sink(Section section, SinkConfig& sink) {
   kafka.integer<std::size_t>("producers", sink.kafka.producers, 1, 8);
   kafka.integer<std::size_t>("transaction_max_records", sink.kafka.transaction_max_records, 1, 10'000'000);
   kafka.duration("transaction_max_interval_ms", sink.kafka.transaction_max_interval, 1, 60'000);
+  if (kafka.has("transaction_min_interval_ms")) {
+    kafka.duration("transaction_min_interval_ms", sink.kafka.transaction_min_interval, 1, 60'000);
+    if (sink.kafka.transaction_min_interval > sink.kafka.transaction_max_interval) {
+      throw ConfigError(kafka.key_path("transaction_min_interval_ms"), "must not exceed transaction_max_interval_ms");
+    }
+  }
+  // Only the maximum given, below the default minimum: the maximum alone decides, as it did.
+  sink.kafka.transaction_min_interval = std::min(sink.kafka.transaction_min_interval, sink.kafka.transaction_max_interval);
   kafka.duration("delivery_timeout_ms", sink.kafka.delivery_timeout, 1'000, 3'600'000);
   for (auto& [name, value] : kafka.string_map("librdkafka")) sink.kafka.librdkafka[name] = value;
   // The producer refuses any record above its message.max.bytes at produce time, poisoning the

@@ -279,17 +279,20 @@ class KafkaSink final : public Sink {
   }
 
   // The sink thread: moves queued batches into the active producer's open transaction and hands
-  // the transaction to its committer when it is big or old enough.
+  // the transaction to its committer when it is big or old enough (hand_over_at).
   void run() {
     std::size_t active = 0;
     std::vector<Pending> taken;
     for (;;) {
       {
         std::unique_lock lock(mutex_);
-        const ProducerSlot& slot = *slots_[active];
-        const auto deadline = slot.state == ProducerSlot::State::open ? slot.opened_at + config_.transaction_max_interval
-                                                                       : Clock::now() + std::chrono::milliseconds(100);
-        wake_.wait_until(lock, deadline, [&] { return !queue_.empty() || stopping_; });
+        // Re-evaluated on every wake-up: a committer finishing moves the hand-over time forward.
+        while (queue_.empty() && !stopping_) {
+          const auto until = slots_[active]->state == ProducerSlot::State::open
+                                 ? hand_over_at(active)
+                                 : Clock::now() + std::chrono::milliseconds(100);
+          if (wake_.wait_until(lock, until) == std::cv_status::timeout) break;
+        }
         taken.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
         queue_.clear();
       }
@@ -306,19 +309,33 @@ class KafkaSink final : public Sink {
       ProducerSlot& slot = *slots_[active];
       bool stopping;
       bool committing;  // then its committer owns the producer (and may be re-creating it)
+      bool due;
       {
         std::lock_guard lock(mutex_);
         stopping = stopping_ && queue_.empty();
         committing = slot.state == ProducerSlot::State::committing;
+        due = slot.state == ProducerSlot::State::open && Clock::now() >= hand_over_at(active);
       }
       if (!committing) rd_kafka_poll(slot.producer, 0);
-      if (slot.state == ProducerSlot::State::open &&
-          (stopping || Clock::now() - slot.opened_at >= config_.transaction_max_interval)) {
-        active = hand_over(active);
-      }
+      if (slot.state == ProducerSlot::State::open && (stopping || due)) active = hand_over(active);
       if (stopping) break;
       if (!committing) probe_while_unready(slot.producer);
     }
+  }
+
+  // Group commit: the open transaction of slot `active` is handed over once it is
+  // `transaction_min_interval` old if the next producer is free to take records (its previous
+  // commit has finished), and at the latest once it is `transaction_max_interval` old. Under light
+  // load a record so waits one short interval plus one commit; under load the next producer is
+  // still committing, records keep joining this transaction, and commits run back to back with
+  // transactions as large as the commit time makes them. (With one producer "the next" is this
+  // one, always free: it commits every minimum interval.) Caller holds mutex_.
+  Clock::time_point hand_over_at(std::size_t active) const {
+    const ProducerSlot& slot = *slots_[active];
+    const ProducerSlot& next = *slots_[(active + 1) % slots_.size()];
+    const bool next_free = next.state != ProducerSlot::State::committing;
+    return slot.opened_at + (next_free ? std::min(config_.transaction_min_interval, config_.transaction_max_interval)
+                                       : config_.transaction_max_interval);
   }
 
   // An unready gateway gets no traffic (its readiness probe fails), so a successful commit
@@ -626,6 +643,7 @@ class KafkaSink final : public Sink {
       slot.state = ProducerSlot::State::idle;
     }
     slot_idle_.notify_all();
+    wake_.notify_all();  // the active transaction may be due now that this producer is free
   }
 
   void complete(std::vector<SinkBatch>& batches, std::size_t records, bool committed, const std::string& error) {
@@ -656,7 +674,7 @@ class KafkaSink final : public Sink {
   prometheus::Gauge& queued_records_;
 
   std::mutex mutex_;
-  std::condition_variable wake_;       // the sink thread: new batches or stop
+  std::condition_variable wake_;       // the sink thread: new batches, a producer free, or stop
   std::condition_variable slot_idle_;  // a committer finished
   std::vector<Pending> queue_;
   bool stopping_ = false;

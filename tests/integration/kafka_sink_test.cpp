@@ -110,6 +110,7 @@ TEST_CASE("a fenced instance's open transaction never becomes visible; its succe
   auto first_config = config_for(transactional_prefix);
   first_config.producers = 1;
   first_config.transaction_max_records = 1'000'000;
+  first_config.transaction_min_interval = std::chrono::milliseconds(60'000);  // one producer: always free
   first_config.transaction_max_interval = std::chrono::milliseconds(60'000);
   first_config.delivery_timeout = std::chrono::milliseconds(5'000);
   auto first = sinks::make_kafka_sink(first_config, registry);
@@ -134,7 +135,8 @@ TEST_CASE("a fenced spooling instance neither spools nor acknowledges what it co
   prometheus::Registry registry;
   auto first_config = config_for(transactional_prefix);
   first_config.producers = 1;
-  first_config.transaction_max_interval = std::chrono::milliseconds(3'000);  // open while the successor starts
+  first_config.transaction_min_interval = std::chrono::milliseconds(3'000);  // open while the successor starts
+  first_config.transaction_max_interval = std::chrono::milliseconds(3'000);
   first_config.delivery_timeout = std::chrono::milliseconds(5'000);
   sinks::SpoolConfig spool;
   spool.directory = dir.path() / "spool";

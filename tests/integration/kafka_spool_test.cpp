@@ -205,7 +205,7 @@ TEST_CASE("SIGKILL in the middle of the replay: the restarted gateway resumes fr
   TempDir dir;
   // Small replay transactions make the replay last long enough to be interrupted.
   const std::string yaml = config(run, "spool-kill-" + run, ", fsync: never, replay_batch_bytes: 8192",
-                                  ", transaction_max_interval_ms: 100");
+                                  ", transaction_min_interval_ms: 100, transaction_max_interval_ms: 100");
   auto gateway = std::make_unique<GatewayProcess>(dir.path(), yaml);
   gateway->start();
   gateway->wait_ready();

@@ -93,7 +93,8 @@ std::string kafka_sink_yaml(const std::string& topic_template, int transaction_i
   return "sink:\n"
          "  type: kafka\n"
          "  topic_template: \"" + topic_template + "\"\n" +
-         "  kafka: {bootstrap_servers: \"" + kafka_bootstrap() + "\", transaction_max_interval_ms: " +
+         "  kafka: {bootstrap_servers: \"" + kafka_bootstrap() + "\", transaction_min_interval_ms: " +
+         std::to_string(transaction_interval_ms) + ", transaction_max_interval_ms: " +
          std::to_string(transaction_interval_ms) + more_kafka_keys + "}\n";
 }
 

@@ -31,7 +31,9 @@ std::int64_t unix_ms();
 std::string kafka_bootstrap();
 
 // The `sink:` block every Kafka test gateway starts with: the test broker, `topic_template`,
-// a commit every `transaction_interval_ms`, and `more_kafka_keys` (", key: value" pairs).
+// a commit every `transaction_interval_ms` — minimum and maximum interval both, so that every
+// transaction stays open that long and a test can tell an ack written from the commit from one
+// written before it — and `more_kafka_keys` (", key: value" pairs).
 std::string kafka_sink_yaml(const std::string& topic_template, int transaction_interval_ms,
                             const std::string& more_kafka_keys = "");
 

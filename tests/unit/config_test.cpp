@@ -74,6 +74,7 @@ sink:
   CHECK(config.sink.kind == telegate::gateway::SinkKind::kafka);
   CHECK(config.sink.kafka.producers == 3);
   CHECK(config.sink.kafka.transaction_max_interval == std::chrono::milliseconds(250));
+  CHECK(config.sink.kafka.transaction_min_interval == std::chrono::milliseconds(10));  // the default
   CHECK(config.sink.kafka.librdkafka.at("linger.ms") == "20");
   CHECK(config.sink.kafka.librdkafka.at("compression.type") == "zstd");
   CHECK(config.sink.kafka.transactional_id_prefix == "telegate-gw-7");
@@ -92,6 +93,10 @@ TEST_CASE("errors name the key at fault") {
   CHECK(error_key(kMinimal + "sink: {topic_template: 't.{nope}'}\n") == "sink.topic_template");
   CHECK(error_key(kMinimal + "sink: {local_log: {fsync: sometimes}}\n") == "sink.local_log.fsync");
   CHECK(error_key(kMinimal + "sink: {kafka: {producers: 9}}\n") == "sink.kafka.producers");
+  CHECK(error_key(kMinimal + "sink: {kafka: {transaction_min_interval_ms: 0}}\n") ==
+        "sink.kafka.transaction_min_interval_ms");
+  CHECK(error_key(kMinimal + "sink: {kafka: {transaction_min_interval_ms: 50, transaction_max_interval_ms: 40}}\n") ==
+        "sink.kafka.transaction_min_interval_ms");
   CHECK(error_key(kMinimal + "sink: {kafka: {spool: {fsync: sometimes}}}\n") == "sink.kafka.spool.fsync");
   CHECK(error_key(kMinimal + "sink: {kafka: {spool: {max_bytes: 10}}}\n") == "sink.kafka.spool.max_bytes");
   CHECK(error_key(kMinimal + "sink: {kafka: {spool: {directory: ''}}}\n") == "sink.kafka.spool.directory");
@@ -123,6 +128,14 @@ TEST_CASE("errors name the key at fault") {
   CHECK(error_key("tenants: [{name: 'a/b'}]\n") == "tenants[0].name");
   CHECK(error_key("tenants: [{name: a}, {name: a}]\n") == "tenants[1].name");
   CHECK(error_key("http: [1, 2\n") == "(file)");
+}
+
+TEST_CASE("a commit interval below the default minimum lowers the minimum with it") {
+  const auto config = parse_config(kMinimal + "sink: {kafka: {transaction_max_interval_ms: 4}}\n");
+  CHECK(config.sink.kafka.transaction_max_interval == std::chrono::milliseconds(4));
+  CHECK(config.sink.kafka.transaction_min_interval == std::chrono::milliseconds(4));
+  const auto both = parse_config(kMinimal + "sink: {kafka: {transaction_min_interval_ms: 30}}\n");
+  CHECK(both.sink.kafka.transaction_min_interval == std::chrono::milliseconds(30));
 }
 
 TEST_CASE("the Kafka spool is off unless configured, and its keys are read") {

@@ -48,6 +48,59 @@ TEST_CASE("batches complete exactly once and stop() drains what was submitted") 
   CHECK(late.failed == 1);
 }
 
+namespace {
+
+// Only the intervals decide when a transaction is handed over.
+sinks::KafkaSinkConfig interval_config(const MockCluster& cluster, int min_ms, int max_ms) {
+  auto config = config_for(cluster);
+  config.transaction_max_records = 1'000'000;
+  config.transaction_min_interval = std::chrono::milliseconds(min_ms);
+  config.transaction_max_interval = std::chrono::milliseconds(max_ms);
+  return config;
+}
+
+// Submits one batch at a time, each after the previous one completed, and returns how long each
+// took from submit to completion.
+std::vector<std::chrono::milliseconds> sequential_batches(const sinks::KafkaSinkConfig& config, int count) {
+  prometheus::Registry registry;
+  Counts counts;
+  auto sink = sinks::make_kafka_sink(config, registry);
+  sink->start();
+  std::vector<std::chrono::milliseconds> took;
+  for (int i = 0; i < count; ++i) {
+    const auto submitted = std::chrono::steady_clock::now();
+    sink->submit(batch(3, counts));
+    while (counts.calls == i && std::chrono::steady_clock::now() - submitted < std::chrono::seconds(10)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    took.push_back(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - submitted));
+  }
+  sink->stop();
+  CHECK(counts.ok == count);
+  return took;
+}
+
+}  // namespace
+
+// Group commit: a lone batch waits for the minimum interval plus one commit, not for the
+// maximum interval (the rule before: every transaction stayed open transaction_max_interval).
+TEST_CASE("under light load a transaction commits once it is the minimum interval old, not the maximum") {
+  MockCluster cluster;
+  // Both producers take turns: the second batch goes to the other producer, whose predecessor
+  // has finished committing, and so on.
+  for (const auto took : sequential_batches(interval_config(cluster, 5, 3'000), 6)) {
+    CHECK(took < std::chrono::milliseconds(1'500));
+  }
+}
+
+TEST_CASE("no transaction is handed over before it is the minimum interval old") {
+  MockCluster cluster;
+  for (const auto took : sequential_batches(interval_config(cluster, 300, 5'000), 3)) {
+    CHECK(took >= std::chrono::milliseconds(300));
+    CHECK(took < std::chrono::milliseconds(3'000));
+  }
+}
+
 TEST_CASE("exactly-once settings cannot be overridden") {
   MockCluster cluster;
   prometheus::Registry registry;
