@@ -544,7 +544,13 @@ class KafkaSink final : public Sink {
         continue;
       }
       const auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(give_up_at - Clock::now());
-      if (remaining.count() <= 0) break;
+      if (remaining.count() <= 0) {
+        if (last_error.empty()) {
+          last_error = fmt::format("sink.kafka.delivery_timeout_ms ({} ms) passed before the transaction could commit",
+                                   config_.delivery_timeout.count());
+        }
+        break;
+      }
       const KafkaError error(rd_kafka_commit_transaction(slot.producer, static_cast<int>(remaining.count())));
       if (!error) {
         committed = true;
