@@ -291,18 +291,15 @@ std::optional<IngestOutcome> PipelineWorker::ingest(const IngestRequest& request
   sink_batch.recycler = pipeline_.recycler_;
   const DeviceTypeStages::Input input{request.device, request.content_type, request.body, request.protocol,
                                       pipeline_.config_.instance_id};
-  if (auto refused = stages->run(input, batch_, outcome, sink_batch.records)) {
+  std::optional<IngestOutcome> rejected = stages->run(input, batch_, outcome, sink_batch.records);
+  if (!rejected && pipeline_.config_.sink.kind == SinkKind::kafka) {
+    rejected = oversized_record(sink_batch.records, pipeline_.config_.sink.max_record_bytes);
+  }
+  if (rejected) {
     const std::size_t records = std::max<std::size_t>(batch_.total(), 1);
     tenant.received->Increment(static_cast<double>(records));
-    return refuse_all(refused->status == IngestStatus::forbidden ? RejectReason::forbidden : RejectReason::decode,
-                      records, std::move(*refused));
-  }
-  if (pipeline_.config_.sink.kind == SinkKind::kafka) {
-    if (auto refused = oversized_record(sink_batch.records, pipeline_.config_.sink.max_record_bytes)) {
-      const std::size_t records = std::max<std::size_t>(batch_.total(), 1);
-      tenant.received->Increment(static_cast<double>(records));
-      return refuse_all(RejectReason::decode, records, std::move(*refused));
-    }
+    return refuse_all(rejected->status == IngestStatus::forbidden ? RejectReason::forbidden : RejectReason::decode,
+                      records, std::move(*rejected));
   }
   metrics.received->Increment(static_cast<double>(batch_.total()));
   tenant.received->Increment(static_cast<double>(batch_.total()));
