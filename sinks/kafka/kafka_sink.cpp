@@ -191,6 +191,8 @@ class KafkaSink final : public Sink {
     if (config_.producers == 0 || config_.producers > kMaxProducers) {
       throw std::invalid_argument(fmt::format("sink.kafka.producers: must be between 1 and {}", kMaxProducers));
     }
+    // A maximum below the minimum wins (the gateway's config does the same for its YAML).
+    config_.transaction_min_interval = std::min(config_.transaction_min_interval, config_.transaction_max_interval);
     slots_.resize(config_.producers);
     for (std::size_t i = 0; i < slots_.size(); ++i) {
       slots_[i] = std::make_unique<ProducerSlot>();
@@ -334,8 +336,7 @@ class KafkaSink final : public Sink {
     const ProducerSlot& slot = *slots_[active];
     const ProducerSlot& next = *slots_[(active + 1) % slots_.size()];
     const bool next_free = next.state != ProducerSlot::State::committing;
-    return slot.opened_at + (next_free ? std::min(config_.transaction_min_interval, config_.transaction_max_interval)
-                                       : config_.transaction_max_interval);
+    return slot.opened_at + (next_free ? config_.transaction_min_interval : config_.transaction_max_interval);
   }
 
   // An unready gateway gets no traffic (its readiness probe fails), so a successful commit
