@@ -294,10 +294,11 @@ int codec_costs(int argc, char** argv) {
   return codec_sample_costs(seconds);
 }
 
-// User + system CPU seconds of this process, every thread included.
-double process_cpu_seconds() {
+// User + system CPU seconds of `who`: RUSAGE_SELF (this process, every thread included) or
+// RUSAGE_THREAD (the calling thread alone).
+double cpu_seconds(int who) {
   rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
+  getrusage(who, &usage);
   const auto seconds = [](const timeval& time) { return static_cast<double>(time.tv_sec) + static_cast<double>(time.tv_usec) / 1e6; };
   return seconds(usage.ru_utime) + seconds(usage.ru_stime);
 }
@@ -475,14 +476,6 @@ struct ProduceOptions {
   double records_per_second = 0;
 };
 
-// CPU seconds of the calling thread alone.
-double thread_cpu_seconds() {
-  rusage usage{};
-  getrusage(RUSAGE_THREAD, &usage);
-  const auto seconds = [](const timeval& time) { return static_cast<double>(time.tv_sec) + static_cast<double>(time.tv_usec) / 1e6; };
-  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
-}
-
 struct ProduceResult {
   double records_per_second = 0;
   double cpu_us_per_record = 0;         // the whole process: caller + librdkafka's threads
@@ -584,8 +577,8 @@ ProduceResult produce_run(const std::string& bootstrap, const std::string& topic
   for (std::size_t i = 0; i < 1000; ++i) produce_one(i);
   commit();
 
-  const double cpu_before = process_cpu_seconds();
-  const double caller_before = thread_cpu_seconds();
+  const double cpu_before = cpu_seconds(RUSAGE_SELF);
+  const double caller_before = cpu_seconds(RUSAGE_THREAD);
   const auto started = Clock::now();
   std::size_t in_transaction = 0;
   must(rd_kafka_begin_transaction(producer), "begin_transaction");
@@ -605,8 +598,8 @@ ProduceResult produce_run(const std::string& bootstrap, const std::string& topic
   commit();
   const double elapsed = std::chrono::duration<double>(Clock::now() - started).count();
   const double per_record = 1e6 / static_cast<double>(records);
-  const ProduceResult result{static_cast<double>(records) / elapsed, (process_cpu_seconds() - cpu_before) * per_record,
-                             (thread_cpu_seconds() - caller_before) * per_record};
+  const ProduceResult result{static_cast<double>(records) / elapsed, (cpu_seconds(RUSAGE_SELF) - cpu_before) * per_record,
+                             (cpu_seconds(RUSAGE_THREAD) - caller_before) * per_record};
   rd_kafka_topic_destroy(handle);
   rd_kafka_destroy(producer);
   return result;
