@@ -56,6 +56,9 @@ KafkaMessage copy_message(const rd_kafka_message_t& message) {
   copy.offset = message.offset;
   if (message.key) copy.key.assign(static_cast<const char*>(message.key), message.key_len);
   if (message.payload) copy.value.assign(static_cast<const char*>(message.payload), message.len);
+  rd_kafka_timestamp_type_t timestamp_type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
+  const std::int64_t timestamp = rd_kafka_message_timestamp(&message, &timestamp_type);
+  if (timestamp_type == RD_KAFKA_TIMESTAMP_CREATE_TIME) copy.timestamp_ms = timestamp;
   rd_kafka_headers_t* headers = nullptr;
   // rd_kafka_message_headers() takes a non-const message: it parses the headers lazily.
   if (rd_kafka_message_headers(const_cast<rd_kafka_message_t*>(&message), &headers) == RD_KAFKA_RESP_ERR_NO_ERROR) {

@@ -26,6 +26,7 @@ struct KafkaMessage {
   std::string key;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string value;
+  std::int64_t timestamp_ms = -1;  // CreateTime (the producer's), or -1 if it has none
 };
 
 // Every committed message of `topic` from the beginning, stopping once `expected` messages have

@@ -62,9 +62,9 @@ constexpr std::string_view kProtectedSettings[] = {"enable.idempotence", "acks",
 // One transactional producer and the batches of its open transaction.
 //
 // Lifecycle: created by KafkaSink::start(). While `state` is `open` the sink thread owns it
-// (produces into it); while `committing` its committer thread owns it (commit, and on
-// abortable errors abort and re-produce); `idle` means nobody is using it. `state` changes only
-// under KafkaSink::mutex_.
+// (adds batches to it, and produces them when handing it over); while `committing` its
+// committer thread owns it (commit, and on abortable errors abort and re-produce); `idle` means
+// nobody is using it. `state` changes only under KafkaSink::mutex_.
 // Config allows up to this many producers (sink.kafka.producers); a message's delivery tag
 // (DeliveryTag) packs the slot index below it.
 constexpr std::size_t kMaxProducers = 8;
@@ -115,6 +115,14 @@ class TopicHandles {
   rd_kafka_topic_t* last_ = nullptr;
 };
 
+// A batch in a slot's transaction, with the Kafka timestamp (CreateTime) of its records: the
+// wall-clock time the sink accepted it, read once per batch. Without an explicit timestamp
+// librdkafka reads the wall clock (gettimeofday) for every message it creates.
+struct TransactionBatch {
+  SinkBatch batch;
+  std::int64_t timestamp_ms = 0;
+};
+
 struct ProducerSlot {
   enum class State : std::uint8_t { idle, open, committing };
 
@@ -123,7 +131,9 @@ struct ProducerSlot {
   rd_kafka_t* producer = nullptr;
   TopicHandles topics;  // of `producer`
   State state = State::idle;
-  std::vector<SinkBatch> batches;
+  // Not yet produced while the transaction is open: produce_all() hands them to librdkafka at
+  // the hand-over (docs/kafka-sink.md, "Producing at the hand-over").
+  std::vector<TransactionBatch> batches;
   std::size_t records = 0;
   // Set when the producer (at produce time) or the broker (in the delivery report) refused a
   // record outright (too large, …): committing would promise the device a record that is not
@@ -209,7 +219,7 @@ class KafkaSink final : public Sink {
     {
       std::lock_guard lock(mutex_);
       if (!stopping_) {
-        queue_.push_back(Pending{std::move(batch), Clock::now()});
+        queue_.push_back(Pending{std::move(batch), Clock::now(), unix_ms_now()});
         queued_records_.Increment(static_cast<double>(count));
         wake_.notify_all();
         return;
@@ -242,7 +252,14 @@ class KafkaSink final : public Sink {
   struct Pending {
     SinkBatch batch;
     Clock::time_point submitted_at;
+    std::int64_t timestamp_ms;  // TransactionBatch::timestamp_ms
   };
+
+  static std::int64_t unix_ms_now() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
 
   rd_kafka_t* create_producer(const std::string& transactional_id) {
     char error_text[512];
@@ -281,7 +298,8 @@ class KafkaSink final : public Sink {
   }
 
   // The sink thread: moves queued batches into the active producer's open transaction and hands
-  // the transaction to its committer when it is big or old enough (hand_over_at).
+  // the transaction to its committer when it is big or old enough (hand_over_at), producing its
+  // records just before.
   void run() {
     std::size_t active = 0;
     std::vector<Pending> taken;
@@ -304,7 +322,7 @@ class KafkaSink final : public Sink {
           fail_fenced(std::move(pending.batch));
           continue;
         }
-        produce_batch(*slot, std::move(pending));
+        add_batch(*slot, std::move(pending));
         if (slot->records >= config_.transaction_max_records) active = hand_over(active);
       }
       taken.clear();
@@ -400,11 +418,20 @@ class KafkaSink final : public Sink {
         SinkError{SinkErrc::fenced, "another instance took over this gateway's Kafka transactional id"}));
   }
 
-  void produce_batch(ProducerSlot& slot, Pending pending) {
+  void add_batch(ProducerSlot& slot, Pending pending) {
     if (slot.batches.empty()) slot.oldest_batch_at = pending.submitted_at;
     slot.records += pending.batch.records.size();
-    slot.batches.push_back(std::move(pending.batch));
-    produce_records(slot, slot.batches.back());
+    slot.batches.push_back(TransactionBatch{std::move(pending.batch), pending.timestamp_ms});
+  }
+
+  // Produces every batch of the slot's transaction at once, at the hand-over. librdkafka 2.0.2
+  // registers a transaction's partitions with the coordinator (AddPartitionsToTxn) on a 1 ms
+  // timer that it re-arms after every answer, and its main thread spins through any timer wait
+  // shorter than a millisecond (rdkafka.c:2091-2094): ~2 ms of CPU per registration round.
+  // Produced together, a transaction's partitions mostly share one round instead of joining in
+  // several as batches arrive (docs/kafka-sink.md, "Producing at the hand-over").
+  void produce_all(ProducerSlot& slot) {
+    for (std::size_t index = 0; index < slot.batches.size(); ++index) produce_records(slot, index);
   }
 
   // Values are produced without RD_KAFKA_MSG_F_COPY: librdkafka points at the record's own
@@ -416,7 +443,8 @@ class KafkaSink final : public Sink {
 
   // One record with its headers: tg-route alone on the common path (one V_HEADER, no header
   // list to build), or tg-route plus the format's own headers (CloudEvents).
-  static rd_kafka_resp_err_t produce(ProducerSlot& slot, const envelope::SealedRecord& record, void* tag) {
+  static rd_kafka_resp_err_t produce(ProducerSlot& slot, const envelope::SealedRecord& record, std::int64_t timestamp_ms,
+                                     void* tag) {
     rd_kafka_topic_t* topic = slot.topics.get(slot.producer, record.topic);
 // librdkafka's RD_KAFKA_V_* macros are C casts.
 #pragma GCC diagnostic push
@@ -427,7 +455,8 @@ class KafkaSink final : public Sink {
           RD_KAFKA_V_VALUE(const_cast<char*>(record.value.data()), record.value.size()),
           RD_KAFKA_V_HEADER(envelope::kRouteHeader.data(), record.route_header.data(),
                             static_cast<ssize_t>(record.route_header.size())),
-          RD_KAFKA_V_MSGFLAGS(kProduceFlags), RD_KAFKA_V_OPAQUE(tag), RD_KAFKA_V_END);
+          RD_KAFKA_V_TIMESTAMP(timestamp_ms), RD_KAFKA_V_MSGFLAGS(kProduceFlags), RD_KAFKA_V_OPAQUE(tag),
+          RD_KAFKA_V_END);
     }
     rd_kafka_headers_t* headers = rd_kafka_headers_new(record.headers.size() + 1);
     rd_kafka_header_add(headers, envelope::kRouteHeader.data(), static_cast<ssize_t>(envelope::kRouteHeader.size()),
@@ -439,7 +468,7 @@ class KafkaSink final : public Sink {
     const rd_kafka_resp_err_t error = rd_kafka_producev(
         slot.producer, RD_KAFKA_V_RKT(topic), RD_KAFKA_V_KEY(record.key.data(), record.key.size()),
         RD_KAFKA_V_VALUE(const_cast<char*>(record.value.data()), record.value.size()), RD_KAFKA_V_HEADERS(headers),
-        RD_KAFKA_V_MSGFLAGS(kProduceFlags), RD_KAFKA_V_OPAQUE(tag), RD_KAFKA_V_END);
+        RD_KAFKA_V_TIMESTAMP(timestamp_ms), RD_KAFKA_V_MSGFLAGS(kProduceFlags), RD_KAFKA_V_OPAQUE(tag), RD_KAFKA_V_END);
 #pragma GCC diagnostic pop
     if (error) rd_kafka_headers_destroy(headers);  // owned by the message only when produced
     return error;
@@ -449,14 +478,20 @@ class KafkaSink final : public Sink {
   // outright poisons the transaction (it can no longer commit what the device was promised), so
   // the transaction is marked for abort; the committer re-produces the other batches after
   // aborting.
-  void produce_records(ProducerSlot& slot, const SinkBatch& batch) {
-    const std::size_t index = static_cast<std::size_t>(&batch - slot.batches.data());
+  void produce_records(ProducerSlot& slot, std::size_t index) {
+    const TransactionBatch& batch = slot.batches[index];
     void* tag = DeliveryTag{slot.index, index}.encode();
-    for (const envelope::SealedRecord& record : batch.records) {
-      if (!produce_or_poison(slot, index, record.topic, [&] { return produce(slot, record, tag); })) return;
+    const std::int64_t timestamp_ms = batch.timestamp_ms;
+    for (const envelope::SealedRecord& record : batch.batch.records) {
+      if (!produce_or_poison(slot, index, record.topic, [&] { return produce(slot, record, timestamp_ms, tag); })) {
+        return;
+      }
     }
-    for (const ControlRecord& control : batch.control) {
-      if (!produce_or_poison(slot, index, control.topic, [&] { return produce_control(slot, control, tag); })) return;
+    for (const ControlRecord& control : batch.batch.control) {
+      if (!produce_or_poison(slot, index, control.topic,
+                             [&] { return produce_control(slot, control, timestamp_ms, tag); })) {
+        return;
+      }
     }
   }
 
@@ -499,22 +534,25 @@ class KafkaSink final : public Sink {
            fmt::format("the broker refused a record of {} bytes for {}", message.len, rd_kafka_topic_name(message.rkt)));
   }
 
-  static rd_kafka_resp_err_t produce_control(ProducerSlot& slot, const ControlRecord& control, void* tag) {
+  static rd_kafka_resp_err_t produce_control(ProducerSlot& slot, const ControlRecord& control, std::int64_t timestamp_ms,
+                                             void* tag) {
     rd_kafka_topic_t* topic = slot.topics.get(slot.producer, control.topic);
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wold-style-cast"
     return rd_kafka_producev(slot.producer, RD_KAFKA_V_RKT(topic), RD_KAFKA_V_PARTITION(control.partition),
                              RD_KAFKA_V_KEY(control.key.data(), control.key.size()),
                              RD_KAFKA_V_VALUE(const_cast<char*>(control.value.data()), control.value.size()),
-                             RD_KAFKA_V_MSGFLAGS(kProduceFlags), RD_KAFKA_V_OPAQUE(tag), RD_KAFKA_V_END);
+                             RD_KAFKA_V_TIMESTAMP(timestamp_ms), RD_KAFKA_V_MSGFLAGS(kProduceFlags),
+                             RD_KAFKA_V_OPAQUE(tag), RD_KAFKA_V_END);
 #pragma GCC diagnostic pop
   }
 
-  // Flushes the active producer (its records are now in the log, uncommitted, so the next
-  // producer's records land after them: per-partition order holds) and lets its committer
-  // finish the transaction while the next producer takes new records.
+  // Produces the active producer's batches and flushes it (its records are now in the log,
+  // uncommitted, so the next producer's records land after them: per-partition order holds),
+  // then lets its committer finish the transaction while the next producer takes new records.
   std::size_t hand_over(std::size_t index) {
     ProducerSlot& slot = *slots_[index];
+    produce_all(slot);
     rd_kafka_flush(slot.producer, static_cast<int>(config_.delivery_timeout.count()));
     {
       std::lock_guard lock(mutex_);
@@ -575,7 +613,7 @@ class KafkaSink final : public Sink {
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
       if (!reproduce(slot)) break;
     }
-    std::vector<SinkBatch> batches = std::move(slot.batches);
+    std::vector<TransactionBatch> batches = std::move(slot.batches);
     const std::size_t records = slot.records;
     if (!committed && !fenced_) {
       // Nothing of this transaction can become visible: it was never committed, and it is
@@ -589,9 +627,9 @@ class KafkaSink final : public Sink {
     finish(slot, committed, started);
     if (committed || fenced_) complete(batches, records, committed, last_error);
     if (!committed && fenced_) {
-      for (SinkBatch& batch : batches) {
-        batch.on_complete = nullptr;  // called already; lets go of what it captured
-        slot.retired.push_back(std::move(batch));
+      for (TransactionBatch& batch : batches) {
+        batch.batch.on_complete = nullptr;  // called already; lets go of what it captured
+        slot.retired.push_back(std::move(batch.batch));
       }
     }
   }
@@ -600,7 +638,7 @@ class KafkaSink final : public Sink {
   // when fenced.
   bool reproduce(ProducerSlot& slot) {
     if (!begin(slot)) return false;
-    for (const SinkBatch& batch : slot.batches) produce_records(slot, batch);
+    produce_all(slot);
     rd_kafka_flush(slot.producer, static_cast<int>(config_.delivery_timeout.count()));
     return true;
   }
@@ -608,7 +646,7 @@ class KafkaSink final : public Sink {
   // Committer thread, after the poisoned transaction was aborted (so librdkafka points at none
   // of the batch's bytes any more): fails the batch that held the refused record.
   void refuse_poisoned(ProducerSlot& slot) {
-    SinkBatch refused = std::move(slot.batches[slot.poisoned_batch]);
+    SinkBatch refused = std::move(slot.batches[slot.poisoned_batch].batch);
     slot.batches.erase(slot.batches.begin() + static_cast<std::ptrdiff_t>(slot.poisoned_batch));
     const std::size_t records = refused.records.size();
     slot.records -= records;
@@ -653,18 +691,18 @@ class KafkaSink final : public Sink {
     wake_.notify_all();  // the active transaction may be due now that this producer is free
   }
 
-  void complete(std::vector<SinkBatch>& batches, std::size_t records, bool committed, const std::string& error) {
+  void complete(std::vector<TransactionBatch>& batches, std::size_t records, bool committed, const std::string& error) {
     queued_records_.Decrement(static_cast<double>(records));
     (committed ? counters_.durable : counters_.failed).Increment(static_cast<double>(records));
-    for (std::size_t i = 0; i < batches.size(); ++i) {
+    for (TransactionBatch& batch : batches) {
       counters_.batches.Increment();
       if (committed) {
-        batches[i].on_complete({});
+        batch.batch.on_complete({});
       } else if (fenced_) {
-        batches[i].on_complete(std::unexpected(
+        batch.batch.on_complete(std::unexpected(
             SinkError{SinkErrc::fenced, "another instance took over this gateway's Kafka transactional id"}));
       } else {
-        batches[i].on_complete(
+        batch.batch.on_complete(
             std::unexpected(SinkError{SinkErrc::unavailable, fmt::format("not committed to Kafka: {}", error)}));
       }
     }

@@ -100,6 +100,49 @@ TEST_CASE("every record exactly once, in per-key order, across many producer han
   for (const auto& [id, count] : seen) CHECK_MESSAGE(count == 1, id);
 }
 
+TEST_CASE("a record's Kafka timestamp is when the sink accepted its batch, not when it was produced") {
+  const std::string topic = unique("it.timestamp.");
+  prometheus::Registry registry;
+  auto config = config_for(unique("it-timestamp-"));
+  config.producers = 1;
+  // Produced at the hand-over, 1.5 s after the first batch was accepted: a timestamp taken at
+  // produce time would be that much later.
+  config.transaction_min_interval = std::chrono::milliseconds(1'500);
+  config.transaction_max_interval = std::chrono::milliseconds(1'500);
+  auto sink = sinks::make_kafka_sink(config, registry);
+  sink->start();
+  const auto unix_ms = [] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+  std::atomic<int> ok{0}, failed{0};
+  std::vector<std::pair<std::int64_t, std::int64_t>> accepted;  // per batch: clock before and after submit()
+  for (int batch = 0; batch < 2; ++batch) {
+    if (batch > 0) std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    const std::int64_t before = unix_ms();
+    sink->submit(batch_of(topic, batch, 20, ok, failed));
+    accepted.emplace_back(before, unix_ms());
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (ok + failed < 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  const std::int64_t committed = unix_ms();
+  sink->stop();
+  REQUIRE(ok == 2);
+
+  const auto messages = testing::read_committed(testing::kafka_bootstrap(), topic, 40);
+  REQUIRE(messages.size() == 40);
+  for (const auto& message : messages) {
+    const int batch = std::stoi(message.value) / 1000;  // batch_of: value = batch * 1000 + i
+    REQUIRE((batch == 0 || batch == 1));
+    const auto [before, after] = accepted[static_cast<std::size_t>(batch)];
+    CHECK_MESSAGE((message.timestamp_ms >= before && message.timestamp_ms <= after),
+                  "batch " << batch << ": timestamp " << message.timestamp_ms << " outside its submit() [" << before
+                           << ", " << after << "], committed at " << committed);
+  }
+}
+
 TEST_CASE("a fenced instance's open transaction never becomes visible; its successor's records do") {
   const std::string topic = unique("it.fence.");
   const std::string transactional_prefix = unique("it-fence-");
@@ -117,7 +160,7 @@ TEST_CASE("a fenced instance's open transaction never becomes visible; its succe
   first->start();
   std::atomic<int> first_ok{0}, first_failed{0};
   first->submit(batch_of(topic, 1, 40, first_ok, first_failed));
-  std::this_thread::sleep_for(std::chrono::seconds(2));  // produced, not committed
+  std::this_thread::sleep_for(std::chrono::seconds(2));  // in an open transaction, not committed
 
   CHECK(run_successor(transactional_prefix, topic) == 1);
 
@@ -146,7 +189,7 @@ TEST_CASE("a fenced spooling instance neither spools nor acknowledges what it co
   first->start();
   std::atomic<int> first_ok{0}, first_failed{0};
   first->submit(batch_of(topic, 1, 40, first_ok, first_failed));
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // produced, not committed
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // in an open transaction, not committed
 
   CHECK(run_successor(transactional_prefix, topic) == 1);
 
