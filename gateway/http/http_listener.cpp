@@ -176,16 +176,11 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     parser_->header_limit(static_cast<std::uint32_t>(config.max_header_bytes));
     if (buffer_.size()) return read_header();  // a pipelined request: its bytes have arrived
     lowest().expires_after(config.idle_timeout);
-    stream_.async_read_some(buffer_.prepare(std::max(kFirstReadBytes, buffer_.capacity() - buffer_.size())),
-                            [self = this->shared_from_this()](beast::error_code error, std::size_t size) {
-                              self->buffer_.commit(size);
-                              if (error) return self->on_read_error(error);
-                              self->read_header();
-                            });
+    read_some([](HttpSession& self) { self.read_header(); });
   }
 
  private:
-  // A request's first read: whatever has arrived, up to this much or what buffer_ has room for.
+  // The least a read asks for (a connection's first read takes no more).
   static constexpr std::size_t kFirstReadBytes = 4096;
   static constexpr std::size_t kKeptBufferBytes = 64 << 10;
 
@@ -193,14 +188,48 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
 
   void read_header() {
     lowest().expires_after(listener_.context_.config.http.request_timeout);
-    http::async_read_header(stream_, buffer_, *parser_,
-                            [self = this->shared_from_this()](beast::error_code error, std::size_t) {
-                              self->on_header(error);
+    parse(false);
+  }
+
+  // Feeds buffer_ to the parser, reading more as it asks, until it has the header (body ==
+  // false: then on_header) or the whole chunked body (then on_request). Done here rather than by
+  // http::async_read so that what Beast throws on hostile input — std::length_error for a field
+  // name over 64 KiB, in the header or a chunked body's trailer — answers 400 instead of ending
+  // the I/O thread; and the parser sees at most http.max_header_bytes at a time, so that a chunk
+  // line or trailer, which Beast does not limit, is held to that like the header, whatever way
+  // its bytes arrive.
+  void parse(bool body) {
+    const std::size_t window = listener_.context_.config.http.max_header_bytes;
+    const auto done = [&] { return body ? parser_->is_done() : parser_->is_header_done(); };
+    beast::error_code error;
+    try {
+      while (!done() && buffer_.size() > 0) {
+        const std::size_t used = parser_->put(asio::buffer(buffer_.data(), window), error);
+        buffer_.consume(used);
+        if ((error && error != http::error::need_more) || used == 0) break;
+      }
+    } catch (const std::exception& thrown) {
+      return respond(http::status::bad_request, error_body("bad_request", thrown.what()), true);
+    }
+    if (error && error != http::error::need_more) return on_read_error(error);
+    if (done()) return body ? on_request(false) : on_header();
+    if (buffer_.size() >= window) return on_read_error(http::error::header_limit);  // needs more than a window
+    read_some([body](HttpSession& self) { self.parse(body); });
+  }
+
+  // Reads whatever has arrived into buffer_, as much as its free space holds (kFirstReadBytes at
+  // the least), then goes on with `next`.
+  template <class Next>
+  void read_some(Next next) {
+    stream_.async_read_some(buffer_.prepare(std::max(kFirstReadBytes, buffer_.capacity() - buffer_.size())),
+                            [self = this->shared_from_this(), next](beast::error_code error, std::size_t size) {
+                              self->buffer_.commit(size);
+                              if (error) return self->on_read_error(error);
+                              next(*self);
                             });
   }
 
-  void on_header(beast::error_code error) {
-    if (error) return on_read_error(error);
+  void on_header() {
     const auto& header = parser_->get();
     if (beast::iequals(header[http::field::expect], "100-continue")) {
       // curl asks before sending large bodies; answering saves it a one-second wait.
@@ -218,16 +247,13 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   // A body with a Content-Length (what devices send) is read straight into buffer_, behind
   // the part of it that came with the headers, and handed to the pipeline where it lies. Beast's
   // parser would read it in pieces no larger than buffer_'s free space (a 50 KB body took a dozen
-  // 4 KiB reads) and copy each into a string that is zero-filled first. Chunked bodies and bodies
-  // that end with the connection go through the parser.
+  // 4 KiB reads) and copy each into a string that is zero-filled first. Chunked bodies go
+  // through the parser (a request without either has no body: the parser is done already).
   void read_body() {
     const auto length = parser_->content_length();  // none when chunked or read to the end
     if (!length) {
-      return http::async_read(stream_, buffer_, *parser_, [self = this->shared_from_this()](beast::error_code error,
-                                                                                          std::size_t) {
-        if (error) return self->on_read_error(error);
-        self->on_request(false);
-      });
+      parser_->eager(true);
+      return parse(true);
     }
     body_bytes_ = static_cast<std::size_t>(*length);  // at most http.max_body_bytes: the parser checked
     if (buffer_.size() >= body_bytes_) return on_request(true);

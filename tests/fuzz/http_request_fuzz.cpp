@@ -24,33 +24,36 @@ constexpr std::uint32_t kHeaderLimit = 4096;
 constexpr std::uint64_t kBodyLimit = 65536;
 
 // The request as framed (method, target, every field and the body), or nothing when the
-// parser refused the input or it ended before a whole request. raw_body: the listener's way;
-// otherwise Beast's parser reads every body.
+// parser refused the input (or threw, which the listener answers with 400) or it ended before a
+// whole request. Like the listener, the parser is given at most kHeaderLimit bytes at a time and
+// a request is refused when it needs more than that. raw_body: the listener's way with a
+// Content-Length body; otherwise Beast's parser reads every body.
 template <typename NextChunk>
-std::optional<std::string> parse(std::string_view input, NextChunk next_chunk, bool raw_body) {
+std::optional<std::string> parse(std::string_view input, NextChunk next_chunk, bool raw_body) try {
   http::request_parser<http::string_body> parser;
   parser.header_limit(kHeaderLimit);
   parser.body_limit(kBodyLimit);
   parser.eager(!raw_body);  // the listener reads the header alone first
   std::string pending;
   std::size_t offset = 0;
-  boost::system::error_code error = http::error::need_more;
+  boost::system::error_code error;
   std::optional<std::size_t> length;  // raw_body: the Content-Length, once the header is read
   while (!parser.is_done() && !(length && pending.size() >= *length)) {
-    if (!length && !pending.empty() && error != http::error::need_more) {
-      const std::size_t used = parser.put(boost::asio::buffer(pending), error);
+    while (!length && !parser.is_done() && !pending.empty()) {
+      const std::size_t used = parser.put(boost::asio::buffer(pending.data(), std::min<std::size_t>(pending.size(), kHeaderLimit)), error);
       pending.erase(0, used);
       if (error && error != http::error::need_more) return std::nullopt;
-      if (!error && used == 0) error = http::error::need_more;  // nothing it could use yet
       if (raw_body && parser.is_header_done() && !parser.is_done()) {
         if (const auto content_length = parser.content_length()) {
           length = static_cast<std::size_t>(*content_length);
-        } else {
-          parser.eager(true);  // chunked or to the end: the parser reads it
+          break;
         }
+        parser.eager(true);  // chunked: the parser reads it
       }
-      continue;
+      if (used == 0) break;
     }
+    if (parser.is_done() || (length && pending.size() >= *length)) break;
+    if (!length && pending.size() >= kHeaderLimit) return std::nullopt;  // needs more than a window
     if (offset == input.size()) {
       if (length) return std::nullopt;  // the connection closed before the whole body came
       parser.put_eof(error);
@@ -59,13 +62,14 @@ std::optional<std::string> parse(std::string_view input, NextChunk next_chunk, b
     const std::size_t chunk = std::min(next_chunk(), input.size() - offset);
     pending.append(input.substr(offset, chunk));
     offset += chunk;
-    error = {};  // new bytes: worth another put()
   }
   if (!length && (error || !parser.is_done())) return std::nullopt;
   const auto& request = parser.get();
   std::string text = std::string(request.method_string()) + ' ' + std::string(request.target()) + '\n';
   for (const auto& field : request) text += std::string(field.name_string()) + ": " + std::string(field.value()) + '\n';
   return text + (length ? pending.substr(0, *length) : request.body());
+} catch (const std::exception&) {
+  return std::nullopt;
 }
 
 }  // namespace
