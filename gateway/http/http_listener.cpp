@@ -250,7 +250,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   // 4 KiB reads) and copy each into a string that is zero-filled first. Chunked bodies go
   // through the parser (a request without either has no body: the parser is done already).
   void read_body() {
-    const auto length = parser_->content_length();  // none when chunked or read to the end
+    const auto length = parser_->content_length();  // none when chunked
     if (!length) {
       parser_->eager(true);
       return parse(true);
