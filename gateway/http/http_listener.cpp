@@ -176,30 +176,60 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     parser_->header_limit(static_cast<std::uint32_t>(config.max_header_bytes));
     if (buffer_.size()) return read_header();  // a pipelined request: its bytes have arrived
     lowest().expires_after(config.idle_timeout);
-    stream_.async_read_some(buffer_.prepare(kFirstReadBytes),
-                            [self = this->shared_from_this()](beast::error_code error, std::size_t size) {
-                              self->buffer_.commit(size);
-                              if (error) return self->on_read_error(error);
-                              self->read_header();
-                            });
+    read_some([](HttpSession& self) { self.read_header(); });
   }
 
  private:
-  // A request's first read: whatever has arrived, up to this much.
+  // The least a read asks for (a connection's first read takes no more).
   static constexpr std::size_t kFirstReadBytes = 4096;
+  static constexpr std::size_t kKeptBufferBytes = 64 << 10;
 
   beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
 
   void read_header() {
     lowest().expires_after(listener_.context_.config.http.request_timeout);
-    http::async_read_header(stream_, buffer_, *parser_,
-                            [self = this->shared_from_this()](beast::error_code error, std::size_t) {
-                              self->on_header(error);
+    parse(false);
+  }
+
+  // Feeds buffer_ to the parser, reading more as it asks, until it has the header (body ==
+  // false: then on_header) or the whole chunked body (then on_request). Done here rather than by
+  // http::async_read so that what Beast throws on hostile input — std::length_error for a field
+  // name over 64 KiB, in the header or a chunked body's trailer — answers 400 instead of ending
+  // the I/O thread; and the parser sees at most http.max_header_bytes at a time, so that a chunk
+  // line or trailer, which Beast does not limit, is held to that like the header, whatever way
+  // its bytes arrive.
+  void parse(bool body) {
+    const std::size_t window = listener_.context_.config.http.max_header_bytes;
+    const auto done = [&] { return body ? parser_->is_done() : parser_->is_header_done(); };
+    beast::error_code error;
+    try {
+      while (!done() && buffer_.size() > 0) {
+        const std::size_t used = parser_->put(asio::buffer(buffer_.data(), window), error);
+        buffer_.consume(used);
+        if ((error && error != http::error::need_more) || used == 0) break;
+      }
+    } catch (const std::exception& thrown) {
+      return respond(http::status::bad_request, error_body("bad_request", thrown.what()), true);
+    }
+    if (error && error != http::error::need_more) return on_read_error(error);
+    if (done()) return body ? on_request(false) : on_header();
+    if (buffer_.size() >= window) return on_read_error(http::error::header_limit);  // needs more than a window
+    read_some([body](HttpSession& self) { self.parse(body); });
+  }
+
+  // Reads whatever has arrived into buffer_, as much as its free space holds (kFirstReadBytes at
+  // the least), then goes on with `next`.
+  template <class Next>
+  void read_some(Next next) {
+    stream_.async_read_some(buffer_.prepare(std::max(kFirstReadBytes, buffer_.capacity() - buffer_.size())),
+                            [self = this->shared_from_this(), next](beast::error_code error, std::size_t size) {
+                              self->buffer_.commit(size);
+                              if (error) return self->on_read_error(error);
+                              next(*self);
                             });
   }
 
-  void on_header(beast::error_code error) {
-    if (error) return on_read_error(error);
+  void on_header() {
     const auto& header = parser_->get();
     if (beast::iequals(header[http::field::expect], "100-continue")) {
       // curl asks before sending large bodies; answering saves it a one-second wait.
@@ -214,9 +244,28 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     read_body();
   }
 
+  // A body with a Content-Length (what devices send) is read straight into buffer_, behind
+  // the part of it that came with the headers, and handed to the pipeline where it lies. Beast's
+  // parser would read it in pieces no larger than buffer_'s free space (a 50 KB body took a dozen
+  // 4 KiB reads) and copy each into a string that is zero-filled first. Chunked bodies go
+  // through the parser (a request without either has no body: the parser is done already).
   void read_body() {
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = this->shared_from_this()](beast::error_code error, std::size_t) { self->on_read(error); });
+    const auto length = parser_->content_length();  // none when chunked
+    if (!length) {
+      parser_->eager(true);
+      return parse(true);
+    }
+    body_bytes_ = static_cast<std::size_t>(*length);  // at most http.max_body_bytes: the parser checked
+    if (buffer_.size() >= body_bytes_) return on_request(true);
+    // Room for the start of the next request too, so that it finds the space it needs already
+    // there; the read completes as soon as the body is in.
+    const std::size_t missing = body_bytes_ - buffer_.size();
+    asio::async_read(stream_, buffer_.prepare(missing + kFirstReadBytes), asio::transfer_at_least(missing),
+                     [self = this->shared_from_this()](beast::error_code error, std::size_t size) {
+                       self->buffer_.commit(size);
+                       if (error) return self->on_read_error(error);
+                       self->on_request(true);
+                     });
   }
 
   void on_read_error(beast::error_code error) {
@@ -241,10 +290,13 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     close();  // end of stream, timeout, reset: nothing to answer
   }
 
-  void on_read(beast::error_code error) {
-    if (error) return on_read_error(error);
+  // The body lies in buffer_ (body_bytes_ of it, consumed once the response is written) or,
+  // read by the parser, in the message.
+  void on_request(bool body_in_buffer) {
     request_ = parser_->release();
     parser_.reset();
+    body_ = body_in_buffer ? std::string_view(static_cast<const char*>(buffer_.data().data()), body_bytes_)
+                           : std::string_view(request_.body());
     handle();
   }
 
@@ -297,7 +349,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     auto request = std::make_shared<std::array<std::string, 5>>(std::array<std::string, 5>{
         std::string(view(request_.method_string())), std::string(view(request_.target())),
         std::string(view(request_[http::field::authorization])), std::string(view(request_[http::field::content_type])),
-        std::move(request_.body())});
+        std::string(body_)});
     asio::post(*worker_.admin, [self = this->shared_from_this(), request] {
       const auto& [method, target, authorization, content_type, body] = *request;
       AdminReply reply = handle_admin_request(self->listener_.context_.catalog, self->listener_.context_.config.admin,
@@ -359,7 +411,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
                                                  ", not " + type->definition.name + " served at this path"));
     }
     std::string_view content_type = view(request_[http::field::content_type]);
-    std::string_view body = request_.body();
+    std::string_view body = body_;
     const std::string_view target = view(request_.target());
     const std::size_t question = target.find('?');
     if (type && body.empty() && question != std::string_view::npos) {
@@ -413,9 +465,20 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     http::async_write(stream_, response_, [self = this->shared_from_this(), keep_alive](beast::error_code error, std::size_t) {
       self->finish_request();
       if (error || !keep_alive) return self->close();
-      self->request_ = {};
-      self->read_request();
+      self->next_request();
     });
+  }
+
+  // What follows the body in buffer_ belongs to the next request. The buffer keeps its size
+  // (a device's next request is about as large and is then read in one go) up to
+  // kKeptBufferBytes, the most an idle connection holds.
+  void next_request() {
+    buffer_.consume(body_bytes_);
+    body_bytes_ = 0;
+    body_ = {};
+    if (buffer_.capacity() > kKeptBufferBytes) buffer_.shrink_to_fit();
+    request_ = {};
+    read_request();
   }
 
   void finish_request() {
@@ -440,6 +503,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   std::shared_ptr<asio::ssl::context> tls_context_;  // the context this connection was made with, kept alive
   std::string peer_identity_;  // CN of a verified client certificate (TLS), else empty
   beast::flat_buffer buffer_;
+  std::size_t body_bytes_ = 0;  // of buffer_: the current request's body (read without the parser)
+  std::string_view body_;       // the current request's body, in buffer_ or request_
   std::optional<http::request_parser<http::string_body>> parser_;
   http::request<http::string_body> request_;
   http::response<http::string_body> response_;

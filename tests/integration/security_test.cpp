@@ -107,16 +107,6 @@ std::string served_subject(const TestPki& pki, std::uint16_t port) {
   return result.out;
 }
 
-int connect_tcp(std::uint16_t port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(port);
-  ::inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
-  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
-  return fd;
-}
-
 // Waits up to `limit` for the server to close `fd` (EOF or reset); the time it took, or -1 s.
 std::chrono::milliseconds closed_within(int fd, std::chrono::milliseconds limit) {
   const auto start = Clock::now();

@@ -73,6 +73,19 @@ std::uint16_t bound_port(int type) {
 std::uint16_t free_port() { return bound_port(SOCK_STREAM); }
 std::uint16_t free_udp_port() { return bound_port(SOCK_DGRAM); }
 
+int connect_tcp(std::uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  ::inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+    ::close(fd);
+    throw std::runtime_error("cannot connect to 127.0.0.1:" + std::to_string(port));
+  }
+  return fd;
+}
+
 std::string unique_run_id() {
   std::random_device random;
   return std::to_string(random() % 1'000'000'000);

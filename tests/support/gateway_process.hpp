@@ -20,6 +20,10 @@ std::uint16_t free_port();
 // The same for UDP (CoAP).
 std::uint16_t free_udp_port();
 
+// A blocking TCP connection to 127.0.0.1:port, for tests that write raw bytes; throws when
+// the connection is refused.
+int connect_tcp(std::uint16_t port);
+
 // A short random id that keeps one test run's topics, instance ids and msg_ids apart from
 // every other run's on the shared broker.
 std::string unique_run_id();
