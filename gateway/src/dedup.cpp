@@ -80,24 +80,28 @@ DedupWindow::DedupWindow(std::size_t max_entries, std::chrono::seconds max_age)
 // Each shard that `keys` touch is locked once; its table is made ready for all of them, their
 // home slots are prefetched together, then visited in order. A request's keys fall in random
 // places of a table far larger than the cache: one key after the other, each costs a full
-// memory latency; prefetched together, the misses overlap.
+// memory latency; prefetched together, the misses overlap. The keys are sorted by shard once
+// (a counting sort of their indices), not scanned again for each shard. (Locking every shard
+// the request touches and prefetching all its slots at once measured slower at steady state.)
 template <class Prepare, class Visit>
 void DedupWindow::by_shard(std::span<const Key> keys, Prepare&& prepare, Visit&& visit) {
-  std::array<std::uint32_t, kShards> counts{};
-  for (const Key& key : keys) ++counts[shard_index(key)];
+  std::array<std::uint32_t, kShards + 1> starts{};
+  for (const Key& key : keys) ++starts[shard_index(key) + 1];
+  for (std::size_t index = 1; index <= kShards; ++index) starts[index] += starts[index - 1];
+  std::vector<std::uint32_t> sorted(keys.size());
+  std::array<std::uint32_t, kShards> next{};
+  std::copy_n(starts.begin(), kShards, next.begin());
+  for (std::size_t i = 0; i < keys.size(); ++i) sorted[next[shard_index(keys[i])]++] = static_cast<std::uint32_t>(i);
   for (std::size_t index = 0; index < kShards; ++index) {
-    if (counts[index] == 0) continue;
+    const std::span<const std::uint32_t> mine(sorted.data() + starts[index], starts[index + 1] - starts[index]);
+    if (mine.empty()) continue;
     Shard& shard = shards_[index];
     const std::lock_guard lock(shard.mutex);
-    prepare(shard, counts[index]);
+    prepare(shard, mine.size());
     if (shard.slots.empty()) continue;
     const std::size_t mask = shard.slots.size() - 1;
-    for (const Key& key : keys) {
-      if (shard_index(key) == index) __builtin_prefetch(&shard.slots[key.low & mask]);
-    }
-    for (std::size_t i = 0; i < keys.size(); ++i) {
-      if (shard_index(keys[i]) == index) visit(shard, i);
-    }
+    for (const std::uint32_t i : mine) __builtin_prefetch(&shard.slots[keys[i].low & mask]);
+    for (const std::uint32_t i : mine) visit(shard, i);
   }
 }
 
