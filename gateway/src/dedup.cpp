@@ -83,6 +83,14 @@ DedupWindow::DedupWindow(std::size_t max_entries, std::chrono::seconds max_age)
 // memory latency; prefetched together, the misses overlap. The keys are sorted by shard once
 // (a counting sort of their indices), not scanned again for each shard. (Locking every shard
 // the request touches and prefetching all its slots at once measured slower at steady state.)
+// A lookup reads the key's home slot and, at a table's load (at most half full), often the next
+// one: 48 bytes that a 24-byte slot's placement lays over two cache lines in half the cases.
+void DedupWindow::prefetch_probe(const Shard& shard, const Key& key) noexcept {
+  const char* home = reinterpret_cast<const char*>(&shard.slots[key.low & (shard.slots.size() - 1)]);
+  __builtin_prefetch(home);
+  __builtin_prefetch(home + 2 * sizeof(Slot) - 1);
+}
+
 template <class Prepare, class Visit>
 void DedupWindow::by_shard(std::span<const Key> keys, Prepare&& prepare, Visit&& visit) {
   std::array<std::uint32_t, kShards + 1> starts{};
@@ -99,8 +107,7 @@ void DedupWindow::by_shard(std::span<const Key> keys, Prepare&& prepare, Visit&&
     const std::lock_guard lock(shard.mutex);
     prepare(shard, mine.size());
     if (shard.slots.empty()) continue;
-    const std::size_t mask = shard.slots.size() - 1;
-    for (const std::uint32_t i : mine) __builtin_prefetch(&shard.slots[keys[i].low & mask]);
+    for (const std::uint32_t i : mine) prefetch_probe(shard, keys[i]);
     for (const std::uint32_t i : mine) visit(shard, i);
   }
 }
@@ -182,10 +189,9 @@ void DedupWindow::evict(Shard& shard, Clock::time_point now, std::size_t incomin
     return now - entry.at > max_age_ || size + incoming > max_entries_per_shard_;
   };
   if (shard.order.empty() || !due(shard.order.front(), shard.size)) return;
-  const std::size_t mask = shard.slots.size() - 1;
   std::size_t size = shard.size;
   for (auto entry = shard.order.begin(); entry != shard.order.end() && size > 0 && due(*entry, size); ++entry, --size) {
-    __builtin_prefetch(&shard.slots[entry->key.low & mask]);
+    prefetch_probe(shard, entry->key);
   }
   while (!shard.order.empty() && due(shard.order.front(), shard.size)) {
     const Inserted& entry = shard.order.front();

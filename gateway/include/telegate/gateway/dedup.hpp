@@ -149,6 +149,7 @@ class DedupWindow {
   void prepare(Shard& shard, Clock::time_point now, std::size_t incoming);
   // Makes room for `incoming` new entries within the size limit, and drops aged ones.
   void evict(Shard& shard, Clock::time_point now, std::size_t incoming);
+  static void prefetch_probe(const Shard& shard, const Key& key) noexcept;
   // The slot holding `key`, or kNone; `free_slot` gets the empty slot where it would go.
   static std::size_t find(const Shard& shard, const Key& key, std::size_t* free_slot = nullptr) noexcept;
   static void erase(Shard& shard, std::size_t at) noexcept;
