@@ -17,6 +17,18 @@ namespace {
 
 DedupWindow::Key key(int i) { return DedupWindow::key("acme", "truck-" + std::to_string(i % 7), "m-" + std::to_string(i)); }
 
+// reserve_all() of `keys` as one request: its reservation, and what the window held for each.
+struct Reserved {
+  DedupWindow::Reservation reservation;
+  std::vector<DedupWindow::Seen> seen;
+};
+Reserved reserve_request(DedupWindow& window, const std::vector<DedupWindow::Key>& keys,
+                         DedupWindow::Clock::time_point now = DedupWindow::Clock::now()) {
+  Reserved reserved{{}, std::vector<DedupWindow::Seen>(keys.size())};
+  window.reserve_all(keys, now, reserved.seen, reserved.reservation);
+  return reserved;
+}
+
 }  // namespace
 
 TEST_CASE("keys keep the values journals were written with") {
@@ -69,11 +81,9 @@ TEST_CASE("reserve_all answers what reserve() would, key by key, repeats include
   for (int i = 300; i < 400; ++i) in_flight.push_back(key(i));
   for (int i = 400; i < 500; ++i) failed.push_back(key(i));
   for (DedupWindow* window : {&batched, &one_by_one}) {
-    std::array<DedupWindow::Reservation, 3> history;
-    std::vector<DedupWindow::Seen> seen(300);
-    window->reserve_all(committed, now, seen, history[0]);
-    window->reserve_all(in_flight, now, std::span(seen).first(100), history[1]);
-    window->reserve_all(failed, now, std::span(seen).first(100), history[2]);
+    const std::array history{reserve_request(*window, committed, now).reservation,
+                             reserve_request(*window, in_flight, now).reservation,
+                             reserve_request(*window, failed, now).reservation};
     REQUIRE(history[0].keys.size() + history[1].keys.size() + history[2].keys.size() == 500);
     window->settle(history[0], true);
     window->settle(history[2], false);
@@ -83,9 +93,7 @@ TEST_CASE("reserve_all answers what reserve() would, key by key, repeats include
   for (int i = 0; i < 1000; i += 2) request.push_back(key(i));
   for (int i = 1000; i < 1040; ++i) request.push_back(key(i));
   for (int i = 1000; i < 1040; i += 3) request.push_back(key(i));
-  std::vector<DedupWindow::Seen> seen(request.size());
-  DedupWindow::Reservation reserved;
-  batched.reserve_all(request, now, seen, reserved);
+  const auto [reserved, seen] = reserve_request(batched, request, now);
 
   int committed_seen = 0, in_flight_seen = 0, wrong = 0;
   std::vector<DedupWindow::Reservation> singles(request.size());
@@ -124,8 +132,7 @@ TEST_CASE("a reservation's keys are in flight until it settles: committed, or re
   for (int b = 0; b < 3; ++b) {
     std::vector<DedupWindow::Key> keys;
     for (int i = b * 100; i < b * 100 + 100; ++i) keys.push_back(key(i));
-    std::vector<DedupWindow::Seen> seen(keys.size());
-    window.reserve_all(keys, now, seen, batches[b]);
+    batches[b] = reserve_request(window, keys, now).reservation;
     REQUIRE(batches[b].generation != 0);
   }
   CHECK(retry(0) == DedupWindow::Seen::in_flight);
@@ -164,9 +171,7 @@ TEST_CASE("a restart restores committed keys from the journal, without overridin
   const auto now = DedupWindow::Clock::now();
   std::vector<DedupWindow::Key> keys;
   for (int i = 0; i < 500; ++i) keys.push_back(key(i));
-  std::vector<DedupWindow::Seen> seen(keys.size());
-  DedupWindow::Reservation written;
-  before.reserve_all(keys, now, seen, written);
+  const DedupWindow::Reservation written = reserve_request(before, keys, now).reservation;
   std::string journal;
   DedupWindow::append_journal(written.keys, journal);
   before.settle(written, true);
@@ -176,10 +181,8 @@ TEST_CASE("a restart restores committed keys from the journal, without overridin
   REQUIRE(after.reserve(key(600), racing) == DedupWindow::Seen::no);
   after.restore(DedupWindow::parse_journal(journal));
   after.restore(std::vector{key(600)});  // e.g. another replica's journal: must not settle ours
-  DedupWindow::Reservation retry;
-  std::vector<DedupWindow::Key> retried(keys.begin(), keys.begin() + 250);
-  after.reserve_all(retried, DedupWindow::Clock::now(), std::span(seen).first(retried.size()), retry);
-  CHECK(std::ranges::count(std::span(seen).first(retried.size()), DedupWindow::Seen::committed) == 250);
+  auto [retry, seen] = reserve_request(after, std::vector(keys.begin(), keys.begin() + 250));
+  CHECK(std::ranges::count(seen, DedupWindow::Seen::committed) == 250);
   CHECK(retry.generation == 0);
   CHECK(after.reserve(key(600), retry) == DedupWindow::Seen::in_flight);
   after.settle(racing, false);
@@ -190,14 +193,14 @@ TEST_CASE("a restart restores committed keys from the journal, without overridin
 TEST_CASE("a committed entry keeps its state and age through the table's growth") {
   DedupWindow window(1'000'000, std::chrono::seconds(1));
   const auto start = DedupWindow::Clock::now();
-  DedupWindow::Reservation first, later_keys, probe;
+  DedupWindow::Reservation first, probe;
   REQUIRE(window.reserve(key(0), first, start) == DedupWindow::Seen::no);
   window.settle(first, true);
   // Enough later keys that every shard's table grows several times and moves its slots.
   std::vector<DedupWindow::Key> later;
   for (int i = 1; i < 20'000; ++i) later.push_back(key(i));
-  std::vector<DedupWindow::Seen> seen(later.size());
-  window.reserve_all(later, start, seen, later_keys);
+  const Reserved in_flight = reserve_request(window, later, start);
+  REQUIRE(in_flight.reservation.keys.size() == later.size());
   CHECK(window.reserve(key(0), probe, start) == DedupWindow::Seen::committed);
   CHECK(window.reserve(key(1), probe, start) == DedupWindow::Seen::in_flight);
   // Its insertion time survived the moves: past the window's age it is forgotten.
