@@ -60,6 +60,7 @@ std::uint64_t DedupWindow::Generations::open() {
 // Closing the oldest open generation moves `closed_below_` past every closed one after it.
 void DedupWindow::Generations::close(std::uint64_t generation) {
   const std::lock_guard lock(mutex_);
+  if (generation < first_) return;  // closed already (a reservation settled twice)
   open_[generation - first_] = false;
   while (!open_.empty() && !open_.front()) {
     open_.pop_front();
@@ -133,7 +134,10 @@ void DedupWindow::reserve_all(std::span<const Key> keys, Clock::time_point now, 
     std::ranges::fill(seen, Seen::no);
     return;
   }
-  const std::uint64_t generation = generations_.open();
+  // A reservation that holds keys already (one request's keys reserved in parts) keeps its
+  // generation: one settle covers them all.
+  const bool fresh = reserved.generation == 0;
+  const std::uint64_t generation = fresh ? generations_.open() : reserved.generation;
   reserved.generation = generation;
   const auto make_room = [&](Shard& shard, std::size_t incoming) { prepare(shard, now, incoming); };
   by_shard(keys, make_room, [&](Shard& shard, std::size_t i) {
@@ -145,7 +149,7 @@ void DedupWindow::reserve_all(std::span<const Key> keys, Clock::time_point now, 
       seen[i] = generations_.is_open(shard.slots[held].generation) ? Seen::in_flight : Seen::committed;
     }
   });
-  if (reserved.keys.empty()) {  // nothing to settle later
+  if (fresh && reserved.keys.empty()) {  // nothing to settle later
     generations_.close(generation);
     reserved.generation = 0;
   }

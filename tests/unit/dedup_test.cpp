@@ -153,6 +153,26 @@ TEST_CASE("a reservation's keys are in flight until it settles: committed, or re
   CHECK(window.size() == 200);
 }
 
+TEST_CASE("a reservation filled in parts settles as one, and settling twice changes nothing") {
+  DedupWindow window(100'000, std::chrono::seconds(3600));
+  DedupWindow::Reservation parts, probe;
+  REQUIRE(window.reserve(key(1), parts) == DedupWindow::Seen::no);
+  const std::uint64_t generation = parts.generation;
+  REQUIRE(window.reserve(key(2), parts) == DedupWindow::Seen::no);
+  CHECK(parts.generation == generation);
+  CHECK(parts.keys.size() == 2);
+  window.settle(parts, true);
+  window.settle(parts, true);
+  CHECK(window.reserve(key(1), probe) == DedupWindow::Seen::committed);
+  CHECK(window.reserve(key(2), probe) == DedupWindow::Seen::committed);
+  // Later reservations still open and close as before.
+  DedupWindow::Reservation later;
+  REQUIRE(window.reserve(key(3), later) == DedupWindow::Seen::no);
+  CHECK(window.reserve(key(3), probe) == DedupWindow::Seen::in_flight);
+  window.settle(later, false);
+  CHECK(window.reserve(key(3), probe) == DedupWindow::Seen::no);
+}
+
 TEST_CASE("a failed batch forgets only its own entries, not a later reservation of the same key") {
   DedupWindow window(100'000, std::chrono::seconds(1));
   const auto start = DedupWindow::Clock::now();
