@@ -170,19 +170,18 @@ PipelineWorker::~PipelineWorker() = default;
 
 std::optional<IngestOutcome> PipelineWorker::drop_duplicates(const DeviceIdentity& device,
                                                              std::vector<envelope::SealedRecord>& records,
-                                                             std::vector<DedupWindow::Key>& reserved,
+                                                             DedupWindow::Reservation& reserved,
                                                              IngestOutcome& outcome) {
   DedupWindow& dedup = *pipeline_.dedup_;
   if (!dedup.enabled()) return std::nullopt;
   dedup_keys_.clear();
+  const DedupWindow::KeyHasher key_of(device.tenant, device.device_id);
   for (const envelope::SealedRecord& record : records) {
-    if (!record.msg_id_generated) dedup_keys_.push_back(DedupWindow::key(device.tenant, device.device_id, record.msg_id));
+    if (!record.msg_id_generated) dedup_keys_.push_back(key_of(record.msg_id));
   }
   dedup_seen_.resize(dedup_keys_.size());
-  dedup.reserve_all(dedup_keys_, DedupWindow::Clock::now(), dedup_seen_);
-  for (std::size_t k = 0; k < dedup_keys_.size(); ++k) {
-    if (dedup_seen_[k] == DedupWindow::Seen::no) reserved.push_back(dedup_keys_[k]);
-  }
+  reserved.keys.reserve(dedup_keys_.size());
+  dedup.reserve_all(dedup_keys_, DedupWindow::Clock::now(), dedup_seen_, reserved);
   std::size_t kept = 0;
   std::size_t k = 0;  // index into dedup_keys_: the records with device-supplied msg_ids, in order
   for (std::size_t i = 0; i < records.size(); ++i) {
@@ -200,7 +199,7 @@ std::optional<IngestOutcome> PipelineWorker::drop_duplicates(const DeviceIdentit
         case DedupWindow::Seen::in_flight:
           // Reserved by this request (an earlier record with the same msg_id: written once), or
           // by an earlier request, whose copy may yet fail.
-          if (std::find(reserved.begin(), reserved.end(), key) != reserved.end()) {
+          if (std::find(reserved.keys.begin(), reserved.keys.end(), key) != reserved.keys.end()) {
             keep = false;
             ++outcome.duplicates;
             break;
@@ -322,7 +321,7 @@ std::optional<IngestOutcome> PipelineWorker::ingest(const IngestRequest& request
   outcome.msg_ids.reserve(sink_batch.records.size(), msg_id_bytes);
   for (const envelope::SealedRecord& sealed : sink_batch.records) outcome.msg_ids.push_back(sealed.msg_id);
   const std::size_t valid = sink_batch.records.size();
-  std::vector<DedupWindow::Key> reserved;
+  DedupWindow::Reservation reserved;
   if (auto refused = drop_duplicates(request.device, sink_batch.records, reserved, outcome)) {
     return refuse_all(RejectReason::overloaded, valid, std::move(*refused));
   }
@@ -356,18 +355,18 @@ std::optional<IngestOutcome> PipelineWorker::ingest(const IngestRequest& request
   // sink → ack
   outcome.accepted = sink_batch.records.size() + outcome.duplicates;
   outcome.status = outcome.errors.empty() ? IngestStatus::accepted : IngestStatus::partially_accepted;
-  if (pipeline_.journal() && !reserved.empty()) {
-    DedupWindow::append_journal(reserved, sink_batch.control.emplace_back(pipeline_.journal_).value);
+  if (pipeline_.journal() && !reserved.keys.empty()) {
+    DedupWindow::append_journal(reserved.keys, sink_batch.control.emplace_back(pipeline_.journal_).value);
   }
   // std::function needs a copyable callable; the permit and outcome move into shared state.
-  auto state = std::make_shared<std::tuple<InflightBudget::Permit, IngestOutcome, IngestCallback, std::vector<DedupWindow::Key>>>(
+  auto state = std::make_shared<std::tuple<InflightBudget::Permit, IngestOutcome, IngestCallback, DedupWindow::Reservation>>(
       std::move(*permit), std::move(outcome), std::move(done), std::move(reserved));
   const std::size_t written = sink_batch.records.size();
   DedupWindow& dedup = *pipeline_.dedup_;
   sink_batch.on_complete = [state, &metrics, &tenant, &all_metrics, &dedup, bytes, written, started](
                                sinks::SinkResult result) {
-    auto& [held_permit, final_outcome, callback, reserved_keys] = *state;
-    dedup.settle(reserved_keys, result.has_value());
+    auto& [held_permit, final_outcome, callback, reservation] = *state;
+    dedup.settle(reservation, result.has_value());
     all_metrics.inflight_records().Decrement(static_cast<double>(written));
     all_metrics.inflight_bytes().Decrement(static_cast<double>(bytes));
     if (result) {

@@ -1,7 +1,11 @@
-// The de-duplication window on its own: key values that journals depend on, and reserve_all()
-// against the one-key-at-a-time reserve() it replaces on the request path.
+// The de-duplication window on its own: key values and journal bytes that restarts depend on,
+// reserve_all() against the one-key-at-a-time reserve(), and the states that generations give
+// reserved keys (in flight until their batch settles, committed or forgotten after).
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <array>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -12,6 +16,18 @@ using telegate::gateway::DedupWindow;
 namespace {
 
 DedupWindow::Key key(int i) { return DedupWindow::key("acme", "truck-" + std::to_string(i % 7), "m-" + std::to_string(i)); }
+
+// reserve_all() of `keys` as one request: its reservation, and what the window held for each.
+struct Reserved {
+  DedupWindow::Reservation reservation;
+  std::vector<DedupWindow::Seen> seen;
+};
+Reserved reserve_request(DedupWindow& window, const std::vector<DedupWindow::Key>& keys,
+                         DedupWindow::Clock::time_point now = DedupWindow::Clock::now()) {
+  Reserved reserved{{}, std::vector<DedupWindow::Seen>(keys.size())};
+  window.reserve_all(keys, now, reserved.seen, reserved.reservation);
+  return reserved;
+}
 
 }  // namespace
 
@@ -35,12 +51,24 @@ TEST_CASE("keys keep the values journals were written with") {
     const DedupWindow::Key computed = DedupWindow::key(golden.tenant, golden.device, golden.msg_id);
     CHECK(computed.high == golden.high);
     CHECK(computed.low == golden.low);
+    CHECK(DedupWindow::KeyHasher(golden.tenant, golden.device)(golden.msg_id) == computed);
     CHECK(DedupWindow::parse_journal([&] {
             std::string journal;
-            DedupWindow::append_journal({computed}, journal);
+            DedupWindow::append_journal({&computed, 1}, journal);
             return journal;
           }()) == std::vector<DedupWindow::Key>{computed});
   }
+}
+
+TEST_CASE("the journal keeps its byte layout: each key's high then low half, little-endian") {
+  const DedupWindow::Key key{0x0102030405060708ull, 0x1112131415161718ull};
+  std::string journal = "x";  // appended after what the value holds already
+  DedupWindow::append_journal(std::vector{key, key}, journal);
+  const std::string one("\x08\x07\x06\x05\x04\x03\x02\x01\x18\x17\x16\x15\x14\x13\x12\x11", 16);
+  CHECK(journal == "x" + one + one);
+  // A trailing partial key (a torn value) is ignored.
+  CHECK(DedupWindow::parse_journal(one + one + "abc") == std::vector{key, key});
+  CHECK(DedupWindow::parse_journal("").empty());
 }
 
 TEST_CASE("reserve_all answers what reserve() would, key by key, repeats included") {
@@ -53,23 +81,24 @@ TEST_CASE("reserve_all answers what reserve() would, key by key, repeats include
   for (int i = 300; i < 400; ++i) in_flight.push_back(key(i));
   for (int i = 400; i < 500; ++i) failed.push_back(key(i));
   for (DedupWindow* window : {&batched, &one_by_one}) {
-    for (const auto* keys : {&committed, &in_flight, &failed}) {
-      for (const DedupWindow::Key& k : *keys) REQUIRE(window->reserve(k, now) == DedupWindow::Seen::no);
-    }
-    window->settle(committed, true);
-    window->settle(failed, false);
+    const std::array history{reserve_request(*window, committed, now).reservation,
+                             reserve_request(*window, in_flight, now).reservation,
+                             reserve_request(*window, failed, now).reservation};
+    REQUIRE(history[0].keys.size() + history[1].keys.size() + history[2].keys.size() == 500);
+    window->settle(history[0], true);
+    window->settle(history[2], false);
   }
   // One request touching every shard: old and new keys, and repeats of new ones.
   std::vector<DedupWindow::Key> request;
   for (int i = 0; i < 1000; i += 2) request.push_back(key(i));
   for (int i = 1000; i < 1040; ++i) request.push_back(key(i));
   for (int i = 1000; i < 1040; i += 3) request.push_back(key(i));
-  std::vector<DedupWindow::Seen> seen(request.size());
-  batched.reserve_all(request, now, seen);
+  const auto [reserved, seen] = reserve_request(batched, request, now);
 
   int committed_seen = 0, in_flight_seen = 0, wrong = 0;
+  std::vector<DedupWindow::Reservation> singles(request.size());
   for (std::size_t i = 0; i < request.size(); ++i) {
-    const DedupWindow::Seen expected = one_by_one.reserve(request[i], now);
+    const DedupWindow::Seen expected = one_by_one.reserve(request[i], singles[i], now);
     if (seen[i] != expected) ++wrong;
     committed_seen += seen[i] == DedupWindow::Seen::committed;
     in_flight_seen += seen[i] == DedupWindow::Seen::in_flight;
@@ -78,29 +107,122 @@ TEST_CASE("reserve_all answers what reserve() would, key by key, repeats include
   CHECK(committed_seen == 150);                // the even ones of 0..299
   CHECK(in_flight_seen == 50 + 14);            // the even ones of 300..399, and the repeats
   CHECK(batched.size() == one_by_one.size());
+  CHECK(reserved.keys.size() == request.size() - 150 - 50 - 14);
 
   // What reserve_all reserved settles like anything else.
-  std::vector<DedupWindow::Key> reserved;
-  for (std::size_t i = 0; i < request.size(); ++i) {
-    if (seen[i] == DedupWindow::Seen::no) reserved.push_back(request[i]);
-  }
   batched.settle(reserved, true);
-  CHECK(batched.reserve(key(1000), now) == DedupWindow::Seen::committed);
-  CHECK(batched.reserve(key(400), now) == DedupWindow::Seen::committed);  // failed before, written now
+  DedupWindow::Reservation again;
+  CHECK(batched.reserve(key(1000), again, now) == DedupWindow::Seen::committed);
+  CHECK(batched.reserve(key(400), again, now) == DedupWindow::Seen::committed);  // failed before, written now
+  CHECK(again.generation == 0);  // it reserved nothing: nothing to settle
+}
+
+TEST_CASE("a reservation's keys are in flight until it settles: committed, or retryable after a failure") {
+  DedupWindow window(100'000, std::chrono::seconds(3600));
+  const auto now = DedupWindow::Clock::now();
+  const auto retry = [&](int i) {
+    DedupWindow::Reservation probe;
+    const DedupWindow::Seen seen = window.reserve(key(i), probe, now);
+    window.settle(probe, false);  // a probe that reserved gives its key back
+    return seen;
+  };
+  // Three batches in flight at once (A: 0..99, B: 100..199, C: 200..299), settled out of order:
+  // C commits first, then B fails, then A commits.
+  std::array<DedupWindow::Reservation, 3> batches;
+  for (int b = 0; b < 3; ++b) {
+    std::vector<DedupWindow::Key> keys;
+    for (int i = b * 100; i < b * 100 + 100; ++i) keys.push_back(key(i));
+    batches[b] = reserve_request(window, keys, now).reservation;
+    REQUIRE(batches[b].generation != 0);
+  }
+  CHECK(retry(0) == DedupWindow::Seen::in_flight);
+  CHECK(retry(150) == DedupWindow::Seen::in_flight);
+  window.settle(batches[2], true);
+  CHECK(retry(250) == DedupWindow::Seen::committed);  // while older batches are still open
+  CHECK(retry(50) == DedupWindow::Seen::in_flight);
+  window.settle(batches[1], false);
+  CHECK(retry(150) == DedupWindow::Seen::no);  // the failed batch's retry is written
+  CHECK(retry(50) == DedupWindow::Seen::in_flight);
+  window.settle(batches[0], true);
+  int wrong = 0;
+  for (int i = 0; i < 300; ++i) {
+    const auto expected = i / 100 == 1 ? DedupWindow::Seen::no : DedupWindow::Seen::committed;
+    if (retry(i) != expected) ++wrong;
+  }
+  CHECK(wrong == 0);
+  CHECK(window.size() == 200);
+}
+
+TEST_CASE("a reservation filled in parts settles as one, and settling twice changes nothing") {
+  DedupWindow window(100'000, std::chrono::seconds(3600));
+  DedupWindow::Reservation parts, probe;
+  REQUIRE(window.reserve(key(1), parts) == DedupWindow::Seen::no);
+  const std::uint64_t generation = parts.generation;
+  REQUIRE(window.reserve(key(2), parts) == DedupWindow::Seen::no);
+  CHECK(parts.generation == generation);
+  CHECK(parts.keys.size() == 2);
+  window.settle(parts, true);
+  window.settle(parts, true);
+  CHECK(window.reserve(key(1), probe) == DedupWindow::Seen::committed);
+  CHECK(window.reserve(key(2), probe) == DedupWindow::Seen::committed);
+  // Later reservations still open and close as before.
+  DedupWindow::Reservation later;
+  REQUIRE(window.reserve(key(3), later) == DedupWindow::Seen::no);
+  CHECK(window.reserve(key(3), probe) == DedupWindow::Seen::in_flight);
+  window.settle(later, false);
+  CHECK(window.reserve(key(3), probe) == DedupWindow::Seen::no);
+}
+
+TEST_CASE("a failed batch forgets only its own entries, not a later reservation of the same key") {
+  DedupWindow window(100'000, std::chrono::seconds(1));
+  const auto start = DedupWindow::Clock::now();
+  DedupWindow::Reservation first, second, probe;
+  REQUIRE(window.reserve(key(7), first, start) == DedupWindow::Seen::no);
+  // Past the age limit the in-flight entry leaves, and a retry reserves the key again.
+  REQUIRE(window.reserve(key(7), second, start + std::chrono::seconds(2)) == DedupWindow::Seen::no);
+  window.settle(first, false);
+  CHECK(window.reserve(key(7), probe, start + std::chrono::seconds(2)) == DedupWindow::Seen::in_flight);
+  window.settle(second, true);
+  CHECK(window.reserve(key(7), probe, start + std::chrono::seconds(2)) == DedupWindow::Seen::committed);
+}
+
+TEST_CASE("a restart restores committed keys from the journal, without overriding keys in flight") {
+  DedupWindow before(100'000, std::chrono::seconds(3600));
+  const auto now = DedupWindow::Clock::now();
+  std::vector<DedupWindow::Key> keys;
+  for (int i = 0; i < 500; ++i) keys.push_back(key(i));
+  const DedupWindow::Reservation written = reserve_request(before, keys, now).reservation;
+  std::string journal;
+  DedupWindow::append_journal(written.keys, journal);
+  before.settle(written, true);
+
+  DedupWindow after(100'000, std::chrono::seconds(3600));
+  DedupWindow::Reservation racing;
+  REQUIRE(after.reserve(key(600), racing) == DedupWindow::Seen::no);
+  after.restore(DedupWindow::parse_journal(journal));
+  after.restore(std::vector{key(600)});  // e.g. another replica's journal: must not settle ours
+  auto [retry, seen] = reserve_request(after, std::vector(keys.begin(), keys.begin() + 250));
+  CHECK(std::ranges::count(seen, DedupWindow::Seen::committed) == 250);
+  CHECK(retry.generation == 0);
+  CHECK(after.reserve(key(600), retry) == DedupWindow::Seen::in_flight);
+  after.settle(racing, false);
+  CHECK(after.reserve(key(600), retry) == DedupWindow::Seen::no);
+  CHECK(after.size() == 501);
 }
 
 TEST_CASE("a committed entry keeps its state and age through the table's growth") {
   DedupWindow window(1'000'000, std::chrono::seconds(1));
   const auto start = DedupWindow::Clock::now();
-  REQUIRE(window.reserve(key(0), start) == DedupWindow::Seen::no);
-  window.settle({key(0)}, true);
+  DedupWindow::Reservation first, probe;
+  REQUIRE(window.reserve(key(0), first, start) == DedupWindow::Seen::no);
+  window.settle(first, true);
   // Enough later keys that every shard's table grows several times and moves its slots.
   std::vector<DedupWindow::Key> later;
   for (int i = 1; i < 20'000; ++i) later.push_back(key(i));
-  std::vector<DedupWindow::Seen> seen(later.size());
-  window.reserve_all(later, start, seen);
-  CHECK(window.reserve(key(0), start) == DedupWindow::Seen::committed);
-  CHECK(window.reserve(key(1), start) == DedupWindow::Seen::in_flight);
+  const Reserved in_flight = reserve_request(window, later, start);
+  REQUIRE(in_flight.reservation.keys.size() == later.size());
+  CHECK(window.reserve(key(0), probe, start) == DedupWindow::Seen::committed);
+  CHECK(window.reserve(key(1), probe, start) == DedupWindow::Seen::in_flight);
   // Its insertion time survived the moves: past the window's age it is forgotten.
-  CHECK(window.reserve(key(0), start + std::chrono::milliseconds(1500)) == DedupWindow::Seen::no);
+  CHECK(window.reserve(key(0), probe, start + std::chrono::milliseconds(1500)) == DedupWindow::Seen::no);
 }

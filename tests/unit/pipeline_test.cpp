@@ -284,19 +284,23 @@ TEST_CASE("the de-duplication window forgets by age and by size, and can be turn
   DedupWindow window(32, std::chrono::seconds(3600));
   const auto key = [](int i) { return DedupWindow::key("acme", "truck-1", "m-" + std::to_string(i)); };
   for (int i = 0; i < 1000; ++i) {
-    REQUIRE(window.reserve(key(i)) == DedupWindow::Seen::no);
-    window.settle({key(i)}, true);
+    DedupWindow::Reservation reserved;
+    REQUIRE(window.reserve(key(i), reserved) == DedupWindow::Seen::no);
+    window.settle(reserved, true);
   }
   CHECK(window.size() <= 32 + 16);  // per-shard rounding
-  CHECK(window.reserve(key(999)) == DedupWindow::Seen::committed);
-  CHECK(window.reserve(key(0)) == DedupWindow::Seen::no);  // evicted long ago
+  DedupWindow::Reservation again;
+  CHECK(window.reserve(key(999), again) == DedupWindow::Seen::committed);
+  CHECK(window.reserve(key(0), again) == DedupWindow::Seen::no);  // evicted long ago
 
   CHECK(DedupWindow::key("acme", "truck-1", "m-1") != DedupWindow::key("acme", "truck-11", "m-"));
   CHECK(DedupWindow::key("a", "b", "c") != DedupWindow::key("b", "a", "c"));
 
   DedupWindow off(0, std::chrono::seconds(1));
-  CHECK(off.reserve(key(1)) == DedupWindow::Seen::no);
-  CHECK(off.reserve(key(1)) == DedupWindow::Seen::no);
+  DedupWindow::Reservation none;
+  CHECK(off.reserve(key(1), none) == DedupWindow::Seen::no);
+  CHECK(off.reserve(key(1), none) == DedupWindow::Seen::no);
+  CHECK(none.generation == 0);  // nothing to settle
 }
 
 TEST_CASE("forgetting failed keys leaves every other key of the window findable") {
@@ -305,16 +309,23 @@ TEST_CASE("forgetting failed keys leaves every other key of the window findable"
   DedupWindow window(100'000, std::chrono::seconds(3600));
   const auto key = [](int i) { return DedupWindow::key("acme", "truck-1", "k-" + std::to_string(i)); };
   constexpr int kKeys = 20'000;
-  for (int i = 0; i < kKeys; ++i) REQUIRE(window.reserve(key(i)) == DedupWindow::Seen::no);
-  std::vector<DedupWindow::Key> failed, committed;
-  for (int i = 0; i < kKeys; ++i) (i % 3 == 0 ? failed : committed).push_back(key(i));
+  std::vector<DedupWindow::Key> failing, committing;
+  for (int i = 0; i < kKeys; ++i) (i % 3 == 0 ? failing : committing).push_back(key(i));
+  const auto now = DedupWindow::Clock::now();
+  DedupWindow::Reservation failed, committed;
+  std::vector<DedupWindow::Seen> seen(committing.size());
+  window.reserve_all(committing, now, seen, committed);
+  window.reserve_all(failing, now, std::span(seen).first(failing.size()), failed);
+  REQUIRE(committed.keys.size() == committing.size());
+  REQUIRE(failed.keys.size() == failing.size());
   window.settle(failed, false);
   window.settle(committed, true);
-  CHECK(window.size() == committed.size());
+  CHECK(window.size() == committing.size());
   int wrong = 0;
   for (int i = 0; i < kKeys; ++i) {
     const auto expected = i % 3 == 0 ? DedupWindow::Seen::no : DedupWindow::Seen::committed;
-    if (window.reserve(key(i)) != expected) ++wrong;
+    DedupWindow::Reservation again;
+    if (window.reserve(key(i), again) != expected) ++wrong;
   }
   CHECK(wrong == 0);
 }
@@ -322,11 +333,13 @@ TEST_CASE("forgetting failed keys leaves every other key of the window findable"
 TEST_CASE("entries older than the window are forgotten") {
   DedupWindow window(1000, std::chrono::seconds(1));
   const auto key = DedupWindow::key("acme", "truck-1", "old");
-  REQUIRE(window.reserve(key) == DedupWindow::Seen::no);
-  window.settle({key}, true);
-  CHECK(window.reserve(key) == DedupWindow::Seen::committed);
+  DedupWindow::Reservation reserved;
+  REQUIRE(window.reserve(key, reserved) == DedupWindow::Seen::no);
+  window.settle(reserved, true);
+  DedupWindow::Reservation again;
+  CHECK(window.reserve(key, again) == DedupWindow::Seen::committed);
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));
-  CHECK(window.reserve(key) == DedupWindow::Seen::no);
+  CHECK(window.reserve(key, again) == DedupWindow::Seen::no);
 }
 
 TEST_CASE("over a rate quota: quota_exceeded with the wait, and the tokens of a refusal for load come back") {

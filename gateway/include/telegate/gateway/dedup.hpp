@@ -13,6 +13,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -34,64 +35,105 @@ class DedupWindow {
     std::uint64_t low = 0;
     bool operator==(const Key&) const = default;
   };
-  static Key key(std::string_view tenant, std::string_view device_id, std::string_view msg_id) noexcept;
+  // The keys of one device's msg_ids. The hash of tenant and device is taken once, so a
+  // request's records each hash only their msg_id; the values are those of key() (journals
+  // hold them).
+  class KeyHasher {
+   public:
+    KeyHasher(std::string_view tenant, std::string_view device_id) noexcept;
+    Key operator()(std::string_view msg_id) const noexcept;
+
+   private:
+    std::uint64_t first_;
+    std::uint64_t second_;
+  };
+  static Key key(std::string_view tenant, std::string_view device_id, std::string_view msg_id) noexcept {
+    return KeyHasher(tenant, device_id)(msg_id);
+  }
 
   enum class Seen : std::uint8_t { no, in_flight, committed };
+
+  // What one reserve_all() took: the keys it marked in flight, under one generation. Settling
+  // the reservation settles them all; a commit is one change of the generation's state, not a
+  // write per key. Owned by the request that reserved, until its batch settles.
+  struct Reservation {
+    std::uint64_t generation = 0;  // 0: nothing reserved (nothing to settle)
+    std::vector<Key> keys;
+  };
 
   // max_entries == 0 turns de-duplication off (every reserve() says no).
   DedupWindow(std::size_t max_entries, std::chrono::seconds max_age);
 
   using Clock = std::chrono::steady_clock;
-  // Marks `key` in flight unless the window holds it already; returns what it held. `now`: one
-  // clock reading serves every key of a request.
-  Seen reserve(const Key& key, Clock::time_point now);
-  Seen reserve(const Key& key) { return reserve(key, Clock::now()); }
   // reserve() for every key of one request: seen[i] (seen.size() == keys.size()) is what the
   // window held for keys[i]; a key repeated in `keys` is in_flight from its second time on.
-  // Locks each shard once and prefetches its keys' slots together.
-  void reserve_all(std::span<const Key> keys, Clock::time_point now, std::span<Seen> seen);
-  // The write of reserved keys succeeded (they become committed) or failed (forgotten, so the
-  // device's retry is written).
-  void settle(const std::vector<Key>& keys, bool committed);
+  // The keys it held nowhere are marked in flight and appended to `reserved`, which must be
+  // settled once (a reservation passed again keeps its generation and gains the new keys). `now`: one clock reading serves every key of a request. Locks
+  // each shard once and prefetches its keys' slots together.
+  void reserve_all(std::span<const Key> keys, Clock::time_point now, std::span<Seen> seen, Reservation& reserved);
+  // One key: what the window held for it (reserved as for reserve_all when it held nothing).
+  Seen reserve(const Key& key, Reservation& reserved, Clock::time_point now = Clock::now());
+  // The write of the reserved keys succeeded (they become committed) or failed (forgotten, so
+  // the device's retry is written).
+  void settle(const Reservation& reserved, bool committed);
 
-  // Committed keys recovered at start-up (from the journal written with each batch).
-  void restore(const std::vector<Key>& keys);
+  // Committed keys recovered at start-up (from the journal written with each batch) or from
+  // other replicas' journals: entered as committed unless the window holds them already.
+  void restore(std::span<const Key> keys);
 
   // The journal: keys as 16 bytes each, appended to `out` / read back (a trailing partial key
   // is ignored).
-  static void append_journal(const std::vector<Key>& keys, std::string& out);
+  static void append_journal(std::span<const Key> keys, std::string& out);
   static std::vector<Key> parse_journal(std::string_view journal);
 
   std::size_t size() const;
   bool enabled() const noexcept { return max_entries_per_shard_ > 0; }
 
  private:
+  // Which generations are open: reserved and not yet settled. Generations are numbered in the
+  // order they open; nearly all settle within a second, so the open ones are a short run above
+  // `closed_below_` (every generation below it is closed). A slot's state is its generation's:
+  // in flight while open, committed once closed (a failed generation's slots are erased before
+  // it closes). Its own lock, taken once per request to open and once per batch to close, and
+  // only for slots of recent generations to ask: a retry of a record committed a while ago
+  // reads `closed_below_` and no lock.
+  class Generations {
+   public:
+    static constexpr std::uint64_t kEmpty = 0;     // a free slot
+    static constexpr std::uint64_t kRestored = 1;  // restored keys: committed, never open
+    std::uint64_t open();
+    void close(std::uint64_t generation);
+    bool is_open(std::uint64_t generation) const;
+
+   private:
+    mutable std::mutex mutex_;
+    std::uint64_t first_ = kRestored + 1;  // open_[g - first_] for generation g
+    std::deque<bool> open_;
+    std::atomic<std::uint64_t> closed_below_{kRestored + 1};
+  };
+
   // An open-addressing table (linear probing, power-of-two size, at most half full): one cache
   // miss per lookup and no allocation per key, where a node-based map cost two misses and a
-  // malloc/free per record (docs/benchmarks.md §11).
-  // A slot is 24 bytes, not 32: the state lives in the two low bits of the insertion time
-  // (steady-clock ticks shifted left by two), so more of the table fits in each cache line. A
-  // stamp of 0 (state `empty`) is a free slot; committed = in_flight | 2, set by one OR.
-  enum class State : std::uint8_t { empty = 0, in_flight = 1, committed = 3 };
+  // malloc/free per record (docs/benchmarks.md §11). A slot is 24 bytes: the key and the
+  // generation that reserved it (0: free).
   struct Slot {
     Key key;
-    std::uint64_t stamp = 0;
-
-    static std::uint64_t stamp_of(Clock::time_point since, State state) noexcept {
-      return static_cast<std::uint64_t>(since.time_since_epoch().count()) << 2 | static_cast<std::uint64_t>(state);
-    }
-    bool empty() const noexcept { return stamp == 0; }
-    State state() const noexcept { return static_cast<State>(stamp & 3); }
-    Clock::time_point since() const noexcept {
-      return Clock::time_point(Clock::duration(static_cast<Clock::rep>(stamp >> 2)));
-    }
+    std::uint64_t generation = Generations::kEmpty;
+    bool empty() const noexcept { return generation == Generations::kEmpty; }
   };
   static_assert(sizeof(Slot) == 24);
+  // Insertion order for eviction; the generation tells whether the slot still holds this
+  // insertion (not one erased since and reserved again).
+  struct Inserted {
+    Key key;
+    std::uint64_t generation;
+    Clock::time_point at;
+  };
   struct Shard {
     mutable std::mutex mutex;
     std::vector<Slot> slots;  // grown on demand up to twice the shard's entry limit
     std::size_t size = 0;
-    std::deque<std::pair<Key, Clock::time_point>> order;  // oldest first, for eviction
+    std::deque<Inserted> order;  // oldest first
   };
   static constexpr std::size_t kShards = 16;
   static constexpr std::size_t kNone = static_cast<std::size_t>(-1);
@@ -100,8 +142,14 @@ class DedupWindow {
   // Runs prepare(shard, keys in it) then visit(shard, i) for each of its keys, shard by shard.
   template <class Prepare, class Visit>
   void by_shard(std::span<const Key> keys, Prepare&& prepare, Visit&& visit);
+  // Enters keys[i] under `generation` unless the shard holds it; returns the slot holding it,
+  // or kNone when it entered.
+  std::size_t insert(Shard& shard, const Key& key, std::uint64_t generation, Clock::time_point now);
+  // Makes room for `incoming` new entries (eviction, growth) before they are inserted.
+  void prepare(Shard& shard, Clock::time_point now, std::size_t incoming);
   // Makes room for `incoming` new entries within the size limit, and drops aged ones.
   void evict(Shard& shard, Clock::time_point now, std::size_t incoming);
+  static void prefetch_probe(const Shard& shard, const Key& key) noexcept;
   // The slot holding `key`, or kNone; `free_slot` gets the empty slot where it would go.
   static std::size_t find(const Shard& shard, const Key& key, std::size_t* free_slot = nullptr) noexcept;
   static void erase(Shard& shard, std::size_t at) noexcept;
@@ -110,6 +158,7 @@ class DedupWindow {
   std::size_t max_entries_per_shard_;
   std::chrono::seconds max_age_;
   std::array<Shard, kShards> shards_;
+  Generations generations_;
 };
 
 }  // namespace telegate::gateway

@@ -192,7 +192,7 @@ class PipelineWorker {
   // Removes from `records` the retries of committed records (counted in outcome.duplicates) and
   // reserves the others; a refusal when one is still in flight from an earlier request.
   std::optional<IngestOutcome> drop_duplicates(const DeviceIdentity& device, std::vector<envelope::SealedRecord>& records,
-                                               std::vector<DedupWindow::Key>& reserved, IngestOutcome& outcome);
+                                               DedupWindow::Reservation& reserved, IngestOutcome& outcome);
 
   // What this worker looked up once per tenant: its quota layers and its counters.
   struct TenantSlot {
