@@ -1,6 +1,8 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <string>
+#include <vector>
 
 #include "json/json_codec.hpp"
 #include "telegate/codecs/codec.hpp"
@@ -137,6 +139,116 @@ TEST_CASE("unknown fields are skipped, nested or not") {
   REQUIRE(decoded.result.has_value());
   CHECK(decoded.batch.records().size() == 1);
   CHECK(decoded.batch.errors().empty());
+}
+
+TEST_CASE("field order does not matter: every permutation of a record's fields decodes alike") {
+  // Keys are classified from their raw bytes, by length; every order must reach every field.
+  std::vector<std::string> fields{R"("device_id":"truck-1")", R"("type":"location")", R"("ts":1795514400000)",
+                                  R"("msg_id":"m-1")",        R"("lat":46.0569)",     R"("lon":14.5058)",
+                                  R"("heading":87.5)",        R"("battery":81)"};
+  std::sort(fields.begin(), fields.end());
+  std::size_t orders = 0;
+  do {
+    std::string body = "{";
+    for (std::size_t i = 0; i < fields.size(); ++i) body += (i ? "," : "") + fields[i];
+    body += "}";
+    auto decoded = decode(body);
+    REQUIRE(decoded.batch.records().size() == 1);
+    const CanonicalRecord& record = decoded.batch.records()[0];
+    CHECK(record.device_id == "truck-1");
+    CHECK(record.event_time_ms == 1795514400000);
+    CHECK(record.msg_id == "m-1");
+    CHECK(record.location.lat == 46.0569);
+    CHECK(record.location.lon == 14.5058);
+    CHECK(record.location.heading == 87.5);
+    CHECK(record.location.battery == 81);
+    ++orders;
+  } while (std::next_permutation(fields.begin(), fields.end()) && orders < 2000);
+  CHECK(orders == 2000);
+}
+
+TEST_CASE("escaped keys and values read as their unescaped text; near-miss keys are unknown") {
+  auto escaped = decode(R"({"device\u005fid":"tr\u0075ck-1","\u0074ype":"loc\u0061tion","t\u0073":5,)"
+                        R"("msg_id":"a\"b\\c","l\u0061t":1,"lo\u006e":2,"n\u006fte":"\ud83d\ude9a"})");
+  REQUIRE(escaped.result.has_value());
+  REQUIRE(escaped.batch.records().size() == 1);
+  const CanonicalRecord& record = escaped.batch.records()[0];
+  CHECK(record.device_id == "truck-1");
+  CHECK(record.type == MessageType::location);
+  CHECK(record.event_time_ms == 5);
+  CHECK(record.msg_id == "a\"b\\c");
+  CHECK(record.location.lat == 1);
+  CHECK(record.location.lon == 2);
+
+  // Same length or a prefix of a known key, other case, trailing space: all unknown, so skipped.
+  auto near = decode(R"({"device_id":"d","type":"location","ts":1,"lat":1,"lon":2,)"
+                     R"("device_ie":7,"device_i":7,"device_idx":7,"Lat":"x","lat ":"x","t":"x","tsx":"x","":"x"})");
+  REQUIRE(near.batch.records().size() == 1);
+  CHECK(near.batch.errors().empty());
+
+  // An invalid escape is malformed JSON in a key, known or not, and in a value that is read;
+  // in an unknown field's value it is skipped unread, as before.
+  for (const std::string body : {R"({"dev\xice_id":"d"})", R"({"no\xte":1})", R"({"device_id":"d\x"})"}) {
+    CAPTURE(body);
+    auto bad = decode(body);
+    REQUIRE_FALSE(bad.result.has_value());
+    CHECK(bad.result.error().message == "malformed JSON: Problem while parsing a string");
+  }
+  auto unread = decode(R"({"device_id":"d","type":"location","ts":1,"lat":1,"lon":2,"note":"\x"})");
+  CHECK(unread.batch.records().size() == 1);
+}
+
+TEST_CASE("each refused field keeps its exact reason") {
+  const std::string head = R"({"device_id":"d","type":"location","ts":1,"lat":1,"lon":2,)";
+  const std::pair<std::string, std::pair<std::string, std::string>> cases[] = {
+      {head + R"("device_id":7})", {"device_id", "must be a string"}},
+      {head + R"("msg_id":[]})", {"msg_id", "must be a string"}},
+      {head + R"("type":1})", {"type", "must be a string: location or sensor"}},
+      {head + R"("type":"boat"})", {"type", "must be location or sensor, got 'boat'"}},
+      {head + R"("ts":"soon"})", {"ts", "'soon' is not an RFC 3339 date-time such as 2026-11-24T10:00:00Z"}},
+      {head + R"("ts":1.5})", {"ts", "must be a whole number of epoch milliseconds or an RFC 3339 string"}},
+      {head + R"("ts":null})", {"ts", "must be epoch milliseconds or an RFC 3339 string"}},
+      {head + R"("lat":"n"})", {"lat", "must be a number"}},
+      {head + R"("lon":{}})", {"lon", "must be a number"}},
+      {head + R"("alt":true})", {"alt", "must be a number"}},
+      {head + R"("speed":"1"})", {"speed", "must be a number"}},
+      {head + R"("heading":null})", {"heading", "must be a number"}},
+      {head + R"("accuracy":[1]})", {"accuracy", "must be a number"}},
+      {head + R"("battery":"full"})", {"battery", "must be a number"}},
+      {head + R"("name":1})", {"name", "must be a string"}},
+      {head + R"("value":"v"})", {"value", "must be a number"}},
+      {head + R"("unit":2})", {"unit", "must be a string"}},
+      {head + R"("readings":{}})", {"readings", "must be an array of {name, value, unit} objects"}},
+      {R"({"device_id":"d","type":"sensor","ts":1,"readings":[1]})", {"readings[0]", "must be an object"}},
+      {R"({"device_id":"d","type":"sensor","ts":1,"readings":[{"name":1,"value":1}]})",
+       {"readings[0].name", "must be a string"}},
+      {R"({"device_id":"d","type":"sensor","ts":1,"readings":[{"name":"n","value":1,"unit":[]}]})",
+       {"readings[0].unit", "must be a string"}},
+      {R"({"device_id":"d","type":"sensor","ts":1,"readings":[{"name":"n","value":"1"}]})",
+       {"readings[0].value", "must be a number"}},
+      {R"({"device_id":"d","type":"sensor","ts":1,"readings":[{"n\u0061me":"n"}]})", {"readings[0].value", "is required"}},
+      {R"({"type":"location","ts":1,"lat":1,"lon":2})", {"device_id", "is required"}},
+      {R"({"device_id":"d","ts":1,"lat":1,"lon":2})", {"type", "is required (location or sensor)"}},
+      {R"({"device_id":"d","type":"location","lat":1,"lon":2})", {"ts", "is required (epoch milliseconds or RFC 3339)"}},
+      {R"({"device_id":"d","type":"location","ts":1,"lon":2})", {"lat", "is required for a location record"}},
+      {R"({"device_id":"d","type":"location","ts":1,"lat":2})", {"lon", "is required for a location record"}},
+      {R"({"device_id":"d","type":"sensor","ts":1,"value":2})", {"name", "is required with value"}},
+      {R"({"device_id":"d","type":"sensor","ts":1})", {"readings", "a sensor record needs readings, or name and value"}},
+      {R"(["d"])", {"", "a record must be a JSON object, not a string"}},
+  };
+  for (const auto& [body, expected] : cases) {
+    CAPTURE(body);
+    auto decoded = decode(body);
+    REQUIRE(decoded.result.has_value());
+    REQUIRE(decoded.batch.errors().size() == 1);
+    CHECK(decoded.batch.errors()[0].field == expected.first);
+    CHECK(decoded.batch.errors()[0].reason == expected.second);
+  }
+  DecodeLimits limits;
+  limits.max_string_bytes = 4;
+  auto long_msg = decode(head + R"("msg_id":"m\u002d123"})", "application/json", limits);
+  REQUIRE(long_msg.batch.errors().size() == 1);
+  CHECK(long_msg.batch.errors()[0].reason == "must be at most 4 bytes, got 5");
 }
 
 TEST_CASE("NDJSON: one record per line, blank lines and CRLF allowed") {
