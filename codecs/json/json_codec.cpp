@@ -47,13 +47,13 @@ Field field_of(std::string_view key) noexcept {
   }
 }
 
-// The name a problem report gives a mapped field.
-std::string_view name_of(Field field) noexcept {
-  static constexpr std::array<std::string_view, 16> kNames{
-      "",        "device_id", "type",    "ts",       "msg_id", "lat",  "lon",   "alt",
-      "speed",   "heading",   "accuracy", "battery", "name",   "value", "unit", "readings"};
-  return kNames[static_cast<std::size_t>(field)];
-}
+// The name a problem report gives a mapped field, in Field's order.
+constexpr std::array<std::string_view, 16> kFieldNames{
+    "",      "device_id", "type",     "ts",      "msg_id", "lat",   "lon",  "alt",
+    "speed", "heading",   "accuracy", "battery", "name",   "value", "unit", "readings"};
+static_assert(kFieldNames.size() == static_cast<std::size_t>(Field::readings) + 1);
+
+std::string_view name_of(Field field) noexcept { return kFieldNames[static_cast<std::size_t>(field)]; }
 
 // A JSON string's text, read in place from just after its opening quote, when it holds no
 // escape: then the input bytes are the value (stage 1 already validated UTF-8 and refused raw
