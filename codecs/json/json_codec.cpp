@@ -75,15 +75,13 @@ error_code for_each_mapped_field(ondemand::object object, Visit&& visit) {
     if (const auto error = field_result.error(); error) return error;
     // Used in place: copying the field out (get()) costs a store-forwarding stall per field.
     ondemand::field& field = field_result.value_unsafe();
-    Field which;
-    if (const auto key = text_in_place(field.key().raw())) {
-      which = field_of(*key);
-    } else {
-      std::string_view key_text;
-      if (const auto error = field.unescaped_key().get(key_text); error) return error;
-      which = field_of(key_text);
+    std::string_view key;
+    if (const auto raw = text_in_place(field.key().raw())) {
+      key = *raw;
+    } else if (const auto error = field.unescaped_key().get(key); error) {
+      return error;
     }
-    if (const auto error = visit(which, field.value()); error) return error;
+    if (const auto error = visit(field_of(key), field.value()); error) return error;
   }
   return simdjson::SUCCESS;
 }
