@@ -200,6 +200,20 @@ TEST_CASE("escaped keys and values read as their unescaped text; near-miss keys 
   CHECK(unread.batch.records().size() == 1);
 }
 
+TEST_CASE("a field given twice: the last value wins, a bad value in either refuses the record") {
+  auto twice = decode(R"({"device_id":"a","type":"location","ts":1,"lat":1,"lon":2,"device_id":"b","lat":3})");
+  REQUIRE(twice.batch.records().size() == 1);
+  CHECK(twice.batch.records()[0].device_id == "b");
+  CHECK(twice.batch.records()[0].location.lat == 3);
+  for (const std::string body : {R"({"device_id":"d","type":"location","ts":1,"lat":"x","lon":2,"lat":1})",
+                                 R"({"device_id":"d","type":"location","ts":1,"lat":1,"lon":2,"lat":"x"})"}) {
+    CAPTURE(body);
+    auto refused = decode(body);
+    REQUIRE(refused.batch.errors().size() == 1);
+    CHECK(refused.batch.errors()[0].field == "lat");
+  }
+}
+
 TEST_CASE("each refused field keeps its exact reason") {
   const std::string head = R"({"device_id":"d","type":"location","ts":1,"lat":1,"lon":2,)";
   const std::pair<std::string, std::pair<std::string, std::string>> cases[] = {
