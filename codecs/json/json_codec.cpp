@@ -26,6 +26,80 @@ std::string_view type_name(ondemand::json_type type) {
   return "unknown";
 }
 
+// The fields the json codec maps; any other key is skipped.
+enum class Field : std::uint8_t {
+  unknown, device_id, type, ts, msg_id, lat, lon, alt, speed, heading, accuracy, battery, name, value, unit, readings
+};
+
+// Classified by length first, so a key costs one or two short compares instead of a walk down
+// every name.
+Field field_of(std::string_view key) noexcept {
+  switch (key.size()) {
+    case 2: return key == "ts" ? Field::ts : Field::unknown;
+    case 3: return key == "lat" ? Field::lat : key == "lon" ? Field::lon : key == "alt" ? Field::alt : Field::unknown;
+    case 4: return key == "type" ? Field::type : key == "name" ? Field::name : key == "unit" ? Field::unit : Field::unknown;
+    case 5: return key == "speed" ? Field::speed : key == "value" ? Field::value : Field::unknown;
+    case 6: return key == "msg_id" ? Field::msg_id : Field::unknown;
+    case 7: return key == "heading" ? Field::heading : key == "battery" ? Field::battery : Field::unknown;
+    case 8: return key == "accuracy" ? Field::accuracy : key == "readings" ? Field::readings : Field::unknown;
+    case 9: return key == "device_id" ? Field::device_id : Field::unknown;
+    default: return Field::unknown;
+  }
+}
+
+// The name a problem report gives a mapped field, in Field's order.
+constexpr std::array<std::string_view, 16> kFieldNames{
+    "",      "device_id", "type",     "ts",      "msg_id", "lat",   "lon",  "alt",
+    "speed", "heading",   "accuracy", "battery", "name",   "value", "unit", "readings"};
+static_assert(kFieldNames.size() == static_cast<std::size_t>(Field::readings) + 1);
+
+std::string_view name_of(Field field) noexcept { return kFieldNames[static_cast<std::size_t>(field)]; }
+
+// A JSON string's text, read in place from just after its opening quote, when it holds no
+// escape: then the input bytes are the value (stage 1 already validated UTF-8 and refused raw
+// control characters), and simdjson's unescaping copy — an indirect call per string, most of
+// this codec's cost on short keys — can be skipped. nullopt when there is an escape.
+std::optional<std::string_view> text_in_place(const char* text) noexcept {
+  const char* end = text;
+  while (*end != '"' && *end != '\\') ++end;
+  if (*end == '\\') return std::nullopt;
+  return std::string_view(text, static_cast<std::size_t>(end - text));
+}
+
+// Calls visit(field, value) for every field of `object`, in document order (On-Demand's
+// cheapest), with the key classified from its raw bytes; only a key with an escape is
+// unescaped. Stops at the first error, from simdjson or from `visit`, and returns it.
+template <class Visit>
+error_code for_each_mapped_field(ondemand::object object, Visit&& visit) {
+  for (auto field_result : object) {
+    if (const auto error = field_result.error(); error) return error;
+    // Used in place: copying the field out (get()) costs a store-forwarding stall per field.
+    ondemand::field& field = field_result.value_unsafe();
+    std::string_view key;
+    if (const auto raw = text_in_place(field.key().raw())) {
+      key = *raw;
+    } else if (const auto error = field.unescaped_key().get(key); error) {
+      return error;
+    }
+    if (const auto error = visit(field_of(key), field.value()); error) return error;
+  }
+  return simdjson::SUCCESS;
+}
+
+// value.get_string(), without the copy through the parser's string buffer when the string has
+// no escape. Errors are get_string()'s: a non-string goes to get_string() to report them.
+simdjson::simdjson_result<std::string_view> get_text(ondemand::value& value) noexcept {
+  const std::string_view token = value.raw_json_token();
+  if (!token.empty() && token.front() == '"') {
+    if (const auto text = text_in_place(token.data() + 1)) {
+      ondemand::raw_json_string consumed;  // moves the iterator past the string
+      if (const auto error = value.get_raw_json_string().get(consumed); error) return error;
+      return std::string_view(*text);
+    }
+  }
+  return value.get_string();
+}
+
 }  // namespace
 
 JsonCodec::JsonCodec(DecodeLimits limits) : limits_(limits) {
@@ -151,8 +225,8 @@ std::expected<void, CodecError> JsonCodec::add_record(ondemand::value value, std
 
 JsonCodec::RecordResult JsonCodec::read_record(ondemand::value value, CanonicalRecord& record) {
   std::optional<RecordProblem> problem;
-  auto note = [&](std::string_view field, std::string reason) {
-    if (!problem) problem = RecordProblem{std::string(field), std::move(reason)};
+  auto note = [&](Field field, std::string reason) {
+    if (!problem) problem = RecordProblem{std::string(name_of(field)), std::move(reason)};
   };
 
   ondemand::json_type type;
@@ -169,9 +243,9 @@ JsonCodec::RecordResult JsonCodec::read_record(ondemand::value value, CanonicalR
   SensorReading single;
 
   // A string field: structural errors abort, type errors and oversize strings are noted.
-  auto read_string = [&](ondemand::value field_value, std::string_view field, std::string& out) -> error_code {
+  auto read_string = [&](ondemand::value& field_value, Field field, std::string& out) -> error_code {
     std::string_view text;
-    const error_code error = field_value.get_string().get(text);
+    const error_code error = get_text(field_value).get(text);
     if (error) {
       if (is_structural(error)) return error;
       note(field, "must be a string");
@@ -184,7 +258,7 @@ JsonCodec::RecordResult JsonCodec::read_record(ondemand::value value, CanonicalR
     out.assign(text);
     return simdjson::SUCCESS;
   };
-  auto read_number = [&](ondemand::value field_value, std::string_view field, auto& out) -> error_code {
+  auto read_number = [&](ondemand::value& field_value, Field field, auto& out) -> error_code {
     double number = 0;
     const error_code error = field_value.get_double().get(number);
     if (error) {
@@ -195,85 +269,71 @@ JsonCodec::RecordResult JsonCodec::read_record(ondemand::value value, CanonicalR
     out = number;
     return simdjson::SUCCESS;
   };
-
-  const error_code structural = for_each_field(object, [&](std::string_view key, ondemand::value field_value) {
-    error_code error = simdjson::SUCCESS;
-    if (key == "device_id") {
-      has_device = true;
-      error = read_string(field_value, key, record.device_id);
-    } else if (key == "type") {
-      has_type = true;
+  auto read_type = [&](ondemand::value& field_value) -> error_code {
+    std::string_view text;
+    const error_code error = get_text(field_value).get(text);
+    if (error) {
+      if (is_structural(error)) return error;
+      note(Field::type, "must be a string: location or sensor");
+    } else if (const auto parsed = parse_message_type(text)) {
+      record.type = *parsed;
+    } else {
+      note(Field::type, fmt::format("must be location or sensor, got '{}'", text.substr(0, 32)));
+    }
+    return simdjson::SUCCESS;
+  };
+  auto read_ts = [&](ondemand::value& field_value) -> error_code {
+    ondemand::json_type ts_type;
+    if (const auto error = field_value.type().get(ts_type); error) return error;
+    if (ts_type == ondemand::json_type::number) {
+      std::int64_t millis = 0;
+      const error_code error = field_value.get_int64().get(millis);
+      if (error) {
+        if (is_structural(error)) return error;
+        note(Field::ts, "must be a whole number of epoch milliseconds or an RFC 3339 string");
+      } else {
+        record.event_time_ms = millis;
+      }
+    } else if (ts_type == ondemand::json_type::string) {
       std::string_view text;
-      error = field_value.get_string().get(text);
-      if (error && !is_structural(error)) {
-        note(key, "must be a string: location or sensor");
-        error = simdjson::SUCCESS;
-      } else if (!error) {
-        if (const auto parsed = parse_message_type(text)) {
-          record.type = *parsed;
-        } else {
-          note(key, fmt::format("must be location or sensor, got '{}'", text.substr(0, 32)));
-        }
+      if (const auto error = get_text(field_value).get(text); error) return error;
+      if (const auto parsed = parse_rfc3339_ms(text)) {
+        record.event_time_ms = *parsed;
+      } else {
+        note(Field::ts, fmt::format("'{}' is not an RFC 3339 date-time such as 2026-11-24T10:00:00Z", text.substr(0, 40)));
       }
-    } else if (key == "ts") {
-      has_ts = true;
-      ondemand::json_type ts_type;
-      error = field_value.type().get(ts_type);
-      if (!error && ts_type == ondemand::json_type::string) {
-        std::string_view text;
-        error = field_value.get_string().get(text);
-        if (!error) {
-          if (const auto parsed = parse_rfc3339_ms(text)) {
-            record.event_time_ms = *parsed;
-          } else {
-            note(key, fmt::format("'{}' is not an RFC 3339 date-time such as 2026-11-24T10:00:00Z", text.substr(0, 40)));
-          }
-        }
-      } else if (!error && ts_type == ondemand::json_type::number) {
-        std::int64_t millis = 0;
-        error = field_value.get_int64().get(millis);
-        if (error && !is_structural(error)) {
-          note(key, "must be a whole number of epoch milliseconds or an RFC 3339 string");
-          error = simdjson::SUCCESS;
-        } else if (!error) {
-          record.event_time_ms = millis;
-        }
-      } else if (!error) {
-        note(key, "must be epoch milliseconds or an RFC 3339 string");
+    } else {
+      note(Field::ts, "must be epoch milliseconds or an RFC 3339 string");
+    }
+    return simdjson::SUCCESS;
+  };
+
+  const error_code structural = for_each_mapped_field(object, [&](Field field, ondemand::value& field_value) -> error_code {
+    switch (field) {
+      case Field::device_id: has_device = true; return read_string(field_value, field, record.device_id);
+      case Field::type: has_type = true; return read_type(field_value);
+      case Field::ts: has_ts = true; return read_ts(field_value);
+      case Field::msg_id: return read_string(field_value, field, record.msg_id);
+      case Field::lat: has_lat = true; return read_number(field_value, field, record.location.lat);
+      case Field::lon: has_lon = true; return read_number(field_value, field, record.location.lon);
+      case Field::alt: return read_number(field_value, field, record.location.alt);
+      case Field::speed: return read_number(field_value, field, record.location.speed);
+      case Field::heading: return read_number(field_value, field, record.location.heading);
+      case Field::accuracy: return read_number(field_value, field, record.location.accuracy);
+      case Field::battery: return read_number(field_value, field, record.location.battery);
+      case Field::name: has_single_reading = true; return read_string(field_value, field, single.name);
+      case Field::value: has_single_reading = true; return read_number(field_value, field, single.value);
+      case Field::unit: return read_string(field_value, field, single.unit);
+      case Field::readings: {
+        RecordResult readings = read_readings(field_value, record);
+        if (!readings) return readings.error();
+        if (*readings && !problem) problem = std::move(*readings);
+        return simdjson::SUCCESS;
       }
-    } else if (key == "msg_id") {
-      error = read_string(field_value, key, record.msg_id);
-    } else if (key == "lat") {
-      has_lat = true;
-      error = read_number(field_value, key, record.location.lat);
-    } else if (key == "lon") {
-      has_lon = true;
-      error = read_number(field_value, key, record.location.lon);
-    } else if (key == "alt") {
-      error = read_number(field_value, key, record.location.alt);
-    } else if (key == "speed") {
-      error = read_number(field_value, key, record.location.speed);
-    } else if (key == "heading") {
-      error = read_number(field_value, key, record.location.heading);
-    } else if (key == "accuracy") {
-      error = read_number(field_value, key, record.location.accuracy);
-    } else if (key == "battery") {
-      error = read_number(field_value, key, record.location.battery);
-    } else if (key == "name") {
-      has_single_reading = true;
-      error = read_string(field_value, key, single.name);
-    } else if (key == "value") {
-      has_single_reading = true;
-      error = read_number(field_value, key, single.value);
-    } else if (key == "unit") {
-      error = read_string(field_value, key, single.unit);
-    } else if (key == "readings") {
-      RecordResult readings = read_readings(field_value, record);
-      if (!readings) return readings.error();
-      if (*readings && !problem) problem = std::move(*readings);
+      case Field::unknown: break;
     }
     // Unknown fields are skipped: devices may send more than telegate maps (forward compatible).
-    return error;
+    return simdjson::SUCCESS;
   });
   if (structural) return std::unexpected(structural);
 
@@ -317,24 +377,24 @@ JsonCodec::RecordResult JsonCodec::read_readings(ondemand::value value, Canonica
     }
     SensorReading& reading = record.readings.emplace_back();
     bool has_name = false, has_value = false;
-    const error_code structural = for_each_field(reading_object, [&](std::string_view key, ondemand::value field_value) {
+    const error_code structural = for_each_mapped_field(reading_object, [&](Field field, ondemand::value& field_value) {
       error_code error = simdjson::SUCCESS;
-      if (key == "name" || key == "unit") {
+      if (field == Field::name || field == Field::unit) {
         std::string_view text;
-        error = field_value.get_string().get(text);
+        error = get_text(field_value).get(text);
         if (error && !is_structural(error)) {
-          if (!problem) problem = RecordProblem{fmt::format("readings[{}].{}", index, key), "must be a string"};
+          if (!problem) problem = RecordProblem{fmt::format("readings[{}].{}", index, name_of(field)), "must be a string"};
           error = simdjson::SUCCESS;
         } else if (!error && text.size() > limits_.max_string_bytes) {
           if (!problem) {
-            problem = RecordProblem{fmt::format("readings[{}].{}", index, key),
+            problem = RecordProblem{fmt::format("readings[{}].{}", index, name_of(field)),
                                     fmt::format("must be at most {} bytes", limits_.max_string_bytes)};
           }
         } else if (!error) {
-          (key == "name" ? reading.name : reading.unit).assign(text);
-          has_name = has_name || key == "name";
+          (field == Field::name ? reading.name : reading.unit).assign(text);
+          has_name = has_name || field == Field::name;
         }
-      } else if (key == "value") {
+      } else if (field == Field::value) {
         error = field_value.get_double().get(reading.value);
         if (error && !is_structural(error)) {
           if (!problem) problem = RecordProblem{fmt::format("readings[{}].value", index), "must be a number"};

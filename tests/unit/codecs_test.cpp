@@ -1,6 +1,10 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <random>
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include "json/json_codec.hpp"
 #include "telegate/codecs/codec.hpp"
@@ -26,6 +30,12 @@ Decoded decode(const std::string& body, const std::string& content_type = "appli
 const std::string kLocation =
     R"({"device_id":"truck-1","type":"location","ts":1795514400000,"msg_id":"m-1","lat":46.0569,"lon":14.5058,)"
     R"("alt":295.5,"speed":13.4,"heading":87.5,"accuracy":4.5,"battery":81})";
+
+// A location record's fields, to compare two decodes whole.
+auto fields_of(const CanonicalRecord& r) {
+  return std::tuple(r.device_id, r.type, r.event_time_ms, r.msg_id, r.location.lat, r.location.lon, r.location.alt,
+                    r.location.speed, r.location.heading, r.location.accuracy, r.location.battery);
+}
 
 }  // namespace
 
@@ -137,6 +147,124 @@ TEST_CASE("unknown fields are skipped, nested or not") {
   REQUIRE(decoded.result.has_value());
   CHECK(decoded.batch.records().size() == 1);
   CHECK(decoded.batch.errors().empty());
+}
+
+TEST_CASE("field order does not matter: shuffled records decode to the same record") {
+  // Keys are classified from their raw bytes, by length; every order must reach every field.
+  const auto reference = decode(kLocation);
+  REQUIRE(reference.batch.records().size() == 1);
+  const CanonicalRecord& expected = reference.batch.records()[0];
+  std::vector<std::string> fields;  // kLocation's "key":value pairs (no value holds a comma)
+  for (std::size_t at = 1, comma; at < kLocation.size(); at = comma + 1) {
+    comma = std::min(kLocation.find(',', at), kLocation.size() - 1);
+    fields.push_back(kLocation.substr(at, comma - at));
+  }
+  REQUIRE(fields.size() == 11);
+  std::mt19937 random(7);
+  for (int round = 0; round < 500; ++round) {
+    std::shuffle(fields.begin(), fields.end(), random);
+    std::string body = "{";
+    for (std::size_t i = 0; i < fields.size(); ++i) body += (i ? "," : "") + fields[i];
+    body += "}";
+    CAPTURE(body);
+    auto decoded = decode(body);
+    REQUIRE(decoded.batch.records().size() == 1);
+    CHECK(fields_of(decoded.batch.records()[0]) == fields_of(expected));
+  }
+}
+
+TEST_CASE("escaped keys and values read as their unescaped text; near-miss keys are unknown") {
+  auto escaped = decode(R"({"device\u005fid":"tr\u0075ck-1","\u0074ype":"loc\u0061tion","t\u0073":5,)"
+                        R"("msg_id":"a\"b\\c","l\u0061t":1,"lo\u006e":2,"n\u006fte":"\ud83d\ude9a"})");
+  auto plain = decode(R"({"device_id":"truck-1","type":"location","ts":5,"msg_id":"a\"b\\c","lat":1,"lon":2})");
+  REQUIRE(escaped.batch.records().size() == 1);
+  REQUIRE(plain.batch.records().size() == 1);
+  CHECK(fields_of(escaped.batch.records()[0]) == fields_of(plain.batch.records()[0]));
+  CHECK(escaped.batch.records()[0].msg_id == "a\"b\\c");
+
+  // Same length or a prefix of a known key, other case, trailing space: all unknown, so skipped.
+  auto near = decode(R"({"device_id":"d","type":"location","ts":1,"lat":1,"lon":2,)"
+                     R"("device_ie":7,"device_i":7,"device_idx":7,"Lat":"x","lat ":"x","t":"x","tsx":"x","":"x"})");
+  REQUIRE(near.batch.records().size() == 1);
+  CHECK(near.batch.errors().empty());
+
+  // An invalid escape is malformed JSON in a key, known or not, and in a value that is read;
+  // in an unknown field's value it is skipped unread, as before.
+  for (const std::string body : {R"({"dev\xice_id":"d"})", R"({"no\xte":1})", R"({"device_id":"d\x"})"}) {
+    CAPTURE(body);
+    auto bad = decode(body);
+    REQUIRE_FALSE(bad.result.has_value());
+    CHECK(bad.result.error().message == "malformed JSON: Problem while parsing a string");
+  }
+  auto unread = decode(R"({"device_id":"d","type":"location","ts":1,"lat":1,"lon":2,"note":"\x"})");
+  CHECK(unread.batch.records().size() == 1);
+}
+
+TEST_CASE("a field given twice: the last value wins, a bad value in either refuses the record") {
+  auto twice = decode(R"({"device_id":"a","type":"location","ts":1,"lat":1,"lon":2,"device_id":"b","lat":3})");
+  REQUIRE(twice.batch.records().size() == 1);
+  CHECK(twice.batch.records()[0].device_id == "b");
+  CHECK(twice.batch.records()[0].location.lat == 3);
+  for (const std::string body : {R"({"device_id":"d","type":"location","ts":1,"lat":"x","lon":2,"lat":1})",
+                                 R"({"device_id":"d","type":"location","ts":1,"lat":1,"lon":2,"lat":"x"})"}) {
+    CAPTURE(body);
+    auto refused = decode(body);
+    REQUIRE(refused.batch.errors().size() == 1);
+    CHECK(refused.batch.errors()[0].field == "lat");
+  }
+}
+
+TEST_CASE("each refused field keeps its exact reason") {
+  const std::string head = R"({"device_id":"d","type":"location","ts":1,"lat":1,"lon":2,)";
+  const std::pair<std::string, std::pair<std::string, std::string>> cases[] = {
+      {head + R"("device_id":7})", {"device_id", "must be a string"}},
+      {head + R"("msg_id":[]})", {"msg_id", "must be a string"}},
+      {head + R"("type":1})", {"type", "must be a string: location or sensor"}},
+      {head + R"("type":"boat"})", {"type", "must be location or sensor, got 'boat'"}},
+      {head + R"("ts":"soon"})", {"ts", "'soon' is not an RFC 3339 date-time such as 2026-11-24T10:00:00Z"}},
+      {head + R"("ts":1.5})", {"ts", "must be a whole number of epoch milliseconds or an RFC 3339 string"}},
+      {head + R"("ts":null})", {"ts", "must be epoch milliseconds or an RFC 3339 string"}},
+      {head + R"("lat":"n"})", {"lat", "must be a number"}},
+      {head + R"("lon":{}})", {"lon", "must be a number"}},
+      {head + R"("alt":true})", {"alt", "must be a number"}},
+      {head + R"("speed":"1"})", {"speed", "must be a number"}},
+      {head + R"("heading":null})", {"heading", "must be a number"}},
+      {head + R"("accuracy":[1]})", {"accuracy", "must be a number"}},
+      {head + R"("battery":"full"})", {"battery", "must be a number"}},
+      {head + R"("name":1})", {"name", "must be a string"}},
+      {head + R"("value":"v"})", {"value", "must be a number"}},
+      {head + R"("unit":2})", {"unit", "must be a string"}},
+      {head + R"("readings":{}})", {"readings", "must be an array of {name, value, unit} objects"}},
+      {R"({"device_id":"d","type":"sensor","ts":1,"readings":[1]})", {"readings[0]", "must be an object"}},
+      {R"({"device_id":"d","type":"sensor","ts":1,"readings":[{"name":1,"value":1}]})",
+       {"readings[0].name", "must be a string"}},
+      {R"({"device_id":"d","type":"sensor","ts":1,"readings":[{"name":"n","value":1,"unit":[]}]})",
+       {"readings[0].unit", "must be a string"}},
+      {R"({"device_id":"d","type":"sensor","ts":1,"readings":[{"name":"n","value":"1"}]})",
+       {"readings[0].value", "must be a number"}},
+      {R"({"device_id":"d","type":"sensor","ts":1,"readings":[{"n\u0061me":"n"}]})", {"readings[0].value", "is required"}},
+      {R"({"type":"location","ts":1,"lat":1,"lon":2})", {"device_id", "is required"}},
+      {R"({"device_id":"d","ts":1,"lat":1,"lon":2})", {"type", "is required (location or sensor)"}},
+      {R"({"device_id":"d","type":"location","lat":1,"lon":2})", {"ts", "is required (epoch milliseconds or RFC 3339)"}},
+      {R"({"device_id":"d","type":"location","ts":1,"lon":2})", {"lat", "is required for a location record"}},
+      {R"({"device_id":"d","type":"location","ts":1,"lat":2})", {"lon", "is required for a location record"}},
+      {R"({"device_id":"d","type":"sensor","ts":1,"value":2})", {"name", "is required with value"}},
+      {R"({"device_id":"d","type":"sensor","ts":1})", {"readings", "a sensor record needs readings, or name and value"}},
+      {R"(["d"])", {"", "a record must be a JSON object, not a string"}},
+  };
+  for (const auto& [body, expected] : cases) {
+    CAPTURE(body);
+    auto decoded = decode(body);
+    REQUIRE(decoded.result.has_value());
+    REQUIRE(decoded.batch.errors().size() == 1);
+    CHECK(decoded.batch.errors()[0].field == expected.first);
+    CHECK(decoded.batch.errors()[0].reason == expected.second);
+  }
+  DecodeLimits limits;
+  limits.max_string_bytes = 4;
+  auto long_msg = decode(head + R"("msg_id":"m\u002d123"})", "application/json", limits);
+  REQUIRE(long_msg.batch.errors().size() == 1);
+  CHECK(long_msg.batch.errors()[0].reason == "must be at most 4 bytes, got 5");
 }
 
 TEST_CASE("NDJSON: one record per line, blank lines and CRLF allowed") {
