@@ -7,6 +7,7 @@
 #include "json_writer.hpp"
 #include "protobuf_writer.hpp"
 #include "route_header.hpp"
+#include "small_copy.hpp"
 #include "telegate/v1/envelope.pb.h"
 
 namespace telegate::envelope {
@@ -204,11 +205,11 @@ void EnvelopeBuilder::seal(const codecs::CanonicalRecord& record, const Envelope
   if (out.msg_id_generated) {
     state.generate_msg_id(context.ingest_time_ms, out.msg_id);
   } else {
-    out.msg_id.assign(record.msg_id);
+    assign_text(out.msg_id, record.msg_id);
   }
-  out.topic.assign(routing.topics[record.type == codecs::MessageType::location ? 0 : 1]);
-  out.key.assign(record.device_id);
-  out.route_header.assign(routing.route_prefix);
+  assign_text(out.topic, routing.topics[record.type == codecs::MessageType::location ? 0 : 1]);
+  assign_text(out.key, record.device_id);
+  assign_text(out.route_header, routing.route_prefix);
   append_route_rest(out.route_header, record.type, record.event_time_ms, out.msg_id, state.format);
   out.headers.clear();
   if (state.format == Format::protobuf) {

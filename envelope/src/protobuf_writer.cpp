@@ -1,4 +1,5 @@
 #include "protobuf_writer.hpp"
+#include "small_copy.hpp"
 
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/wire_format_lite.h>
@@ -74,9 +75,7 @@ struct Writer {
   }
   void string(int field, std::string_view value) {
     if (value.empty()) return;
-    at = length_prefix(field, value.size());
-    std::memcpy(at, value.data(), value.size());
-    at += value.size();
+    at = reinterpret_cast<std::uint8_t*>(copy_text(reinterpret_cast<char*>(length_prefix(field, value.size())), value));
   }
   template <class Body>
   void message(int field, Body&& body) {
