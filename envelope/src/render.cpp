@@ -3,6 +3,8 @@
 
 #include <array>
 #include <charconv>
+#include <cstdint>
+#include <cstring>
 
 #include "json_writer.hpp"
 #include "telegate/envelope/envelope.hpp"
@@ -60,16 +62,30 @@ constexpr auto kJsonEscape = [] {
   return table;
 }();
 
+// Where the next byte that needs an escape is, from `at` on (text.size() if none): eight bytes
+// at a time with the has-a-byte-below-n word test, since most strings (ids, names) have none.
+std::size_t next_escape(std::string_view text, std::size_t at) {
+  constexpr std::uint64_t kOnes = 0x0101010101010101ull;
+  constexpr std::uint64_t kHighs = 0x8080808080808080ull;
+  const auto has_below = [](std::uint64_t word, std::uint64_t n) { return (word - kOnes * n) & ~word & kHighs; };
+  for (; at + 8 <= text.size(); at += 8) {
+    std::uint64_t word;
+    std::memcpy(&word, text.data() + at, sizeof word);
+    if (has_below(word, 0x20) | has_below(word ^ (kOnes * '"'), 1) | has_below(word ^ (kOnes * '\\'), 1)) break;
+  }
+  while (at < text.size() && kJsonEscape[static_cast<unsigned char>(text[at])] == 0) ++at;
+  return at;
+}
+
 }  // namespace
 
 void append_json_string(std::string& out, std::string_view text) {
   static constexpr char kHex[] = "0123456789abcdef";
   out += '"';
   std::size_t plain = 0;  // start of the run of characters that need no escape: appended at once
-  for (std::size_t at = 0; at < text.size(); ++at) {
+  for (std::size_t at = next_escape(text, 0); at < text.size(); at = next_escape(text, plain)) {
     const auto byte = static_cast<unsigned char>(text[at]);
     const char escape = kJsonEscape[byte];
-    if (escape == 0) continue;
     out.append(text.data() + plain, at - plain);
     plain = at + 1;
     if (escape != 'u') {
