@@ -5,6 +5,9 @@
 #include <random>
 
 #include "json_writer.hpp"
+#include "protobuf_writer.hpp"
+#include "route_header.hpp"
+#include "small_copy.hpp"
 #include "telegate/v1/envelope.pb.h"
 
 namespace telegate::envelope {
@@ -73,14 +76,50 @@ struct EnvelopeBuilder::State {
 
   Format format;
   TopicTemplate topic;
-  v1::Envelope message;  // reused: Protobuf keeps string and sub-message storage across Clear()
-  RouteFields route;
   std::mt19937_64 random{std::random_device{}()};
+
+  // What seal() derives from the context's strings alone (the topics, the tg-route header up to
+  // the message type, their UTF-8 check), kept while consecutive records share them — all the
+  // records of a request, and usually many requests in a row.
+  struct Routing {
+    std::string tenant;
+    std::string device_type;
+    std::string gateway_id;
+    std::string content_type;
+    std::string route_prefix;
+    std::string topics[2];  // by message type: location, sensor
+    bool filled = false;
+  } routing;
+
+  // For the json and cloudevents formats only, whose writers read the message: reused, since
+  // Protobuf keeps string and sub-message storage across Clear().
+  v1::Envelope message;
   // The payload oneof's sub-messages between records: Clear() deletes the oneof's sub-message
-  // (unlike strings and repeated fields, which keep their storage), so seal() takes it out
-  // before and hands it back when the next record has the same kind — no heap Location per record.
+  // (unlike strings and repeated fields, which keep their storage), so fill_message() takes it
+  // out before and hands it back when the next record has the same kind — no heap Location per record.
   std::unique_ptr<v1::Location> spare_location;
   std::unique_ptr<v1::Sensor> spare_sensor;
+
+  const Routing& routing_for(const EnvelopeContext& context) {
+    if (routing.filled && routing.tenant == context.tenant && routing.device_type == context.device_type &&
+        routing.gateway_id == context.gateway_id && routing.content_type == context.content_type) {
+      return routing;
+    }
+    check_utf8(context.tenant, "telegate.v1.Envelope.tenant");
+    check_utf8(context.device_type, "telegate.v1.Envelope.device_type");
+    check_utf8(context.gateway_id, "telegate.v1.Envelope.gateway_id");
+    check_utf8(context.content_type, "telegate.v1.Envelope.content_type");
+    routing.tenant.assign(context.tenant);
+    routing.device_type.assign(context.device_type);
+    routing.gateway_id.assign(context.gateway_id);
+    routing.content_type.assign(context.content_type);
+    routing.route_prefix.clear();
+    append_route_prefix(routing.route_prefix, kSchemaVersion, context.tenant, context.device_type);
+    topic.expand(context.tenant, context.device_type, codecs::MessageType::location, routing.topics[0]);
+    topic.expand(context.tenant, context.device_type, codecs::MessageType::sensor, routing.topics[1]);
+    routing.filled = true;
+    return routing;
+  }
 
   // UUIDv7 (RFC 9562): 48-bit Unix ms, version 7, 74 random bits — time-ordered, so Kafka
   // consumers that index by msg_id get locality for free.
@@ -103,53 +142,41 @@ struct EnvelopeBuilder::State {
     out[at++] = '-';
     put(low, 12);
   }
-};
 
-EnvelopeBuilder::EnvelopeBuilder(Format format, TopicTemplate topic)
-    : state_(std::make_unique<State>(format, std::move(topic))) {}
-EnvelopeBuilder::~EnvelopeBuilder() = default;
-EnvelopeBuilder::EnvelopeBuilder(EnvelopeBuilder&&) noexcept = default;
-EnvelopeBuilder& EnvelopeBuilder::operator=(EnvelopeBuilder&&) noexcept = default;
-
-void EnvelopeBuilder::seal(const codecs::CanonicalRecord& record, const EnvelopeContext& context, SealedRecord& out) {
-  State& state = *state_;
-  v1::Envelope& message = state.message;
-  if (message.has_location()) state.spare_location.reset(message.release_location());
-  if (message.has_sensor()) state.spare_sensor.reset(message.release_sensor());
-  message.Clear();
-  message.set_schema_version(kSchemaVersion);
-  // assign() into the kept field: Protobuf 3.21's set_x(const char*, size_t) builds a temporary
-  // std::string, a heap allocation per record for values past the small-string buffer (a
-  // gateway id, "application/json").
-  message.mutable_tenant()->assign(context.tenant);
-  message.set_device_id(record.device_id);
-  message.mutable_device_type()->assign(context.device_type);
-  message.set_message_type(record.type == codecs::MessageType::location ? v1::MESSAGE_TYPE_LOCATION
-                                                                        : v1::MESSAGE_TYPE_SENSOR);
-  message.set_event_time_ms(record.event_time_ms);
-  message.set_ingest_time_ms(context.ingest_time_ms);
-  message.mutable_gateway_id()->assign(context.gateway_id);
-  if (record.msg_id.empty()) {
-    state.generate_msg_id(context.ingest_time_ms, *message.mutable_msg_id());
-    message.set_msg_id_generated(true);
-  } else {
-    message.set_msg_id(record.msg_id);
-  }
-  message.set_source_protocol(static_cast<v1::SourceProtocol>(context.protocol));
-  message.mutable_content_type()->assign(context.content_type);
-  if (record.type == codecs::MessageType::location) {
-    message.set_allocated_location(reuse(state.spare_location));
-    v1::Location& location = *message.mutable_location();
-    const codecs::Location& from = record.location;
-    location.set_lat(from.lat);
-    location.set_lon(from.lon);
-    if (from.alt) location.set_alt(*from.alt);
-    if (from.speed) location.set_speed(*from.speed);
-    if (from.heading) location.set_heading(*from.heading);
-    if (from.accuracy) location.set_accuracy(*from.accuracy);
-    if (from.battery) location.set_battery(*from.battery);
-  } else {
-    message.set_allocated_sensor(reuse(state.spare_sensor));
+  // The record as a v1::Envelope, for the writers that read one.
+  void fill_message(const codecs::CanonicalRecord& record, const EnvelopeContext& context, const SealedRecord& sealed) {
+    if (message.has_location()) spare_location.reset(message.release_location());
+    if (message.has_sensor()) spare_sensor.reset(message.release_sensor());
+    message.Clear();
+    message.set_schema_version(kSchemaVersion);
+    // assign() into the kept field: Protobuf 3.21's set_x(const char*, size_t) builds a
+    // temporary std::string, a heap allocation for values past the small-string buffer.
+    message.mutable_tenant()->assign(context.tenant);
+    message.set_device_id(record.device_id);
+    message.mutable_device_type()->assign(context.device_type);
+    message.set_message_type(record.type == codecs::MessageType::location ? v1::MESSAGE_TYPE_LOCATION
+                                                                          : v1::MESSAGE_TYPE_SENSOR);
+    message.set_event_time_ms(record.event_time_ms);
+    message.set_ingest_time_ms(context.ingest_time_ms);
+    message.mutable_gateway_id()->assign(context.gateway_id);
+    message.set_msg_id(sealed.msg_id);
+    message.set_msg_id_generated(sealed.msg_id_generated);
+    message.set_source_protocol(static_cast<v1::SourceProtocol>(context.protocol));
+    message.mutable_content_type()->assign(context.content_type);
+    if (record.type == codecs::MessageType::location) {
+      message.set_allocated_location(reuse(spare_location));
+      v1::Location& location = *message.mutable_location();
+      const codecs::Location& from = record.location;
+      location.set_lat(from.lat);
+      location.set_lon(from.lon);
+      if (from.alt) location.set_alt(*from.alt);
+      if (from.speed) location.set_speed(*from.speed);
+      if (from.heading) location.set_heading(*from.heading);
+      if (from.accuracy) location.set_accuracy(*from.accuracy);
+      if (from.battery) location.set_battery(*from.battery);
+      return;
+    }
+    message.set_allocated_sensor(reuse(spare_sensor));
     v1::Sensor& sensor = *message.mutable_sensor();
     for (const codecs::SensorReading& from : record.readings) {
       v1::SensorReading& reading = *sensor.add_readings();
@@ -163,26 +190,36 @@ void EnvelopeBuilder::seal(const codecs::CanonicalRecord& record, const Envelope
       attribute.set_value(from.value);
     }
   }
+};
 
-  state.topic.expand(context.tenant, context.device_type, record.type, out.topic);
-  out.key = record.device_id;
-  state.route.tenant.assign(context.tenant);
-  state.route.device_type.assign(context.device_type);
-  state.route.message_type = record.type;
-  state.route.event_time_ms = record.event_time_ms;
-  state.route.msg_id = message.msg_id();
-  out.msg_id = message.msg_id();
-  out.msg_id_generated = message.msg_id_generated();
-  state.route.format = state.format;
-  encode_route_header(state.route, out.route_header);
-  out.value.clear();
+EnvelopeBuilder::EnvelopeBuilder(Format format, TopicTemplate topic)
+    : state_(std::make_unique<State>(format, std::move(topic))) {}
+EnvelopeBuilder::~EnvelopeBuilder() = default;
+EnvelopeBuilder::EnvelopeBuilder(EnvelopeBuilder&&) noexcept = default;
+EnvelopeBuilder& EnvelopeBuilder::operator=(EnvelopeBuilder&&) noexcept = default;
+
+void EnvelopeBuilder::seal(const codecs::CanonicalRecord& record, const EnvelopeContext& context, SealedRecord& out) {
+  State& state = *state_;
+  const State::Routing& routing = state.routing_for(context);
+  out.msg_id_generated = record.msg_id.empty();
+  if (out.msg_id_generated) {
+    state.generate_msg_id(context.ingest_time_ms, out.msg_id);
+  } else {
+    assign_text(out.msg_id, record.msg_id);
+  }
+  assign_text(out.topic, routing.topics[record.type == codecs::MessageType::location ? 0 : 1]);
+  assign_text(out.key, record.device_id);
+  assign_text(out.route_header, routing.route_prefix);
+  append_route_rest(out.route_header, record.type, record.event_time_ms, out.msg_id, state.format);
   out.headers.clear();
   if (state.format == Format::protobuf) {
-    message.AppendToString(&out.value);
+    write_protobuf(record, context, EnvelopeIdentity{out.msg_id, out.msg_id_generated}, out.value);
     return;
   }
-  write_json(message, out.value);
-  if (state.format == Format::cloudevents) add_cloudevents_headers(message, out);
+  state.fill_message(record, context, out);
+  out.value.clear();
+  write_json(state.message, out.value);
+  if (state.format == Format::cloudevents) add_cloudevents_headers(state.message, out);
 }
 
 // CloudEvents 1.0 Kafka protocol binding, binary mode: attributes as ce_* headers.

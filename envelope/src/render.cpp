@@ -1,7 +1,10 @@
 #include <fmt/format.h>
 #include <simdjson.h>
 
+#include <array>
 #include <charconv>
+#include <cstdint>
+#include <cstring>
 
 #include "json_writer.hpp"
 #include "telegate/envelope/envelope.hpp"
@@ -45,27 +48,52 @@ int enum_value(const std::string_view (&names)[N], std::string_view name) {
   return 0;
 }
 
+// For each byte, the letter of its two-character escape ('"', '\\', 'n', 'r', 't'), 'u' for the
+// other control characters (\u00XX), 0 when it stands as it is: one lookup per byte instead of
+// a chain of comparisons (the reply's msg_ids, log lines and metrics all come through here).
+constexpr auto kJsonEscape = [] {
+  std::array<char, 256> table{};
+  for (int c = 0; c < 0x20; ++c) table[c] = 'u';
+  table['"'] = '"';
+  table['\\'] = '\\';
+  table['\n'] = 'n';
+  table['\r'] = 'r';
+  table['\t'] = 't';
+  return table;
+}();
+
+// Where the next byte that needs an escape is, from `at` on (text.size() if none): eight bytes
+// at a time with the has-a-byte-below-n word test, since most strings (ids, names) have none.
+std::size_t next_escape(std::string_view text, std::size_t at) {
+  constexpr std::uint64_t kOnes = 0x0101010101010101ull;
+  constexpr std::uint64_t kHighs = 0x8080808080808080ull;
+  const auto has_below = [](std::uint64_t word, std::uint64_t n) { return (word - kOnes * n) & ~word & kHighs; };
+  for (; at + 8 <= text.size(); at += 8) {
+    std::uint64_t word;
+    std::memcpy(&word, text.data() + at, sizeof word);
+    if (has_below(word, 0x20) | has_below(word ^ (kOnes * '"'), 1) | has_below(word ^ (kOnes * '\\'), 1)) break;
+  }
+  while (at < text.size() && kJsonEscape[static_cast<unsigned char>(text[at])] == 0) ++at;
+  return at;
+}
+
 }  // namespace
 
 void append_json_string(std::string& out, std::string_view text) {
   static constexpr char kHex[] = "0123456789abcdef";
   out += '"';
   std::size_t plain = 0;  // start of the run of characters that need no escape: appended at once
-  for (std::size_t at = 0; at < text.size(); ++at) {
-    const char c = text[at];
-    if (static_cast<unsigned char>(c) >= 0x20 && c != '"' && c != '\\') continue;
+  for (std::size_t at = next_escape(text, 0); at < text.size(); at = next_escape(text, plain)) {
+    const auto byte = static_cast<unsigned char>(text[at]);
+    const char escape = kJsonEscape[byte];
     out.append(text.data() + plain, at - plain);
     plain = at + 1;
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        out += "\\u00";
-        out += kHex[(c >> 4) & 0xf];
-        out += kHex[c & 0xf];
+    if (escape != 'u') {
+      const char pair[2] = {'\\', escape};
+      out.append(pair, 2);
+    } else {
+      const char code[6] = {'\\', 'u', '0', '0', kHex[byte >> 4], kHex[byte & 0xf]};
+      out.append(code, 6);
     }
   }
   out.append(text.data() + plain, text.size() - plain);

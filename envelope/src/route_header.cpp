@@ -2,32 +2,43 @@
 // header per record (docs/envelope.md explains why one and why this encoding).
 #include <fmt/format.h>
 
+#include <array>
 #include <charconv>
 
+#include "route_header.hpp"
+#include "small_copy.hpp"
 #include "telegate/envelope/envelope.hpp"
 
 namespace telegate::envelope {
 
 namespace {
 
-bool is_unreserved(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-         c == '_' || c == '~' || c == ':';
-}
-
-void append_encoded(std::string& out, std::string_view text) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::size_t plain = 0;  // start of the run of unreserved characters: appended at once
-  for (std::size_t at = 0; at < text.size(); ++at) {
-    if (is_unreserved(text[at])) continue;
-    out.append(text.data() + plain, at - plain);
-    plain = at + 1;
-    const auto byte = static_cast<unsigned char>(text[at]);
-    out += '%';
-    out += kHex[byte >> 4];
-    out += kHex[byte & 0x0f];
+// Form-encoding's characters that pass as they are (plus ':' for ids such as "urn:dev:…"): a
+// table rather than a chain of comparisons, since every record's msg_id goes through here.
+constexpr auto kUnreserved = [] {
+  std::array<bool, 256> table{};
+  for (int c = 0; c < 256; ++c) {
+    table[c] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+               c == '_' || c == '~' || c == ':';
   }
-  out.append(text.data() + plain, text.size() - plain);
+  return table;
+}();
+
+// Writes `text` percent-encoded at `at` (room for 3 bytes per byte) and returns the end.
+char* write_encoded(char* at, std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (kUnreserved[byte]) {
+      *at++ = c;
+      continue;
+    }
+    at[0] = '%';
+    at[1] = kHex[byte >> 4];
+    at[2] = kHex[byte & 0x0f];
+    at += 3;
+  }
+  return at;
 }
 
 int hex_value(char c) {
@@ -59,26 +70,39 @@ std::expected<std::string, EnvelopeError> decode_component(std::string_view text
 
 }  // namespace
 
+// Both halves write through a pointer into room sized for the worst case (every byte of the
+// texts escaped) and cut the string to what was written: one capacity check per half instead of
+// one per piece, which showed as memmove calls in the per-record profile.
+void append_route_prefix(std::string& out, std::uint32_t version, std::string_view tenant, std::string_view device_type) {
+  const std::size_t start = out.size();
+  const std::size_t room = 2 + 10 + 3 + 3 * tenant.size() + 4 + 3 * device_type.size() + 4;
+  out.resize_and_overwrite(start + room, [&](char* data, std::size_t) {
+    char* at = copy_text(data + start, "v=");
+    at = std::to_chars(at, at + 10, version).ptr;
+    at = write_encoded(copy_text(at, "&t="), tenant);
+    at = write_encoded(copy_text(at, "&dt="), device_type);
+    return static_cast<std::size_t>(copy_text(at, "&mt=") - data);
+  });
+}
+
+void append_route_rest(std::string& out, codecs::MessageType type, std::int64_t event_time_ms, std::string_view msg_id,
+                       Format format) {
+  const std::string_view type_name = codecs::to_string(type);
+  const std::string_view format_part = format == Format::protobuf ? "&f=pb" : format == Format::json ? "&f=json" : "&f=ce";
+  const std::size_t start = out.size();
+  const std::size_t room = type_name.size() + 4 + 20 + 4 + 3 * msg_id.size() + format_part.size();
+  out.resize_and_overwrite(start + room, [&](char* data, std::size_t) {
+    char* at = copy_text(copy_text(data + start, type_name), "&et=");
+    at = std::to_chars(at, at + 20, event_time_ms).ptr;
+    at = write_encoded(copy_text(at, "&id="), msg_id);
+    return static_cast<std::size_t>(copy_text(at, format_part) - data);
+  });
+}
+
 void encode_route_header(const RouteFields& fields, std::string& out) {
   out.clear();
-  // Fixed parts and numbers fit in 64 bytes; one allocation instead of one per doubling.
-  out.reserve(64 + fields.tenant.size() + fields.device_type.size() + fields.msg_id.size());
-  out += "v=";
-  out += std::to_string(fields.version);
-  out += "&t=";
-  append_encoded(out, fields.tenant);
-  out += "&dt=";
-  append_encoded(out, fields.device_type);
-  out += "&mt=";
-  out += codecs::to_string(fields.message_type);
-  out += "&et=";
-  char number[24];
-  const auto end = std::to_chars(number, number + sizeof number, fields.event_time_ms).ptr;
-  out.append(number, end);
-  out += "&id=";
-  append_encoded(out, fields.msg_id);
-  out += "&f=";
-  out += fields.format == Format::protobuf ? "pb" : fields.format == Format::json ? "json" : "ce";
+  append_route_prefix(out, fields.version, fields.tenant, fields.device_type);
+  append_route_rest(out, fields.message_type, fields.event_time_ms, fields.msg_id, fields.format);
 }
 
 std::expected<RouteFields, EnvelopeError> decode_route_header(std::string_view header) {

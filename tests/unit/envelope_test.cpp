@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <cstdio>
 #include <map>
 #include <regex>
 #include <set>
@@ -262,4 +263,43 @@ TEST_CASE("RFC 3339 rendering of Unix milliseconds, before and after the epoch")
   CHECK(render(1709164800123) == "2024-02-29T00:00:00.123Z");
   CHECK(render(-1) == "1969-12-31T23:59:59.999Z");
   CHECK(render(951782400000) == "2000-02-29T00:00:00.000Z");
+}
+
+TEST_CASE("JSON strings: every byte that needs an escape gets one, wherever it falls in a word") {
+  // The escaper scans eight bytes at a time: put each kind of byte at every offset of a word,
+  // next to non-ASCII bytes (which must pass as they are), and compare with a byte-by-byte one.
+  const auto reference = [](std::string_view text) {
+    std::string out = "\"";
+    for (const char c : text) {
+      const auto byte = static_cast<unsigned char>(c);
+      if (c == '"' || c == '\\') {
+        out += '\\';
+        out += c;
+      } else if (c == '\n') {
+        out += "\\n";
+      } else if (c == '\r') {
+        out += "\\r";
+      } else if (c == '\t') {
+        out += "\\t";
+      } else if (byte < 0x20) {
+        char code[8];
+        std::snprintf(code, sizeof code, "\\u%04x", byte);
+        out += code;
+      } else {
+        out += c;
+      }
+    }
+    return out + "\"";
+  };
+  for (int special = 0; special < 256; ++special) {
+    for (std::size_t offset = 0; offset < 19; ++offset) {
+      std::string text = "abc\xc3\xa9\xff\x80xyz0123456789";
+      text.insert(offset, 1, static_cast<char>(special));
+      std::string out = "prefix";
+      append_json_string(out, text);
+      CAPTURE(special);
+      CAPTURE(offset);
+      REQUIRE(out == "prefix" + reference(text));
+    }
+  }
 }

@@ -98,8 +98,9 @@ struct RouteFields {
 void encode_route_header(const RouteFields& fields, std::string& out);
 std::expected<RouteFields, EnvelopeError> decode_route_header(std::string_view header);
 
-// Builds sealed records. Owns a reusable Protobuf message and a msg_id generator, so one
-// instance belongs to one worker thread.
+// Builds sealed records. Lives as long as its device type's pipeline stages; owns the msg_id
+// generator and what it keeps between records (the routing derived from the last context, a
+// reusable Protobuf message for the JSON formats), so one instance belongs to one worker thread.
 class EnvelopeBuilder {
  public:
   EnvelopeBuilder(Format format, TopicTemplate topic);
@@ -107,7 +108,9 @@ class EnvelopeBuilder {
   EnvelopeBuilder(EnvelopeBuilder&&) noexcept;
   EnvelopeBuilder& operator=(EnvelopeBuilder&&) noexcept;
 
-  // Fills `out` (reusing its buffers). A record without msg_id gets a generated UUIDv7.
+  // Fills `out` (reusing its buffers). A record without msg_id gets a generated UUIDv7. The
+  // record must have passed codecs::validate: its ids and reading names are then printable
+  // ASCII, which the Protobuf writer does not check again for UTF-8.
   void seal(const codecs::CanonicalRecord& record, const EnvelopeContext& context, SealedRecord& out);
 
  private:
