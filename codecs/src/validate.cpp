@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <fmt/format.h>
 
 namespace telegate::codecs {
@@ -18,24 +19,34 @@ std::optional<FieldError> problem(const CanonicalRecord& record, std::string_vie
 // Ids become Kafka keys and header values: printable ASCII without spaces, bounded.
 bool printable(char c) { return c > ' ' && c < 127; }
 
-// Whether every byte of `id` is printable, eight at a time (ids are 10–40 bytes, checked for
-// every record): per byte b with low = b & 0x7f, bit 7 of low + 0x5f is set iff low >= 0x21,
-// and bit 7 of low + 1 iff low == 0x7f; neither sum carries into the next byte. The last word
-// overlaps the one before instead of copying a short tail (a variable-length copy to the stack
-// and reloading it as a word stalls store forwarding); ids under eight bytes go byte by byte.
+// Whether every byte of `id` is printable, eight at a time (device and message ids are 10–40
+// bytes, reading names 2–8, checked for every record): per byte b with low = b & 0x7f, bit 7
+// of low + 0x5f is set iff low >= 0x21, and bit 7 of low + 1 iff low == 0x7f; neither sum
+// carries into the next byte. Words overlap instead of copying a short tail (a variable-length
+// copy to the stack reloaded as a word stalls store forwarding): the last eight bytes, or for
+// shorter ids the first and last four, or the first, middle and last byte padded with 'a'.
 [[gnu::always_inline]] inline bool all_printable(std::string_view id) {
-  if (id.size() < 8) return std::ranges::all_of(id, printable);
   constexpr std::uint64_t kHigh = 0x8080808080808080, kLow7 = 0x7f7f7f7f7f7f7f7f;
   constexpr std::uint64_t kSpaceOrLess = 0x5f5f5f5f5f5f5f5f, kOnes = 0x0101010101010101;
-  const auto bad_bits = [&](std::size_t at) {
-    std::uint64_t word;
-    std::memcpy(&word, id.data() + at, 8);
+  const auto bad_bits = [](std::uint64_t word) {
     const std::uint64_t low = word & kLow7;
     return (word | ~(low + kSpaceOrLess) | (low + kOnes)) & kHigh;
   };
-  std::uint64_t bad = bad_bits(id.size() - 8);
-  for (std::size_t at = 0; at + 8 < id.size(); at += 8) bad |= bad_bits(at);
-  return bad == 0;
+  const auto load = [&]<typename Word>(std::size_t at) {
+    Word word;
+    std::memcpy(&word, id.data() + at, sizeof word);
+    return std::uint64_t{word};
+  };
+  const std::size_t size = id.size();
+  if (size >= 8) {
+    std::uint64_t bad = bad_bits(load.operator()<std::uint64_t>(size - 8));
+    for (std::size_t at = 0; at + 8 < size; at += 8) bad |= bad_bits(load.operator()<std::uint64_t>(at));
+    return bad == 0;
+  }
+  if (size >= 4) return bad_bits(load.operator()<std::uint32_t>(0) | load.operator()<std::uint32_t>(size - 4) << 32) == 0;
+  if (size == 0) return true;
+  const auto byte = [&](std::size_t at) { return std::uint64_t{static_cast<unsigned char>(id[at])}; };
+  return bad_bits(0x6161616161000000 | byte(0) | byte(size / 2) << 8 | byte(size - 1) << 16) == 0;
 }
 
 // Why `id` is refused; out of line so that the check below inlines into validate.
@@ -61,10 +72,13 @@ struct RangeCheck {
 };
 
 bool in_range(const RangeCheck& check) {
-  if (!check.value) return true;
-  const double value = *check.value;
-  // `&` rather than `&&`: three compares and no branches (NaN fails every comparison).
-  return std::isfinite(value) & (value >= check.min) & (check.max_inclusive ? value <= check.max : value < check.max);
+  // Branch-free (`&`, `|`, an absent value read as 0): two compares per value. NaN fails every
+  // comparison; ±inf fail the bounds capped to the finite doubles (only max_speed_mps can be
+  // infinite; the minimums are constants). For an exclusive maximum, the next double below it.
+  constexpr double kFinite = std::numeric_limits<double>::max();
+  const double value = check.value ? *check.value : 0;
+  const double max = std::min(check.max_inclusive ? check.max : std::nextafter(check.max, 0.0), kFinite);
+  return (check.value == nullptr) | ((value >= std::max(check.min, -kFinite)) & (value <= max));
 }
 
 const double* present(const std::optional<double>& value) { return value ? &*value : nullptr; }

@@ -202,11 +202,12 @@ TEST_CASE("the speed bound follows the limits, including an infinite one that st
   CHECK(problem(record, limits) == std::pair<std::string, std::string>{"speed", "must be within [0, inf], got inf"});
 }
 
-TEST_CASE("ids: every byte value at every position of a word and of the tail") {
-  // 21 bytes: two whole eight-byte words and a five-byte tail, so each position mod 8 is both
-  // in a word and (for 0–4) in the tail.
-  const std::string base = "abcdefghijklmnopqrstu";
+TEST_CASE("ids: every byte value at every position, for every way the id is split into words") {
+  // 1–3 bytes (first, middle, last byte), 4–7 (two overlapping halves), 8, 9 and 21 bytes (whole
+  // words and an overlapping last word, so each position mod 8 is both in a word and the tail).
+  for (const std::size_t length : {1, 2, 3, 4, 5, 6, 7, 8, 9, 21})
   for (int byte = 0; byte < 256; ++byte) {
+    const std::string base = std::string("abcdefghijklmnopqrstu").substr(0, length);
     const char c = static_cast<char>(byte);
     const bool printable = byte > 0x20 && byte < 0x7f;
     for (std::size_t position = 0; position < base.size(); ++position) {
