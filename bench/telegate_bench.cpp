@@ -251,20 +251,24 @@ std::vector<codecs::CanonicalRecord> sensor_records(std::size_t count) {
   return sensors;
 }
 
-int envelope_costs(int argc, char** argv) {
+// Runs `cost` (CPU ns per record, with and without its floor) over a request of location
+// records and one of sensor records; prints them as benchmark `name`'s JSON object, the
+// `stage` next to its `floor`.
+int location_and_sensor_costs(int argc, char** argv, const char* name, const char* stage, const char* floor,
+                              double (*cost)(const std::vector<codecs::CanonicalRecord>&, double, bool)) {
   const std::size_t per_request = std::stoul(flag(argc, argv, "--records-per-request", "250"));
   const double seconds = std::stod(flag(argc, argv, "--seconds", "3"));
   const std::vector<codecs::CanonicalRecord> locations = location_records(per_request);
   const std::vector<codecs::CanonicalRecord> sensors = sensor_records(per_request);
-  const double location_ns = seal_ns(locations, seconds, false);
-  const double location_floor = seal_ns(locations, seconds, true);
-  const double sensor_ns = seal_ns(sensors, seconds, false);
-  const double sensor_floor = seal_ns(sensors, seconds, true);
-  std::printf("{\"benchmark\":\"envelope\",\"records_per_request\":%zu,\"location_seal_ns_per_record\":%.1f,"
-              "\"baseline_location_copy_ns\":%.1f,\"ratio_location\":%.2f,\"sensor_seal_ns_per_record\":%.1f,"
-              "\"baseline_sensor_copy_ns\":%.1f,\"ratio_sensor\":%.2f}\n",
-              per_request, location_ns, location_floor, location_ns / location_floor, sensor_ns, sensor_floor,
-              sensor_ns / sensor_floor);
+  const double location_ns = cost(locations, seconds, false);
+  const double location_floor = cost(locations, seconds, true);
+  const double sensor_ns = cost(sensors, seconds, false);
+  const double sensor_floor = cost(sensors, seconds, true);
+  std::printf("{\"benchmark\":\"%s\",\"records_per_request\":%zu,\"location_%s_ns_per_record\":%.1f,"
+              "\"baseline_location_%s_ns\":%.1f,\"ratio_location\":%.2f,\"sensor_%s_ns_per_record\":%.1f,"
+              "\"baseline_sensor_%s_ns\":%.1f,\"ratio_sensor\":%.2f}\n",
+              name, per_request, stage, location_ns, floor, location_floor, location_ns / location_floor, stage,
+              sensor_ns, floor, sensor_floor, sensor_ns / sensor_floor);
   return 0;
 }
 
@@ -296,22 +300,6 @@ double validate_ns(const std::vector<codecs::CanonicalRecord>& records, double s
   const double elapsed = cpu_seconds(RUSAGE_THREAD) - started;
   if (floor && checksum == 0) std::puts("");  // keeps the loop from being optimised away
   return elapsed * 1e9 / static_cast<double>(iterations * records.size());
-}
-
-int validate_costs(int argc, char** argv) {
-  const std::size_t per_request = std::stoul(flag(argc, argv, "--records-per-request", "250"));
-  const double seconds = std::stod(flag(argc, argv, "--seconds", "3"));
-  const std::vector<codecs::CanonicalRecord> locations = location_records(per_request);
-  const std::vector<codecs::CanonicalRecord> sensors = sensor_records(per_request);
-  const double location_ns = validate_ns(locations, seconds, false);
-  const double location_floor = validate_ns(locations, seconds, true);
-  const double sensor_ns = validate_ns(sensors, seconds, false);
-  const double sensor_floor = validate_ns(sensors, seconds, true);
-  std::printf("{\"benchmark\":\"validate\",\"records_per_request\":%zu,\"location_validate_ns_per_record\":%.1f,"
-              "\"baseline_location_read_ns\":%.1f,\"sensor_validate_ns_per_record\":%.1f,"
-              "\"baseline_sensor_read_ns\":%.1f}\n",
-              per_request, location_ns, location_floor, sensor_ns, sensor_floor);
-  return 0;
 }
 
 // CPU ns per decoded record for one codec over one body, repeated for `seconds`: this thread's
@@ -1294,8 +1282,8 @@ int main(int argc, char** argv) {
   try {
     if (mode == "pipeline") return pipeline(argc, argv);
     if (mode == "codecs") return codec_costs(argc, argv);
-    if (mode == "envelope") return envelope_costs(argc, argv);
-    if (mode == "validate") return validate_costs(argc, argv);
+    if (mode == "envelope") return location_and_sensor_costs(argc, argv, "envelope", "seal", "copy", seal_ns);
+    if (mode == "validate") return location_and_sensor_costs(argc, argv, "validate", "validate", "read", validate_ns);
     if (mode == "kafka-baseline") return kafka_baseline(argc, argv);
     if (mode == "kafka-headers") return kafka_headers(argc, argv);
     if (mode == "kafka-floor") return kafka_floor(argc, argv);
