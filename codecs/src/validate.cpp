@@ -77,7 +77,7 @@ bool in_range(const RangeCheck& check) {
   // infinite; the minimums are constants). For an exclusive maximum, the next double below it.
   constexpr double kFinite = std::numeric_limits<double>::max();
   const double value = check.value ? *check.value : 0;
-  const double max = std::min(check.max_inclusive ? check.max : std::nextafter(check.max, 0.0), kFinite);
+  const double max = std::min(check.max_inclusive ? check.max : std::nextafter(check.max, -kFinite), kFinite);
   return (check.value == nullptr) | ((value >= std::max(check.min, -kFinite)) & (value <= max));
 }
 
