@@ -23,7 +23,7 @@ RULES = [
     ("de-duplication window", r"", r"^telegate$", r"DedupWindow"),
     ("decode (JSON codec, simdjson)", r"", r"simdjson", r""),
     ("decode (JSON codec, simdjson)", r"", r"^telegate$", r"codecs::(JsonCodec|Decoded|Canonical)|simdjson"),
-    ("validate", r"", r"^telegate$", r"codecs::validate|Validation"),
+    ("validate", r"", r"^telegate$", r"codecs::validate|Validation|codecs::\(anonymous namespace\)::(check_range|id_problem|id_reason)"),
     ("envelope (Protobuf, tg-route, topic)", r"", r"protobuf", r""),
     ("envelope (Protobuf, tg-route, topic)", r"", r"^telegate$", r"envelope::|telegate::v1::"),
     ("admission (quotas, in-flight budget)", r"", r"^telegate$", r"InflightBudget|Quotas|TokenBucket|admit"),
