@@ -224,7 +224,7 @@ class KafkaSink final : public Sink {
         queued_records_.Increment(static_cast<double>(count));
         queue_records_ += count;
         // Batches are produced only at the hand-over, so most of them can wait in the queue for
-        // the sink thread's timer; waking it for each one cost two context switches a request.
+        // the sink thread's timer; waking it for each one cost it a context switch most requests.
         if (queue_records_ >= wake_at_queue_records_) {
           wake_at_queue_records_ = kNoWake;  // one wake-up is enough; the sink thread re-arms it
           wake_.notify_one();
@@ -749,7 +749,7 @@ class KafkaSink final : public Sink {
   prometheus::Gauge& queued_records_;
 
   std::mutex mutex_;
-  std::condition_variable wake_;       // the sink thread: new batches, a producer free, or stop
+  std::condition_variable wake_;       // the sink thread: batches to act on, a producer free, or stop
   std::condition_variable slot_idle_;  // a committer finished
   std::vector<Pending> queue_;
   std::size_t queue_records_ = 0;  // records in queue_
