@@ -8,7 +8,7 @@
 #                          $device_types replaces the device-type list, $extra_tenants (YAML
 #                          list items) adds tenants after the simulated devices' one;
 #                          $TELEGATE_BENCH_KAFKA ('key: value, …') adds sink.kafka settings
-#   free_port tcp|udp, cpu_seconds PID, committed_transactions
+#   free_port tcp|udp, cpu_seconds PID, context_switches PID, committed_transactions
 # TELEGATE_BENCH_GATEWAY_PRELOAD=LIB is put in LD_PRELOAD for the gateway process only (not the
 # load generator, baseline or broker), to A/B an allocator without rebuilding.
 
@@ -29,6 +29,9 @@ free_port() {
 }
 
 cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
+
+# Context switches (voluntary + involuntary) of PID's live threads so far: wake-ups cost these.
+context_switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {n += $2} END {print n}'; }
 
 # Kafka transactions the gateway on $port has committed so far.
 committed_transactions() {

@@ -21,6 +21,7 @@ $build/firmware-sim/telegate-sim http --url "http://127.0.0.1:$port/v1/telemetry
   --connections "$connections" --batch "$batch" --records 20000 >/dev/null || true
 
 cpu_before=$(cpu_seconds $gateway_pid)
+switches_before=$(context_switches $gateway_pid)
 commits_before=$(committed_transactions)
 if [[ -n ${TELEGATE_BENCH_PERF:-} ]]; then perf record -g -o "$TELEGATE_BENCH_PERF" -p $gateway_pid & perf_pid=$!; fi
 # Closed loop: throughput needs connections × batch well above rate × commit interval in flight.
@@ -28,6 +29,7 @@ if [[ -n ${TELEGATE_BENCH_PERF:-} ]]; then perf record -g -o "$TELEGATE_BENCH_PE
 sim=$($build/firmware-sim/telegate-sim http --url "http://127.0.0.1:$port/v1/telemetry" --devices "$devices" \
   --connections "$connections" --batch "$batch" --records "$records" || true)
 cpu_after=$(cpu_seconds $gateway_pid)
+switches=$(($(context_switches $gateway_pid) - switches_before))
 commits=$(($(committed_transactions) - commits_before))
 if [[ -n ${TELEGATE_BENCH_PERF:-} ]]; then kill -INT $perf_pid; wait $perf_pid || true; fi
 echo "$sim"
@@ -37,7 +39,7 @@ baseline=$($build/bench/telegate-bench kafka-baseline --bootstrap "$bootstrap" -
   --key-run "$batch")
 echo "$baseline"
 
-python3 - "$sim" "$baseline" "$cpu_before" "$cpu_after" "$records" "$batch" "$connections" "$commits" <<'PY'
+python3 - "$sim" "$baseline" "$cpu_before" "$cpu_after" "$records" "$batch" "$connections" "$commits" "$switches" <<'PY'
 import json, sys
 sim, base = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 commits = int(sys.argv[8])
@@ -51,6 +53,8 @@ print(json.dumps({
   "gateway_cpu_us_per_record": round(cpu * 1e6 / sim["accepted"], 3) if sim["accepted"] else None,
   "baseline_producer_cpu_us_per_record": base.get("cpu_us_per_record"),
   "commits_per_second": round(commits / sim["seconds"], 1),
+  # Threads that exited during the run (committers) are not counted: a lower bound.
+  "context_switches_per_request": round(int(sys.argv[9]) * int(sys.argv[6]) / records, 2),
   "ack_latency_ms": sim["ack_latency_ms"], "outcomes": sim["outcomes"]}))
 PY
 if [[ -n ${TELEGATE_BENCH_PERF:-} ]]; then

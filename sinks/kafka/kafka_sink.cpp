@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <condition_variable>
 #include <deque>
+#include <limits>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -221,7 +222,13 @@ class KafkaSink final : public Sink {
       if (!stopping_) {
         queue_.push_back(Pending{std::move(batch), Clock::now(), unix_ms_now()});
         queued_records_.Increment(static_cast<double>(count));
-        wake_.notify_all();
+        queue_records_ += count;
+        // Batches are produced only at the hand-over, so most of them can wait in the queue for
+        // the sink thread's timer; waking it for each one cost it a context switch most requests.
+        if (queue_records_ >= wake_at_queue_records_) {
+          wake_at_queue_records_ = kNoWake;  // one wake-up is enough; the sink thread re-arms it
+          wake_.notify_one();
+        }
         return;
       }
     }
@@ -306,15 +313,20 @@ class KafkaSink final : public Sink {
     for (;;) {
       {
         std::unique_lock lock(mutex_);
-        // Re-evaluated on every wake-up: a committer finishing moves the hand-over time forward.
-        while (queue_.empty() && !stopping_) {
+        // Re-evaluated on every wake-up: a committer finishing moves the hand-over time forward
+        // and may leave the active producer idle.
+        for (;;) {
+          wake_at_queue_records_ = records_to_act(active);
+          if (stopping_ || queue_records_ >= wake_at_queue_records_) break;
           const auto until = slots_[active]->state == ProducerSlot::State::open
                                  ? hand_over_at(active)
                                  : Clock::now() + std::chrono::milliseconds(100);
           if (wake_.wait_until(lock, until) == std::cv_status::timeout) break;
         }
+        wake_at_queue_records_ = kNoWake;  // busy: it looks at the queue again before it sleeps
         taken.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
         queue_.clear();
+        queue_records_ = 0;
       }
       for (Pending& pending : taken) {
         ProducerSlot* slot = fenced_ ? nullptr : open_transaction(active);
@@ -355,6 +367,24 @@ class KafkaSink final : public Sink {
     const ProducerSlot& next = *slots_[(active + 1) % slots_.size()];
     const bool next_free = next.state != ProducerSlot::State::committing;
     return slot.opened_at + (next_free ? config_.transaction_min_interval : config_.transaction_max_interval);
+  }
+
+  // How many queued records make the sink thread act before its timer: with the active
+  // transaction open, those that fill it to `transaction_max_records` (its hand-over time is
+  // already timed); with the active producer idle, the first one (opening the transaction starts
+  // its clock: a record must not wait for the idle timer); with it committing, none (its
+  // committer wakes the sink thread when done). Caller holds mutex_.
+  std::size_t records_to_act(std::size_t active) const {
+    const ProducerSlot& slot = *slots_[active];
+    switch (slot.state) {
+      case ProducerSlot::State::open:
+        return config_.transaction_max_records - std::min(slot.records, config_.transaction_max_records);
+      case ProducerSlot::State::idle:
+        return 1;
+      case ProducerSlot::State::committing:
+        return kNoWake;
+    }
+    return 1;
   }
 
   // An unready gateway gets no traffic (its readiness probe fails), so a successful commit
@@ -719,9 +749,13 @@ class KafkaSink final : public Sink {
   prometheus::Gauge& queued_records_;
 
   std::mutex mutex_;
-  std::condition_variable wake_;       // the sink thread: new batches, a producer free, or stop
+  std::condition_variable wake_;       // the sink thread: batches to act on, a producer free, or stop
   std::condition_variable slot_idle_;  // a committer finished
   std::vector<Pending> queue_;
+  std::size_t queue_records_ = 0;  // records in queue_
+  // submit() wakes the sink thread once queue_records_ reaches this (records_to_act()).
+  static constexpr std::size_t kNoWake = std::numeric_limits<std::size_t>::max();
+  std::size_t wake_at_queue_records_ = 1;
   bool stopping_ = false;
   std::atomic<bool> stopping_flag_{false};
   std::atomic<bool> ready_{false};

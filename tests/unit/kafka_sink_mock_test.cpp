@@ -6,6 +6,7 @@
 #include <librdkafka/rdkafka_mock.h>
 #include <prometheus/registry.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <stdexcept>
@@ -93,12 +94,44 @@ TEST_CASE("under light load a transaction commits once it is the minimum interva
   }
 }
 
+// submit() must wake a sink thread that has no transaction open: it sleeps on a 100 ms idle timer
+// otherwise, and each lone batch would wait for it (the mock commits in ~10 ms).
+TEST_CASE("a batch that finds the sink idle opens a transaction at once, not at the idle timer") {
+  MockCluster cluster;
+  auto took = sequential_batches(interval_config(cluster, 1, 3'000), 7);
+  std::ranges::sort(took);
+  CHECK(took[took.size() / 2] < std::chrono::milliseconds(50));
+}
+
 TEST_CASE("no transaction is handed over before it is the minimum interval old") {
   MockCluster cluster;
   for (const auto took : sequential_batches(interval_config(cluster, 300, 5'000), 3)) {
     CHECK(took >= std::chrono::milliseconds(300));
     CHECK(took < std::chrono::milliseconds(3'000));
   }
+}
+
+// submit() wakes the sink thread only when it must act before its timer: here the second batch
+// fills the open transaction, which must be handed over then, not once its 5 s minimum interval
+// has passed.
+TEST_CASE("a transaction that reaches transaction_max_records is handed over at once, not at its interval") {
+  MockCluster cluster;
+  auto config = interval_config(cluster, 5'000, 10'000);
+  config.transaction_max_records = 10;
+  prometheus::Registry registry;
+  Counts counts;
+  auto sink = sinks::make_kafka_sink(config, registry);
+  sink->start();
+  const auto submitted = std::chrono::steady_clock::now();
+  sink->submit(batch(5, counts));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the first batch opens the transaction
+  sink->submit(batch(5, counts));
+  while (counts.calls < 2 && std::chrono::steady_clock::now() - submitted < std::chrono::seconds(10)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  CHECK(counts.ok == 2);
+  CHECK(std::chrono::steady_clock::now() - submitted < std::chrono::milliseconds(2'500));
+  sink->stop();
 }
 
 TEST_CASE("exactly-once settings cannot be overridden") {
