@@ -82,3 +82,6 @@ if [[ $which == mqtt || $which == both ]]; then
   measure mqtt records_per_s ack_ms mqtt_closed mqtt_open
 fi
 echo "# gateway warnings: $(grep -c '"level":"warning"' "$work/telegate.log" || true)"
+# A count alone does not say whether a warning matters (the start-up one about a destination
+# topic that does not exist yet is expected on a fresh broker): the first few, verbatim.
+grep '"level":"warning"' "$work/telegate.log" | head -3 | cut -c1-300 | sed 's/^/#   /' || true
