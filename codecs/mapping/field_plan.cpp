@@ -1,9 +1,10 @@
 #include "mapping/field_plan.hpp"
 
+#include "telegate/codecs/clock.hpp"
+
 #include <fmt/format.h>
 
 #include <charconv>
-#include <chrono>
 #include <cmath>
 #include <set>
 
@@ -292,9 +293,7 @@ std::optional<std::int64_t> parse_time_text(std::string_view text) {
 std::optional<FieldProblem> apply_time(const FieldPlan& plan, const RawValue& raw, CanonicalRecord& record) {
   if (raw.kind == RawValue::Kind::absent) {
     if (plan.required) return problem(plan, "is required but absent");
-    record.event_time_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                               std::chrono::system_clock::now().time_since_epoch())
-                               .count();
+    record.event_time_ms = unix_ms_now();
     return std::nullopt;
   }
   std::optional<std::int64_t> millis;

@@ -5,9 +5,9 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 
+#include "telegate/codecs/clock.hpp"
 #include "telegate/codecs/units.hpp"
 #include "telegate/gateway/pipeline.hpp"
 
@@ -18,11 +18,6 @@ namespace {
 constexpr std::string_view kTypePrefix = "device-type/";
 constexpr std::string_view kDevicePrefix = "device/";
 constexpr std::string_view kDeletedMarker = R"({"deleted":true})";
-
-std::int64_t unix_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 void append_string(std::string& out, std::string_view text) { envelope::append_json_string(out, text); }
 
@@ -323,7 +318,7 @@ std::expected<std::shared_ptr<const DeviceTypeVersion>, AdminError> CatalogManag
   type->definition = definition;
   type->version = version;
   type->from_config_file = from_config_file;
-  type->created_ms = unix_ms();
+  type->created_ms = codecs::unix_ms_now();
   try {
     codecs::OptionReader options(definition.codec_options, "codec_options");
     type->codec = codecs_.compile(definition.codec, options, config_.decode);

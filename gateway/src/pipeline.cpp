@@ -1,5 +1,6 @@
 #include "telegate/gateway/pipeline.hpp"
 
+#include "telegate/codecs/clock.hpp"
 #include "telegate/gateway/catalog.hpp"
 #include "telegate/sinks/kafka_admin.hpp"
 
@@ -11,11 +12,6 @@ namespace telegate::gateway {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-std::int64_t unix_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // "Application/JSON; charset=utf-8" → "application/json"
 void normalise_media_type(std::string_view raw, std::string& out) {
@@ -121,7 +117,7 @@ std::optional<IngestOutcome> DeviceTypeStages::run(const Input& input, codecs::D
   std::size_t used = 0;
   sealed.reserve(batch.records().size());
   const envelope::EnvelopeContext envelope_context{input.device.tenant, type_->definition.name, input.gateway_id,
-                                                   content_type_, input.protocol, unix_ms()};
+                                                   content_type_, input.protocol, codecs::unix_ms_now()};
   const auto& allowed_types = type_->definition.message_types;
   for (const codecs::CanonicalRecord& record : batch.records()) {
     const std::int64_t now_ms = input.judge_time ? envelope_context.ingest_time_ms : record.event_time_ms;

@@ -20,6 +20,8 @@
 #include <thread>
 #include <unordered_map>
 
+#include "telegate/codecs/clock.hpp"
+
 namespace telegate::sinks {
 
 namespace {
@@ -220,7 +222,7 @@ class KafkaSink final : public Sink {
     {
       std::lock_guard lock(mutex_);
       if (!stopping_) {
-        queue_.push_back(Pending{std::move(batch), Clock::now(), unix_ms_now()});
+        queue_.push_back(Pending{std::move(batch), Clock::now(), codecs::unix_ms_now()});
         queued_records_.Increment(static_cast<double>(count));
         queue_records_ += count;
         // Batches are produced only at the hand-over, so most of them can wait in the queue for
@@ -261,12 +263,6 @@ class KafkaSink final : public Sink {
     Clock::time_point submitted_at;
     std::int64_t timestamp_ms;  // TransactionBatch::timestamp_ms
   };
-
-  static std::int64_t unix_ms_now() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-  }
 
   rd_kafka_t* create_producer(const std::string& transactional_id) {
     char error_text[512];

@@ -19,6 +19,7 @@
 #include "local_log/log_format.hpp"
 #include "local_log/segment_log.hpp"
 #include "spool/spool_format.hpp"
+#include "telegate/codecs/clock.hpp"
 #include "telegate/sinks/kafka_admin.hpp"
 #include "telegate/sinks/spool.hpp"
 
@@ -31,11 +32,6 @@ namespace fs = std::filesystem;
 
 constexpr std::string_view kDirectoryKey = "sink.kafka.spool.directory";
 constexpr std::string_view kFencedMessage = "another instance took over this gateway's Kafka transactional id";
-
-std::int64_t unix_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // Kafka could not take the batch now, and the Kafka sink guarantees none of it is visible: the
 // spool may take it instead. (fenced and rejected are not outages: spooling would not help.)
@@ -122,7 +118,7 @@ class SpoolingSinkImpl final : public SpoolingSink {
           set_mode(Mode::spooling);
         }
         std::string frame;
-        spool::append_batch_frame(batch.records, batch.control, unix_ms(), frame);
+        spool::append_batch_frame(batch.records, batch.control, codecs::unix_ms_now(), frame);
         if (auto refused = spool_locked(std::move(frame), batch.records.size(), std::move(batch.on_complete))) {
           later.push_back(std::move(refused));
         }
@@ -221,7 +217,7 @@ class SpoolingSinkImpl final : public SpoolingSink {
   // records are gone into the Kafka sink, and the spool takes the frame instead.
   void submit_direct(SinkBatch batch) {
     auto frame = std::make_shared<std::string>();
-    spool::append_batch_frame(batch.records, batch.control, unix_ms(), *frame);
+    spool::append_batch_frame(batch.records, batch.control, codecs::unix_ms_now(), *frame);
     const std::size_t records = batch.records.size();
     batch.on_complete = [this, frame, records, done = std::move(batch.on_complete)](
                             SinkResult result) mutable {
@@ -349,7 +345,7 @@ class SpoolingSinkImpl final : public SpoolingSink {
     holding_ = false;
     for (SinkBatch& batch : held_) {
       std::string frame;
-      spool::append_batch_frame(batch.records, batch.control, unix_ms(), frame);
+      spool::append_batch_frame(batch.records, batch.control, codecs::unix_ms_now(), frame);
       if (auto refused = spool_locked(std::move(frame), batch.records.size(), std::move(batch.on_complete))) {
         later.push_back(std::move(refused));
       }
@@ -406,7 +402,7 @@ class SpoolingSinkImpl final : public SpoolingSink {
       return Round::failed;
     }
     replayed_.Increment(static_cast<double>(records));
-    lag_seconds_.Set(static_cast<double>(unix_ms() - spooled_at_ms) / 1000.0);
+    lag_seconds_.Set(static_cast<double>(codecs::unix_ms_now() - spooled_at_ms) / 1000.0);
     const std::uint64_t freed = log_->delete_below(next);
     std::lock_guard lock(mutex_);
     committed_ = next;
