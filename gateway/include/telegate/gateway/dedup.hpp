@@ -68,8 +68,9 @@ class DedupWindow {
   // reserve() for every key of one request: seen[i] (seen.size() == keys.size()) is what the
   // window held for keys[i]; a key repeated in `keys` is in_flight from its second time on.
   // The keys it held nowhere are marked in flight and appended to `reserved`, which must be
-  // settled once (a reservation passed again keeps its generation and gains the new keys). `now`: one clock reading serves every key of a request. Locks
-  // each shard once and prefetches its keys' slots together.
+  // settled once (a reservation passed again keeps its generation and gains the new keys).
+  // `now`: one clock reading serves every key of a request. Locks each shard once and
+  // prefetches its keys' slots together.
   void reserve_all(std::span<const Key> keys, Clock::time_point now, std::span<Seen> seen, Reservation& reserved);
   // One key: what the window held for it (reserved as for reserve_all when it held nothing).
   Seen reserve(const Key& key, Reservation& reserved, Clock::time_point now = Clock::now());
