@@ -31,6 +31,9 @@ using Clock = std::chrono::steady_clock;
 namespace fs = std::filesystem;
 
 constexpr std::string_view kDirectoryKey = "sink.kafka.spool.directory";
+// Spool entries Kafka refused for good at replay, one file each (spool::kSpoolSuffix, named by
+// the entry's offset), so the spool's own reader and format read them back.
+constexpr std::string_view kDeadLetterDirectory = "dead-letter";
 constexpr std::string_view kFencedMessage = "another instance took over this gateway's Kafka transactional id";
 
 // Kafka could not take the batch now, and the Kafka sink guarantees none of it is visible: the
@@ -53,18 +56,22 @@ class SpoolingSinkImpl final : public SpoolingSink {
         read_position_(std::move(read_position)),
         records_(prometheus::BuildCounter()
                      .Name("telegate_spool_records_total")
-                     .Help("Records written to the Kafka spool (spooled) and replayed from it into Kafka (replayed)")
+                     .Help("Records written to the Kafka spool (spooled), replayed from it into Kafka (replayed), "
+                           "refused for lack of room (refused_full), or set aside because Kafka refused them for "
+                           "good at replay (dead_lettered)")
                      .Register(registry)),
         spooled_(records_.Add({{"result", "spooled"}})),
         replayed_(records_.Add({{"result", "replayed"}})),
         full_(records_.Add({{"result", "refused_full"}})),
+        dead_lettered_(records_.Add({{"result", "dead_lettered"}})),
         pending_records_(gauge(registry, "telegate_spool_pending_records", "Records in the spool not yet committed to Kafka")),
         bytes_(gauge(registry, "telegate_spool_bytes", "Bytes of spool segments on disk (and being written)")),
         mode_gauge_(gauge(registry, "telegate_spool_mode", "0 direct to Kafka, 1 spooling, 2 replaying")),
         lag_seconds_(gauge(registry, "telegate_spool_replay_lag_seconds",
                            "Age of the spooled batch replayed last (0 in direct mode)")),
         fsync_seconds_(local_log::fsync_histogram(registry, "telegate_spool_fsync_seconds",
-                                                  "Latency of fdatasync on the spool")) {}
+                                                  "Latency of fdatasync on the spool")),
+        round_bytes_(config_.replay_batch_bytes) {}
 
   ~SpoolingSinkImpl() override {
     if (replayer_.joinable()) stop();
@@ -355,29 +362,22 @@ class SpoolingSinkImpl final : public SpoolingSink {
 
   enum class Round : std::uint8_t { failed, partial, caught_up };
 
-  Round replay_from(local_log::SegmentReader& reader, std::uint64_t from, std::uint64_t until) {
-    SinkBatch replay;
-    spool::SpooledBatch batch;
-    std::string problem;
+  // What one replay round read from the spool.
+  struct RoundRead {
+    SinkBatch batch;
     std::size_t records = 0;
+    std::size_t entries = 0;
     std::int64_t spooled_at_ms = 0;
-    const auto read = reader.read(from, until, config_.replay_batch_bytes, [&](std::uint64_t offset, std::string_view body) {
-      batch = {};
-      if (!problem.empty()) return;
-      if (auto parsed = spool::parse_batch_body(body, batch); !parsed) {
-        problem = fmt::format("entry {}: {}", offset, parsed.error());
-        return;
-      }
-      records += batch.records.size();
-      spooled_at_ms = batch.spooled_at_ms;
-      std::move(batch.records.begin(), batch.records.end(), std::back_inserter(replay.records));
-      std::move(batch.control.begin(), batch.control.end(), std::back_inserter(replay.control));
-    });
-    if (!read || !problem.empty() || *read <= from) {
+    std::string first_entry;  // the first entry's body: set aside whole if Kafka refuses it for good
+    std::uint64_t next = 0;   // the position after the last entry read
+  };
+
+  Round replay_from(local_log::SegmentReader& reader, std::uint64_t from, std::uint64_t until) {
+    auto read = read_round(reader, from, until);
+    if (!read) {
       // A spool that cannot be read back would be replayed wrong: stop replaying, loudly (the
       // spool keeps accepting until full, and a restart retries).
-      spdlog::critical("spool: cannot replay from position {}: {}", from,
-                       read ? (problem.empty() ? "no entry found" : problem) : read.error());
+      spdlog::critical("spool: cannot replay from position {}: {}", from, read.error());
       std::vector<std::function<void()>> later;
       std::unique_lock lock(mutex_);
       set_mode(Mode::spooling);
@@ -388,20 +388,91 @@ class SpoolingSinkImpl final : public SpoolingSink {
       wake_.wait(lock, [&] { return stopping_; });
       return Round::failed;
     }
-    const std::uint64_t next = *read;
-    ControlRecord& position = replay.control.emplace_back(position_);
-    position.value = std::to_string(next);
-    std::promise<SinkResult> outcome;
-    replay.on_complete = [&outcome](SinkResult result) { outcome.set_value(std::move(result)); };
-    kafka_->submit(std::move(replay));
-    const auto result = outcome.get_future().get();
+    const std::uint64_t next = read->next;
+    const std::size_t records = read->records;
+    const std::int64_t spooled_at_ms = read->spooled_at_ms;
+    const std::size_t entries = read->entries;
+    const std::string first_entry = std::move(read->first_entry);
+    std::vector<ControlRecord> first_entry_journal;  // needed only if that entry is set aside
+    if (entries == 1) first_entry_journal = read->batch.control;
+    auto result = commit_round(std::move(read->batch), next);
+    if (!result && result.error().code == SinkErrc::too_large) {
+      // A record over a topic's max.message.bytes (below the gateway's own limit, which the
+      // record passed when it was accepted) fails every round that holds it. Halve the round
+      // until the entry holding it is alone, then set that entry aside: it was acknowledged, so
+      // it is kept on disk, not dropped, and the entries behind it are not held hostage.
+      if (entries > 1) {
+        round_bytes_ = std::max<std::size_t>(1, round_bytes_ / 2);
+        spdlog::warn("spool: Kafka refused a record of spool entries {}..{} for its size ({}); replaying {} bytes "
+                     "at a time to find its entry",
+                     from, next - 1, result.error().message, round_bytes_);
+        return Round::partial;
+      }
+      if (auto kept = dead_letter(from, first_entry); !kept) {
+        spdlog::critical("spool: cannot set aside spool entry {} that Kafka refuses: {}; replay stops", from,
+                         kept.error());
+        return Round::failed;
+      }
+      spdlog::error("spool: Kafka refuses a record of spool entry {} for good ({}); its {} records are kept in {} "
+                    "and the replay goes on",
+                    from, result.error().message, records, dead_letter_path(from).string());
+      round_bytes_ = config_.replay_batch_bytes;
+      SinkBatch position_only;
+      position_only.control = std::move(first_entry_journal);  // its msg_ids were accepted: retries stay duplicates
+      if (result = commit_round(std::move(position_only), next); result) {
+        dead_lettered_.Increment(static_cast<double>(records));
+        return settle_round(next, until, records, spooled_at_ms, /*replayed=*/0);
+      }
+    }
     if (!result) {
       if (result.error().code == SinkErrc::fenced) fenced_ = true;
       spdlog::warn("spool: replay from position {} failed ({}); retrying when Kafka is ready", from,
                    result.error().message);
       return Round::failed;
     }
-    replayed_.Increment(static_cast<double>(records));
+    return settle_round(next, until, records, spooled_at_ms, records);
+  }
+
+  // Reads up to round_bytes_ of entries from `from` into one batch.
+  std::expected<RoundRead, std::string> read_round(local_log::SegmentReader& reader, std::uint64_t from,
+                                                   std::uint64_t until) {
+    RoundRead round;
+    spool::SpooledBatch batch;
+    std::string problem;
+    const auto read = reader.read(from, until, round_bytes_, [&](std::uint64_t offset, std::string_view body) {
+      batch = {};
+      if (!problem.empty()) return;
+      if (auto parsed = spool::parse_batch_body(body, batch); !parsed) {
+        problem = fmt::format("entry {}: {}", offset, parsed.error());
+        return;
+      }
+      if (round.entries++ == 0) round.first_entry = body;
+      round.records += batch.records.size();
+      round.spooled_at_ms = batch.spooled_at_ms;
+      std::move(batch.records.begin(), batch.records.end(), std::back_inserter(round.batch.records));
+      std::move(batch.control.begin(), batch.control.end(), std::back_inserter(round.batch.control));
+    });
+    if (!read) return std::unexpected(read.error());
+    if (!problem.empty()) return std::unexpected(problem);
+    if (*read <= from) return std::unexpected(std::string("no entry found"));
+    round.next = *read;
+    return round;
+  }
+
+  // Submits `batch` with the position after it in the same transaction, and waits.
+  SinkResult commit_round(SinkBatch batch, std::uint64_t next) {
+    ControlRecord& position = batch.control.emplace_back(position_);
+    position.value = std::to_string(next);
+    std::promise<SinkResult> outcome;
+    batch.on_complete = [&outcome](SinkResult result) { outcome.set_value(std::move(result)); };
+    kafka_->submit(std::move(batch));
+    return outcome.get_future().get();
+  }
+
+  // The round up to `next` is committed: its segments can go.
+  Round settle_round(std::uint64_t next, std::uint64_t until, std::size_t records, std::int64_t spooled_at_ms,
+                     std::size_t replayed) {
+    replayed_.Increment(static_cast<double>(replayed));
     lag_seconds_.Set(static_cast<double>(codecs::unix_ms_now() - spooled_at_ms) / 1000.0);
     const std::uint64_t freed = log_->delete_below(next);
     std::lock_guard lock(mutex_);
@@ -414,6 +485,39 @@ class SpoolingSinkImpl final : public SpoolingSink {
     return next == until ? Round::caught_up : Round::partial;
   }
 
+  fs::path dead_letter_path(std::uint64_t offset) const {
+    return config_.directory / kDeadLetterDirectory / fmt::format("{:020}{}", offset, spool::kSpoolSuffix);
+  }
+
+  // Writes the entry at `offset` as a one-entry segment of its own under dead-letter/, synced
+  // before the replay position moves past it. A crash in between sets it aside again, over the
+  // same file.
+  std::expected<void, std::string> dead_letter(std::uint64_t offset, std::string_view body) const {
+    const fs::path path = dead_letter_path(offset);
+    std::error_code error;
+    fs::create_directories(path.parent_path(), error);
+    if (error) return std::unexpected(fmt::format("cannot create '{}': {}", path.parent_path().string(), error.message()));
+    std::string frame;
+    const std::size_t start = local_log::begin_frame(frame);
+    frame += body;
+    local_log::end_frame(frame, start);
+    const fs::path partial = fs::path(path).concat(".partial");
+    const int fd = ::open(partial.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return std::unexpected(fmt::format("cannot create '{}': {}", partial.string(), std::strerror(errno)));
+    const bool written = ::write(fd, frame.data(), frame.size()) == static_cast<ssize_t>(frame.size()) && ::fsync(fd) == 0;
+    const int write_errno = errno;
+    ::close(fd);
+    if (!written) return std::unexpected(fmt::format("cannot write '{}': {}", partial.string(), std::strerror(write_errno)));
+    fs::rename(partial, path, error);
+    if (error) return std::unexpected(fmt::format("cannot rename '{}': {}", partial.string(), error.message()));
+    const int directory = ::open(path.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (directory >= 0) {
+      ::fsync(directory);
+      ::close(directory);
+    }
+    return {};
+  }
+
   SpoolConfig config_;
   std::unique_ptr<Sink> kafka_;
   const ControlRecord position_;
@@ -422,6 +526,7 @@ class SpoolingSinkImpl final : public SpoolingSink {
   prometheus::Counter& spooled_;
   prometheus::Counter& replayed_;
   prometheus::Counter& full_;
+  prometheus::Counter& dead_lettered_;
   prometheus::Gauge& pending_records_;
   prometheus::Gauge& bytes_;
   prometheus::Gauge& mode_gauge_;
@@ -432,6 +537,7 @@ class SpoolingSinkImpl final : public SpoolingSink {
   std::unique_ptr<local_log::SegmentLog> log_;
   std::vector<ControlRecord> startup_control_;  // written by start() only
   std::thread replayer_;
+  std::size_t round_bytes_;  // replayer thread: bytes per replay round, halved to isolate a refused entry
 
   std::mutex mutex_;
   std::condition_variable wake_;

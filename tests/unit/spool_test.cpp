@@ -201,13 +201,15 @@ std::size_t produced(const MockCluster& cluster) {
 // Distinct records on mock.topic. The mock writes no abort markers, so a transaction that timed
 // out on a loaded machine and was retried shows up twice in produced(); exactly-once against a
 // real broker's read_committed view is proven by integration_kafka_spool.
-std::size_t distinct_produced(const MockCluster& cluster) {
+std::set<std::string> produced_values(const MockCluster& cluster) {
   std::set<std::string> values;
   for (const std::int32_t partition : {0, 1}) {
     for (auto& message : cluster.read("mock.topic", partition)) values.insert(std::move(message.value));
   }
-  return values.size();
+  return values;
 }
+
+std::size_t distinct_produced(const MockCluster& cluster) { return produced_values(cluster).size(); }
 
 }  // namespace
 
@@ -349,6 +351,64 @@ TEST_CASE("spooling sink: a restart replays from the committed position only, an
   REQUIRE(replayed_journals.size() == 2);
   CHECK(replayed_journals[0].value == "journal-4");
   CHECK(cluster.read("mock.position", 0).back().value == "6");
+}
+
+TEST_CASE("spooling sink: an entry Kafka refuses for good at replay is set aside in dead-letter/, the rest replayed") {
+  MockCluster cluster;
+  rd_kafka_mock_topic_create(cluster.get(), "mock.position", 1, 1);
+  rd_kafka_mock_topic_create(cluster.get(), "mock.journal", 1, 1);
+  ScratchDir dir;
+  SpoolHarness harness(cluster, dir.path);
+  // Stands in for a topic's max.message.bytes below the gateway's limit: the producer refuses
+  // the record, as the broker would in the delivery report; both fail the batch as too_large.
+  harness.kafka_config.librdkafka["message.max.bytes"] = "4000";
+  prometheus::Registry registry;
+  auto sink = harness.make(cluster, registry);
+  sink->start();
+  rd_kafka_mock_broker_set_down(cluster.get(), 1);
+  Counts down;
+  constexpr int kEntries = 9, kRefused = 4;
+  std::vector<std::string> replayable;
+  for (int i = 0; i < kEntries; ++i) {
+    auto spooled = batch(5, down);
+    if (i == kRefused) spooled.records[2].value.assign(6000, 'x');
+    for (const auto& record : spooled.records) {
+      if (i != kRefused) replayable.push_back(record.value);
+    }
+    spooled.control.push_back({"mock.journal", 0, "gw-1", "journal-" + std::to_string(i)});
+    sink->submit(std::move(spooled));
+    REQUIRE(eventually([&] { return down.calls == i + 1; }));
+  }
+  CHECK(down.ok == kEntries);  // the oversized record was acknowledged: Kafka was not there to refuse it
+
+  rd_kafka_mock_broker_set_up(cluster.get(), 1);
+  REQUIRE(eventually([&] { return gauge(registry, "telegate_spool_mode") == 0; }, std::chrono::seconds(60)));
+  sink->stop();
+  CHECK(metric(registry, "telegate_spool_records_total", "replayed") == (kEntries - 1) * 5);
+  CHECK(metric(registry, "telegate_spool_records_total", "dead_lettered") == 5);
+  CHECK(gauge(registry, "telegate_spool_pending_records") == 0);
+  // (The mock writes no abort markers: records produced before the refusal in aborted rounds
+  // show up too, so only inclusion is checked here; integration_kafka_spool reads committed.)
+  const auto values = produced_values(cluster);
+  for (const auto& value : replayable) CHECK_MESSAGE(values.contains(value), value << " was not replayed");
+  CHECK_FALSE(values.contains(std::string(6000, 'x')));
+  CHECK(cluster.read("mock.position", 0).back().value == std::to_string(kEntries));
+  std::set<std::string> journals;
+  for (const auto& message : cluster.read("mock.journal", 0)) journals.insert(message.value);
+  CHECK(journals.size() == kEntries);  // the set-aside entry's msg_ids stay known as accepted
+
+  // The set-aside entry is a one-entry segment in the spool's own format, named by its offset.
+  sinks::local_log::SegmentReader reader(dir.path / "dead-letter", std::string(sinks::spool::kSpoolSuffix));
+  sinks::spool::SpooledBatch kept;
+  const auto read = reader.read(kRefused, kRefused + 1, 1, [&](std::uint64_t offset, std::string_view body) {
+    CHECK(offset == kRefused);
+    CHECK(sinks::spool::parse_batch_body(body, kept).has_value());
+  });
+  REQUIRE(read.has_value());
+  CHECK(*read == kRefused + 1);
+  REQUIRE(kept.records.size() == 5);
+  CHECK(kept.records[2].value.size() == 6000);
+  CHECK(sinks::local_log::list_segments(dir.path / "dead-letter", sinks::spool::kSpoolSuffix).size() == 1);
 }
 
 TEST_CASE("spooling sink: a second process cannot open the same spool") {
