@@ -11,16 +11,8 @@
 # (wchan: the HTTP I/O thread waits in do_epoll_wait, the sink thread in a futex).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-records=${1:-1000000}
-batch=${2:-250}
-connections=${3:-64}
-devices=${4:-64}
 source bench/gateway_lib.sh
-bench_setup
-start_gateway bench
-
-$build/firmware-sim/telegate-sim http --url "http://127.0.0.1:$port/v1/telemetry" --devices "$devices" \
-  --connections "$connections" --batch "$batch" --records 20000 >/dev/null || true
+http_bench_start "$@"
 
 # tid, name, voluntary and involuntary switches, utime + stime (ticks), run time (ns), wchan
 threads() {
@@ -37,8 +29,7 @@ done
 before=$(threads)
 perf stat -x, -e "$events" -p $gateway_pid -o "$work/perf-stat.csv" & perf_pid=$!
 sleep 0.5  # perf attached to every thread
-$build/firmware-sim/telegate-sim http --url "http://127.0.0.1:$port/v1/telemetry" --devices "$devices" \
-  --connections "$connections" --batch "$batch" --records "$records" >"$work/sim.json" || true
+http_sim "$records" >"$work/sim.json" || true
 after=$(threads)
 kill -INT $perf_pid; wait $perf_pid || true
 
