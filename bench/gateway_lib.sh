@@ -8,6 +8,11 @@
 #                          $device_types replaces the device-type list, $extra_tenants (YAML
 #                          list items) adds tenants after the simulated devices' one;
 #                          $TELEGATE_BENCH_KAFKA ('key: value, …') adds sink.kafka settings
+#   http_bench_start [records] [batch] [connections] [devices]
+#                          the HTTP → Kafka load's set-up (http_kafka.sh, kernel_per_request.sh):
+#                          sets those four, the broker and a gateway, and warms it up
+#   http_sim RECORDS       telegate-sim's closed loop of that load against the gateway; prints
+#                          its summary (exits 1 when not every record was accepted)
 #   free_port tcp|udp, cpu_seconds PID, context_switches PID, committed_transactions
 # TELEGATE_BENCH_GATEWAY_PRELOAD=LIB is put in LD_PRELOAD for the gateway process only (not the
 # load generator, baseline or broker), to A/B an allocator without rebuilding.
@@ -74,4 +79,20 @@ start_gateway() {
   echo "the gateway did not become ready:" >&2
   tail -20 "$work/telegate.log" >&2
   return 1
+}
+
+http_bench_start() {
+  records=${1:-1000000}
+  batch=${2:-250}
+  connections=${3:-64}
+  devices=${4:-64}
+  bench_setup
+  start_gateway bench
+  # Warm-up: topic creation, producer and connection set-up are not what we measure.
+  http_sim 20000 >/dev/null || true
+}
+
+http_sim() {
+  $build/firmware-sim/telegate-sim http --url "http://127.0.0.1:$port/v1/telemetry" --devices "$devices" \
+    --connections "$connections" --batch "$batch" --records "$1"
 }

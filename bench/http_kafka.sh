@@ -8,17 +8,8 @@
 # TELEGATE_BENCH_LIBRDKAFKA='key: "value", …' adds librdkafka settings to the gateway's sink.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-records=${1:-1000000}
-batch=${2:-250}
-connections=${3:-64}
-devices=${4:-64}
 source bench/gateway_lib.sh
-bench_setup
-start_gateway bench
-
-# Warm-up: topic creation, producer and connection set-up are not what we measure.
-$build/firmware-sim/telegate-sim http --url "http://127.0.0.1:$port/v1/telemetry" --devices "$devices" \
-  --connections "$connections" --batch "$batch" --records 20000 >/dev/null || true
+http_bench_start "$@"
 
 cpu_before=$(cpu_seconds $gateway_pid)
 switches_before=$(context_switches $gateway_pid)
@@ -26,8 +17,7 @@ commits_before=$(committed_transactions)
 if [[ -n ${TELEGATE_BENCH_PERF:-} ]]; then perf record -g -o "$TELEGATE_BENCH_PERF" -p $gateway_pid & perf_pid=$!; fi
 # Closed loop: throughput needs connections × batch well above rate × commit interval in flight.
 # telegate-sim exits 1 when not every record was accepted; the summary says which outcomes.
-sim=$($build/firmware-sim/telegate-sim http --url "http://127.0.0.1:$port/v1/telemetry" --devices "$devices" \
-  --connections "$connections" --batch "$batch" --records "$records" || true)
+sim=$(http_sim "$records" || true)
 cpu_after=$(cpu_seconds $gateway_pid)
 switches=$(($(context_switches $gateway_pid) - switches_before))
 commits=$(($(committed_transactions) - commits_before))
