@@ -6,42 +6,59 @@
 # TELEGATE_BENCH_PERF=FILE also records a perf profile of the gateway during the measured run
 # and prints the gateway's CPU per record by stage (bench/perf_stages.py).
 # TELEGATE_BENCH_LIBRDKAFKA='key: "value", …' adds librdkafka settings to the gateway's sink.
+# CPU per record is printed for each process sharing the cores: the gateway, the load generator
+# (telegate-sim) and the broker, and for the baseline its producer and the broker: on a
+# CPU-bound box every µs the load generator spends is taken from the other two.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source bench/gateway_lib.sh
 http_bench_start "$@"
+broker_pid=$(cat "${TELEGATE_KAFKA_DIR:-.cache/kafka}/broker.pid")
 
 cpu_before=$(cpu_seconds $gateway_pid)
+broker_before=$(cpu_seconds $broker_pid)
 switches_before=$(context_switches $gateway_pid)
 commits_before=$(committed_transactions)
 if [[ -n ${TELEGATE_BENCH_PERF:-} ]]; then perf record -g -o "$TELEGATE_BENCH_PERF" -p $gateway_pid & perf_pid=$!; fi
 # Closed loop: throughput needs connections × batch well above rate × commit interval in flight.
 # telegate-sim exits 1 when not every record was accepted; the summary says which outcomes.
-sim=$(http_sim "$records" || true)
+# Bash's `time` gives the simulator's user + system CPU seconds.
+sim=$( { TIMEFORMAT='%3U %3S'; time http_sim "$records" 2>"$work/sim.err" || true; } 2>"$work/sim.time")
+cat "$work/sim.err" >&2
+sim_cpu=$(awk '{print $1 + $2}' "$work/sim.time")
 cpu_after=$(cpu_seconds $gateway_pid)
+broker_cpu=$(awk -v a="$(cpu_seconds $broker_pid)" -v b="$broker_before" 'BEGIN {print a - b}')
 switches=$(($(context_switches $gateway_pid) - switches_before))
 commits=$(($(committed_transactions) - commits_before))
 if [[ -n ${TELEGATE_BENCH_PERF:-} ]]; then kill -INT $perf_pid; wait $perf_pid || true; fi
 echo "$sim"
 kill -TERM $gateway_pid; wait $gateway_pid || true
 
+broker_before=$(cpu_seconds $broker_pid)
 baseline=$($build/bench/telegate-bench kafka-baseline --bootstrap "$bootstrap" --records "$records" \
   --key-run "$batch")
+baseline_broker_cpu=$(awk -v a="$(cpu_seconds $broker_pid)" -v b="$broker_before" 'BEGIN {print a - b}')
 echo "$baseline"
 
-python3 - "$sim" "$baseline" "$cpu_before" "$cpu_after" "$records" "$batch" "$connections" "$commits" "$switches" <<'PY'
+python3 - "$sim" "$baseline" "$cpu_before" "$cpu_after" "$records" "$batch" "$connections" "$commits" "$switches" \
+  "$sim_cpu" "$broker_cpu" "$baseline_broker_cpu" <<'PY'
 import json, sys
 sim, base = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 commits = int(sys.argv[8])
 cpu = float(sys.argv[4]) - float(sys.argv[3])
 records = int(sys.argv[5])
+def per_record(seconds, count):
+  return round(float(seconds) * 1e6 / count, 3) if count else None
 print(json.dumps({
   "benchmark": "http-kafka", "records": records, "batch": int(sys.argv[6]), "connections": int(sys.argv[7]),
   "gateway_records_per_second": sim["records_per_second"],
   "baseline_producer_records_per_second": base["records_per_second"],
   "ratio_to_baseline": round(sim["records_per_second"] / base["records_per_second"], 3),
-  "gateway_cpu_us_per_record": round(cpu * 1e6 / sim["accepted"], 3) if sim["accepted"] else None,
+  "gateway_cpu_us_per_record": per_record(cpu, sim["accepted"]),
   "baseline_producer_cpu_us_per_record": base.get("cpu_us_per_record"),
+  "sim_cpu_us_per_record": per_record(sys.argv[10], sim["accepted"]),
+  "broker_cpu_us_per_record": per_record(sys.argv[11], sim["accepted"]),
+  "baseline_broker_cpu_us_per_record": per_record(sys.argv[12], records),
   "commits_per_second": round(commits / sim["seconds"], 1),
   # Threads that exited during the run (committers) are not counted: a lower bound.
   "context_switches_per_request": round(int(sys.argv[9]) * int(sys.argv[6]) / records, 2),

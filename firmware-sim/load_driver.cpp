@@ -65,6 +65,7 @@ bool Fleet::making() const {
 // Fixes evenly spaced since the device's last one: a tracker samples its GPS between uploads.
 void Fleet::make_records(Device& device, std::size_t count, std::int64_t until_ms) {
   const std::int64_t from_ms = device.motion.last_ms;
+  device.buffer.reserve(device.buffer.size() + count);  // one allocation per report, not one per doubling
   for (std::size_t i = 1; i <= count; ++i) {
     const auto at = from_ms + (until_ms - from_ms) * static_cast<std::int64_t>(i) / static_cast<std::int64_t>(count);
     device.buffer.push_back(motion_.advance(device.motion, at));

@@ -57,6 +57,7 @@ Route::Route(std::string name, std::vector<LatLon> points) : name_(std::move(nam
       const double metres = std::hypot(east, north);
       if (metres < 0.01) continue;  // a repeated point (the receiver standing still) has no heading
       cumulative_m_.push_back(cumulative_m_.back() + metres);
+      heading_deg_.push_back(std::atan2(east, north) / kRadiansPerDegree);
     } else {
       cumulative_m_.push_back(0.0);
     }
@@ -71,9 +72,7 @@ Route::Position Route::at(double distance_m) const {
   const std::size_t i = std::min<std::size_t>(std::max<std::ptrdiff_t>(after - cumulative_m_.begin() - 1, 0), points_.size() - 2);
   const double fraction = (distance_m - cumulative_m_[i]) / (cumulative_m_[i + 1] - cumulative_m_[i]);
   const LatLon from = points_[i], to = points_[i + 1];
-  const auto [east, north] = offset_m(from, to);
-  return {{from.lat + (to.lat - from.lat) * fraction, from.lon + (to.lon - from.lon) * fraction},
-          std::atan2(east, north) / kRadiansPerDegree};
+  return {{from.lat + (to.lat - from.lat) * fraction, from.lon + (to.lon - from.lon) * fraction}, heading_deg_[i]};
 }
 
 // A hand-written reader for the one thing needed (trkpt lat/lon attributes): an XML library

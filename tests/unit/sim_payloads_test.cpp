@@ -3,7 +3,9 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <tuple>
+#include <vector>
 
 #include "batch_acks.hpp"
 #include "payloads.hpp"
@@ -68,6 +70,38 @@ TEST_CASE("telegate-json and telegate-protobuf: batches their codecs read back f
       check_location(record, kFixes[i], tolerance, tolerance);
     }
   }
+}
+
+TEST_CASE("telegate-json: byte for byte what printf's %.7f/%.2f/%.1f/%.0f made, for random fixes the world over") {
+  // The body is rendered with to_chars from scaled integers; printf rounds the exact binary
+  // value. Random values almost never sit within an ulp of a tie, so the two must agree.
+  SmallRandom random(7);
+  const auto uniform = [&random](double low, double high) {
+    return low + (high - low) * static_cast<double>(random() >> 11) / static_cast<double>(1ULL << 53);
+  };
+  std::vector<Fix> fixes;
+  for (int i = 0; i < 20'000; ++i) {
+    fixes.push_back({1'790'000'000'000 + i * 997, uniform(-90, 90), uniform(-180, 180), uniform(0, 40),
+                     std::round(uniform(0, 360) * 10) / 10, std::round(uniform(3, 5) * 10) / 10, std::round(uniform(5, 100))});
+  }
+  fixes.push_back({0, -0.00000001, -0.0, 0.0, 0.0, 0.0, 0.0});  // signs of values that round to zero
+  fixes.push_back({1, 89.99999999, -179.99999996, 0.005, 359.9, 10.0, 100.0});  // carries into the integer part
+  std::string expected = "[";
+  for (std::size_t i = 0; i < fixes.size(); ++i) {
+    const Fix& fix = fixes[i];
+    char text[512];
+    const int length = std::snprintf(
+        text, sizeof text,
+        R"(%s{"device_id":"dev-7","type":"location","ts":%lld,"msg_id":"run-dev-7-%llu","lat":%.7f,"lon":%.7f,"speed":%.2f,"heading":%.1f,"accuracy":%.1f,"battery":%.0f})",
+        i ? "," : "", static_cast<long long>(fix.time_ms), static_cast<unsigned long long>(40 + i), fix.lat, fix.lon,
+        fix.speed_mps, fix.heading_deg, fix.accuracy_m, fix.battery_pct);
+    expected.append(text, static_cast<std::size_t>(length));
+  }
+  expected += ']';
+  std::string body = "a longer body left from the previous batch";
+  encode(Profile::telegate_json, "dev-7", "run-dev-7", 40, fixes, body);
+  REQUIRE(body.size() == expected.size());
+  CHECK(body == expected);
 }
 
 TEST_CASE("osmand: the OsmAnd query string, one fix, speed in knots, time in seconds; no msg_id") {
