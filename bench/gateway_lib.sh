@@ -13,7 +13,8 @@
 #                          sets those four, the broker and a gateway, and warms it up
 #   http_sim RECORDS       telegate-sim's closed loop of that load against the gateway; prints
 #                          its summary (exits 1 when not every record was accepted)
-#   free_port tcp|udp, cpu_seconds PID, context_switches PID, committed_transactions
+#   free_port tcp|udp, cpu_seconds PID, context_switches PID, minor_faults PID,
+#   committed_transactions
 # TELEGATE_BENCH_GATEWAY_PRELOAD=LIB is put in LD_PRELOAD for the gateway process only (not the
 # load generator, baseline or broker), to A/B an allocator without rebuilding.
 
@@ -37,6 +38,10 @@ cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc
 
 # Context switches (voluntary + involuntary) of PID's live threads so far: wake-ups cost these.
 context_switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {n += $2} END {print n}'; }
+
+# Minor page faults of PID so far (exited threads included): memory touched for the first time,
+# or again after the allocator or a thread's exit gave it back.
+minor_faults() { awk '{print $10}' "/proc/$1/stat"; }
 
 # Kafka transactions the gateway on $port has committed so far.
 committed_transactions() {

@@ -5,6 +5,8 @@
 # Prints one JSON object per measurement and a summary line for docs/benchmarks.md.
 # TELEGATE_BENCH_PERF=FILE also records a perf profile of the gateway during the measured run
 # and prints the gateway's CPU per record by stage (bench/perf_stages.py).
+# TELEGATE_BENCH_PERF_OPTS replaces perf record's options (default -g), e.g. '-e page-faults -g'
+# or '--call-graph dwarf'; the stage table is printed only for the default CPU profile.
 # TELEGATE_BENCH_LIBRDKAFKA='key: "value", …' adds librdkafka settings to the gateway's sink.
 # CPU per record is printed for each process sharing the cores: the gateway, the load generator
 # (telegate-sim) and the broker, and for the baseline its producer and the broker: on a
@@ -18,8 +20,9 @@ broker_pid=$(cat "${TELEGATE_KAFKA_DIR:-.cache/kafka}/broker.pid")
 cpu_before=$(cpu_seconds $gateway_pid)
 broker_before=$(cpu_seconds $broker_pid)
 switches_before=$(context_switches $gateway_pid)
+faults_before=$(minor_faults $gateway_pid)
 commits_before=$(committed_transactions)
-if [[ -n ${TELEGATE_BENCH_PERF:-} ]]; then perf record -g -o "$TELEGATE_BENCH_PERF" -p $gateway_pid & perf_pid=$!; fi
+if [[ -n ${TELEGATE_BENCH_PERF:-} ]]; then perf record ${TELEGATE_BENCH_PERF_OPTS:--g} -o "$TELEGATE_BENCH_PERF" -p $gateway_pid & perf_pid=$!; fi
 # Closed loop: throughput needs connections × batch well above rate × commit interval in flight.
 # telegate-sim exits 1 when not every record was accepted; the summary says which outcomes.
 # Bash's `time` gives the simulator's user + system CPU seconds.
@@ -29,8 +32,10 @@ sim_cpu=$(awk '{print $1 + $2}' "$work/sim.time")
 cpu_after=$(cpu_seconds $gateway_pid)
 broker_cpu=$(awk -v a="$(cpu_seconds $broker_pid)" -v b="$broker_before" 'BEGIN {print a - b}')
 switches=$(($(context_switches $gateway_pid) - switches_before))
+faults=$(($(minor_faults $gateway_pid) - faults_before))
 commits=$(($(committed_transactions) - commits_before))
 if [[ -n ${TELEGATE_BENCH_PERF:-} ]]; then kill -INT $perf_pid; wait $perf_pid || true; fi
+rss_kib=$(awk '/VmRSS/ {print $2}' "/proc/$gateway_pid/status")
 echo "$sim"
 kill -TERM $gateway_pid; wait $gateway_pid || true
 
@@ -41,7 +46,7 @@ baseline_broker_cpu=$(awk -v a="$(cpu_seconds $broker_pid)" -v b="$broker_before
 echo "$baseline"
 
 python3 - "$sim" "$baseline" "$cpu_before" "$cpu_after" "$records" "$batch" "$connections" "$commits" "$switches" \
-  "$sim_cpu" "$broker_cpu" "$baseline_broker_cpu" <<'PY'
+  "$sim_cpu" "$broker_cpu" "$baseline_broker_cpu" "$faults" "$rss_kib" <<'PY'
 import json, sys
 sim, base = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 commits = int(sys.argv[8])
@@ -62,9 +67,14 @@ print(json.dumps({
   "commits_per_second": round(commits / sim["seconds"], 1),
   # Threads that exited during the run (committers) are not counted: a lower bound.
   "context_switches_per_request": round(int(sys.argv[9]) * int(sys.argv[6]) / records, 2),
+  # Minor page faults: memory touched for the first time, or again after jemalloc or a thread
+  # exit gave it back to the kernel (docs/benchmarks.md §18.alloc).
+  "minor_faults_per_second": round(int(sys.argv[13]) / sim["seconds"]),
+  "minor_faults_per_request": round(int(sys.argv[13]) * int(sys.argv[6]) / records, 3),
+  "gateway_rss_mib_at_end": round(int(sys.argv[14]) / 1024, 1),
   "ack_latency_ms": sim["ack_latency_ms"], "outcomes": sim["outcomes"]}))
 PY
-if [[ -n ${TELEGATE_BENCH_PERF:-} ]]; then
+if [[ -n ${TELEGATE_BENCH_PERF:-} && -z ${TELEGATE_BENCH_PERF_OPTS:-} ]]; then
   cpu_us=$(python3 -c "import sys; print((float(sys.argv[2]) - float(sys.argv[1])) * 1e6 / float(sys.argv[3]))" \
     "$cpu_before" "$cpu_after" "$records")
   bench/perf_stages.py "$TELEGATE_BENCH_PERF" "$cpu_us"

@@ -17,7 +17,16 @@ constexpr envelope::SourceProtocol kProtocols[] = {envelope::SourceProtocol::htt
 }  // namespace
 
 prometheus::Counter& ProtocolMetrics::requests_with_status(int status) const {
-  return requests->Add({{"protocol", protocol}, {"status", std::to_string(status)}});  // Add() returns the existing child
+  const bool cacheable = status >= 0 && static_cast<std::size_t>(status) < kCachedStatuses;
+  if (cacheable) {
+    if (prometheus::Counter* cached = by_status[static_cast<std::size_t>(status)].load(std::memory_order_acquire)) {
+      return *cached;
+    }
+  }
+  // Add() returns the existing child when there is one.
+  prometheus::Counter& counter = requests->Add({{"protocol", protocol}, {"status", std::to_string(status)}});
+  if (cacheable) by_status[static_cast<std::size_t>(status)].store(&counter, std::memory_order_release);
+  return counter;
 }
 
 Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {

@@ -402,3 +402,30 @@ TEST_CASE("per-tenant counters add up: received = acknowledged + rejected + fail
   CHECK(stats.find(R"("tenant":"acme","protocol":"http","received":12,"admitted":8,"acknowledged":8)") !=
         std::string::npos);
 }
+
+TEST_CASE("requests by status: each status counts into its own child, cached or not, from any thread") {
+  Metrics metrics;
+  const ProtocolMetrics& http = metrics.protocol(envelope::SourceProtocol::http);
+  const ProtocolMetrics& coap = metrics.protocol(envelope::SourceProtocol::coap);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 100; ++i) {
+        http.requests_with_status(200).Increment();
+        if (i % 4 == 0) http.requests_with_status(503).Increment();
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  coap.requests_with_status(205).Increment();
+  http.requests_with_status(900).Increment();  // beyond the cache: the family every time
+  http.requests_with_status(900).Increment();
+  CHECK(&http.requests_with_status(200) != &coap.requests_with_status(200));
+  CHECK(&http.requests_with_status(200) != &http.requests_with_status(503));
+  const std::string text = metrics.render();
+  CHECK(text.find(R"(telegate_requests_total{protocol="http",status="200"} 400)") != std::string::npos);
+  CHECK(text.find(R"(telegate_requests_total{protocol="http",status="503"} 100)") != std::string::npos);
+  CHECK(text.find(R"(telegate_requests_total{protocol="coap",status="205"} 1)") != std::string::npos);
+  CHECK(text.find(R"(telegate_requests_total{protocol="http",status="900"} 2)") != std::string::npos);
+  CHECK(text.find(R"(telegate_requests_total{protocol="coap",status="200"} 0)") != std::string::npos);
+}

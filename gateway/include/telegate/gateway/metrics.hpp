@@ -12,6 +12,7 @@
 #include <prometheus/registry.h>
 
 #include <array>
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -45,7 +46,16 @@ struct ProtocolMetrics {
   prometheus::Histogram* ack_latency = nullptr;
   prometheus::Family<prometheus::Counter>* requests = nullptr;  // by status, added on first use
 
+  // The `requests` child of a status, from `by_status` once a status has been seen: the family's
+  // Add() builds a label map (three heap nodes) and takes the family's lock, once per request
+  // on every listener before this cache (docs/benchmarks.md §18.alloc). Any thread.
   prometheus::Counter& requests_with_status(int status) const;
+  // Statuses below this are cached: HTTP 100–599, CoAP codes as class × 100 + detail (≤ 731),
+  // MQTT reason codes 0–255. Others (none today) go to the family every time.
+  static constexpr std::size_t kCachedStatuses = 800;
+  // Filled on first use by whichever thread answers with that status first; a race stores the
+  // same child twice (Add() returns the existing one).
+  mutable std::array<std::atomic<prometheus::Counter*>, kCachedStatuses> by_status{};
   void reject(RejectReason reason, std::size_t records) const {
     rejected[static_cast<std::size_t>(reason)]->Increment(static_cast<double>(records));
   }
