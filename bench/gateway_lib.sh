@@ -10,7 +10,12 @@
 #                          $TELEGATE_BENCH_KAFKA ('key: value, …') adds sink.kafka settings
 #   http_bench_start [records] [batch] [connections] [devices]
 #                          the HTTP → Kafka load's set-up (http_kafka.sh, kernel_per_request.sh):
-#                          sets those four, the broker and a gateway, and warms it up
+#                          sets those four, the broker and a gateway, and warms it up with
+#                          $TELEGATE_BENCH_WARMUP_RECORDS records (default 20 000: topics,
+#                          producers, connections); 1 200 000 fills the de-duplication window
+#                          (dedup.max_entries, 1M), so the run measures a gateway in steady
+#                          state (window evicting, allocator and buffers warm) instead of one
+#                          still paying first touches
 #   http_sim RECORDS       telegate-sim's closed loop of that load against the gateway; prints
 #                          its summary (exits 1 when not every record was accepted)
 #   free_port tcp|udp, cpu_seconds PID, context_switches PID, minor_faults PID,
@@ -94,7 +99,7 @@ http_bench_start() {
   bench_setup
   start_gateway bench
   # Warm-up: topic creation, producer and connection set-up are not what we measure.
-  http_sim 20000 >/dev/null || true
+  http_sim "${TELEGATE_BENCH_WARMUP_RECORDS:-20000}" >/dev/null || true
 }
 
 http_sim() {
