@@ -5,7 +5,8 @@
 # Prints one JSON object per measurement and a summary line for docs/benchmarks.md.
 # TELEGATE_BENCH_PERF=FILE also records a perf profile of the gateway during the measured run
 # and prints the gateway's CPU per record by stage (bench/perf_stages.py).
-# TELEGATE_BENCH_LIBRDKAFKA='key: "value", …' adds librdkafka settings to the gateway's sink.
+# TELEGATE_BENCH_LIBRDKAFKA='key: "value", …' adds librdkafka settings to the gateway's sink and
+# to the baseline producer.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 records=${1:-1000000}
@@ -35,8 +36,11 @@ if [[ -n ${TELEGATE_BENCH_PERF:-} ]]; then kill -INT $perf_pid; wait $perf_pid |
 echo "$sim"
 kill -TERM $gateway_pid; wait $gateway_pid || true
 
+# The baseline gets the gateway's librdkafka settings too: 'a: "1", b: "2"' → a=1,b=2.
+librdkafka=$(python3 -c 'import re, sys; print(",".join(f"{k}={v}" for k, v in re.findall(r"([\w.]+)\s*:\s*\"?([^\",]*)\"?", sys.argv[1])))' \
+  "${TELEGATE_BENCH_LIBRDKAFKA:-}")
 baseline=$($build/bench/telegate-bench kafka-baseline --bootstrap "$bootstrap" --records "$records" \
-  --key-run "$batch")
+  --key-run "$batch" --librdkafka "$librdkafka")
 echo "$baseline"
 
 python3 - "$sim" "$baseline" "$cpu_before" "$cpu_after" "$records" "$batch" "$connections" "$commits" "$switches" <<'PY'

@@ -759,6 +759,17 @@ int kafka_baseline(int argc, char** argv) {
   ProduceOptions options;
   options.per_transaction = std::stoul(flag(argc, argv, "--transaction-records", "50000"));
   options.key_run = std::stoul(flag(argc, argv, "--key-run", "250"));
+  // --librdkafka 'name=value,…': the settings a benchmark also gave the gateway's sink
+  // (TELEGATE_BENCH_LIBRDKAFKA), so that the baseline compares like with like.
+  const std::string settings = flag(argc, argv, "--librdkafka", "");
+  for (std::size_t start = 0; start < settings.size();) {
+    const std::size_t end = std::min(settings.find(',', start), settings.size());
+    const std::string setting = settings.substr(start, end - start);
+    const std::size_t equals = setting.find('=');
+    if (equals == std::string::npos) throw std::invalid_argument("--librdkafka: expected name=value, got " + setting);
+    options.settings.emplace_back(setting.substr(0, equals), setting.substr(equals + 1));
+    start = end + 1;
+  }
   const auto sealed = prebuilt_envelopes();
   const ProduceResult run = produce_run(bootstrap, "bench.baseline." + std::to_string(now_ms()), sealed, records, options);
   // The floor for the gateway's CPU per record: librdkafka's cost (this thread and its own).
