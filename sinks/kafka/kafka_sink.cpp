@@ -128,7 +128,9 @@ class TopicHandles {
   }
 
  private:
-  // With the producer's topic settings; with the default partitioner, its noting twin.
+  // With the producer's topic settings; with the default partitioner, its noting twin. (The twin
+  // differs in one case only: a record with an empty key, which a device id never is, would be
+  // spread at random rather than into librdkafka's sticky partition.)
   static rd_kafka_topic_t* create(rd_kafka_t* producer, const std::string& name) {
     rd_kafka_topic_conf_t* conf = rd_kafka_default_topic_conf_dup(producer);
     char partitioner[64];
@@ -516,27 +518,26 @@ class KafkaSink final : public Sink {
                                      void* tag, PartitionRun& run) {
     rd_kafka_topic_t* topic = slot.topics.get(slot.producer, record.topic);
     const std::int32_t partition = run.of(topic, record.key);
-    if (partition == RD_KAFKA_PARTITION_UA) chosen_partition = RD_KAFKA_PARTITION_UA;
-    rd_kafka_resp_err_t error = produce_in(slot, topic, partition, record, timestamp_ms, tag);
-    if (error == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION && partition != RD_KAFKA_PARTITION_UA) {
-      // The topic lost partitions (deleted and re-created) since the run began: ask the partitioner again.
-      chosen_partition = RD_KAFKA_PARTITION_UA;
-      error = produce_in(slot, topic, RD_KAFKA_PARTITION_UA, record, timestamp_ms, tag);
+    if (partition != RD_KAFKA_PARTITION_UA) {
+      const rd_kafka_resp_err_t error = produce_in(slot, topic, partition, record, timestamp_ms, tag);
+      // Else the topic lost partitions (deleted and re-created) since the run began: the partitioner decides.
+      if (error != RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION) return error;
     }
-    if (!error && partition == RD_KAFKA_PARTITION_UA) run = {topic, record.key, chosen_partition};
+    chosen_partition = RD_KAFKA_PARTITION_UA;
+    const rd_kafka_resp_err_t error = produce_in(slot, topic, RD_KAFKA_PARTITION_UA, record, timestamp_ms, tag);
+    if (!error) run = {topic, record.key, chosen_partition};
     return error;
   }
 
   static rd_kafka_resp_err_t produce_in(ProducerSlot& slot, rd_kafka_topic_t* topic, std::int32_t partition,
                                         const envelope::SealedRecord& record, std::int64_t timestamp_ms, void* tag) {
-    // An empty key stays a null one, as librdkafka treats both alike only with its own partitioner.
-    const char* key = record.key.empty() ? nullptr : record.key.data();
 // librdkafka's RD_KAFKA_V_* macros are C casts.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wold-style-cast"
     if (record.headers.empty()) {
       return rd_kafka_producev(
-          slot.producer, RD_KAFKA_V_RKT(topic), RD_KAFKA_V_PARTITION(partition), RD_KAFKA_V_KEY(key, record.key.size()),
+          slot.producer, RD_KAFKA_V_RKT(topic), RD_KAFKA_V_PARTITION(partition),
+          RD_KAFKA_V_KEY(record.key.data(), record.key.size()),
           RD_KAFKA_V_VALUE(const_cast<char*>(record.value.data()), record.value.size()),
           RD_KAFKA_V_HEADER(envelope::kRouteHeader.data(), record.route_header.data(),
                             static_cast<ssize_t>(record.route_header.size())),
@@ -551,7 +552,8 @@ class KafkaSink final : public Sink {
                           static_cast<ssize_t>(value.size()));
     }
     const rd_kafka_resp_err_t error = rd_kafka_producev(
-        slot.producer, RD_KAFKA_V_RKT(topic), RD_KAFKA_V_PARTITION(partition), RD_KAFKA_V_KEY(key, record.key.size()),
+        slot.producer, RD_KAFKA_V_RKT(topic), RD_KAFKA_V_PARTITION(partition),
+        RD_KAFKA_V_KEY(record.key.data(), record.key.size()),
         RD_KAFKA_V_VALUE(const_cast<char*>(record.value.data()), record.value.size()), RD_KAFKA_V_HEADERS(headers),
         RD_KAFKA_V_TIMESTAMP(timestamp_ms), RD_KAFKA_V_MSGFLAGS(kProduceFlags), RD_KAFKA_V_OPAQUE(tag), RD_KAFKA_V_END);
 #pragma GCC diagnostic pop
