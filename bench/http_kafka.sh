@@ -7,7 +7,8 @@
 # and prints the gateway's CPU per record by stage (bench/perf_stages.py).
 # TELEGATE_BENCH_PERF_OPTS replaces perf record's options (default -g), e.g. '-e page-faults -g'
 # or '--call-graph dwarf'; the stage table is printed only for the default CPU profile.
-# TELEGATE_BENCH_LIBRDKAFKA='key: "value", …' adds librdkafka settings to the gateway's sink.
+# TELEGATE_BENCH_LIBRDKAFKA='key: "value", …' adds librdkafka settings to the gateway's sink and
+# to the baseline producer.
 # CPU per record is printed for each process sharing the cores: the gateway, the load generator
 # (telegate-sim) and the broker, and for the baseline its producer and the broker: on a
 # CPU-bound box every µs the load generator spends is taken from the other two.
@@ -40,8 +41,11 @@ echo "$sim"
 kill -TERM $gateway_pid; wait $gateway_pid || true
 
 broker_before=$(cpu_seconds $broker_pid)
+# The baseline gets the gateway's librdkafka settings too: 'a: "1", b: "2"' → a=1,b=2.
+librdkafka=$(python3 -c 'import re, sys; print(",".join(f"{k}={v}" for k, v in re.findall(r"([\w.]+)\s*:\s*\"?([^\",]*)\"?", sys.argv[1])))' \
+  "${TELEGATE_BENCH_LIBRDKAFKA:-}")
 baseline=$($build/bench/telegate-bench kafka-baseline --bootstrap "$bootstrap" --records "$records" \
-  --key-run "$batch")
+  --key-run "$batch" --librdkafka "$librdkafka")
 baseline_broker_cpu=$(awk -v a="$(cpu_seconds $broker_pid)" -v b="$broker_before" 'BEGIN {print a - b}')
 echo "$baseline"
 

@@ -592,6 +592,12 @@ struct ProduceOptions {
   bool copy = false;   // RD_KAFKA_MSG_F_COPY
   bool by_name = false;  // RD_KAFKA_V_TOPIC (a handle lookup under a lock per record)
   bool header_list = false;  // rd_kafka_headers_new + RD_KAFKA_V_HEADERS instead of V_HEADER
+  // RD_KAFKA_V_PARTITION: the partition librdkafka's consistent_random partitioner would pick,
+  // computed once per key instead of librdkafka hashing the key for every record.
+  bool caller_partition = false;
+  // A delivery-report callback (as the Kafka sink has): librdkafka then hands every message back
+  // to the polling thread instead of freeing it on its broker thread.
+  bool delivery_reports = false;
   std::size_t poll_every = 250;
   HeaderMode headers = HeaderMode::compact;
   // 0: as fast as librdkafka takes records; else paced to this rate, a key run at a time, as
@@ -631,6 +637,7 @@ ProduceResult produce_run(const std::string& bootstrap, const std::string& topic
       throw std::runtime_error(name + ": " + error_text);
     }
   }
+  if (options.delivery_reports) rd_kafka_conf_set_dr_msg_cb(conf, [](rd_kafka_t*, const rd_kafka_message_t*, void*) {});
   rd_kafka_t* producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, error_text, sizeof error_text);
   if (!producer) throw std::runtime_error(error_text);
   must(rd_kafka_init_transactions(producer, 30'000), "init_transactions");
@@ -643,10 +650,12 @@ ProduceResult produce_run(const std::string& bootstrap, const std::string& topic
   // that the options decide once: topic, key, value, header(s), flags.
   std::vector<std::string> keys;
   for (int device = 0; device < 64; ++device) keys.push_back("sim-" + std::to_string(device));
+  std::vector<std::int32_t> partitions(keys.size(), RD_KAFKA_PARTITION_UA);  // caller_partition, set after the first transaction
   const auto produce_one = [&](std::size_t i) {
     const envelope::SealedRecord& record = sealed[i % sealed.size()];
-    const std::string& key = keys[(i / options.key_run) % keys.size()];
-    rd_kafka_vu_t args[5] = {};
+    const std::size_t device = (i / options.key_run) % keys.size();
+    const std::string& key = keys[device];
+    rd_kafka_vu_t args[6] = {};
     std::size_t count = 0;
     args[count].vtype = options.by_name ? RD_KAFKA_VTYPE_TOPIC : RD_KAFKA_VTYPE_RKT;
     if (options.by_name) {
@@ -657,6 +666,10 @@ ProduceResult produce_run(const std::string& bootstrap, const std::string& topic
     if (options.keyed) {
       args[count].vtype = RD_KAFKA_VTYPE_KEY;
       args[count++].u.mem = {const_cast<char*>(key.data()), key.size()};
+    }
+    if (partitions[device] != RD_KAFKA_PARTITION_UA) {
+      args[count].vtype = RD_KAFKA_VTYPE_PARTITION;
+      args[count++].u.i32 = partitions[device];
     }
     args[count].vtype = RD_KAFKA_VTYPE_VALUE;
     args[count++].u.mem = {const_cast<char*>(record.value.data()), record.value.size()};
@@ -699,6 +712,18 @@ ProduceResult produce_run(const std::string& bootstrap, const std::string& topic
   must(rd_kafka_begin_transaction(producer), "begin_transaction");
   for (std::size_t i = 0; i < 1000; ++i) produce_one(i);
   commit();
+  if (options.caller_partition) {
+    const rd_kafka_metadata_t* metadata = nullptr;
+    if (rd_kafka_metadata(producer, 0, handle, &metadata, 10'000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      throw std::runtime_error("metadata of " + topic);
+    }
+    const int count = metadata->topics[0].partition_cnt;
+    rd_kafka_metadata_destroy(metadata);
+    for (std::size_t device = 0; device < keys.size(); ++device) {
+      partitions[device] = rd_kafka_msg_partitioner_consistent_random(handle, keys[device].data(), keys[device].size(),
+                                                                      count, nullptr, nullptr);
+    }
+  }
 
   const double cpu_before = cpu_seconds(RUSAGE_SELF);
   const double caller_before = cpu_seconds(RUSAGE_THREAD);
@@ -734,6 +759,17 @@ int kafka_baseline(int argc, char** argv) {
   ProduceOptions options;
   options.per_transaction = std::stoul(flag(argc, argv, "--transaction-records", "50000"));
   options.key_run = std::stoul(flag(argc, argv, "--key-run", "250"));
+  // --librdkafka 'name=value,…': the settings a benchmark also gave the gateway's sink
+  // (TELEGATE_BENCH_LIBRDKAFKA), so that the baseline compares like with like.
+  const std::string settings = flag(argc, argv, "--librdkafka", "");
+  for (std::size_t start = 0; start < settings.size();) {
+    const std::size_t end = std::min(settings.find(',', start), settings.size());
+    const std::string setting = settings.substr(start, end - start);
+    const std::size_t equals = setting.find('=');
+    if (equals == std::string::npos) throw std::invalid_argument("--librdkafka: expected name=value, got " + setting);
+    options.settings.emplace_back(setting.substr(0, equals), setting.substr(equals + 1));
+    start = end + 1;
+  }
   const auto sealed = prebuilt_envelopes();
   const ProduceResult run = produce_run(bootstrap, "bench.baseline." + std::to_string(now_ms()), sealed, records, options);
   // The floor for the gateway's CPU per record: librdkafka's cost (this thread and its own).
@@ -821,6 +857,12 @@ int kafka_floor(int argc, char** argv) {
        })},
       {"F_COPY", changed([](ProduceOptions& o) { o.copy = true; })},
       {"poll per record", changed([](ProduceOptions& o) { o.poll_every = 1; })},
+      {"partition chosen by the caller, once per key", changed([](ProduceOptions& o) { o.caller_partition = true; })},
+      {"delivery-report callback (as the sink)", changed([](ProduceOptions& o) { o.delivery_reports = true; })},
+      {"delivery-report callback, delivery.report.only.error", changed([](ProduceOptions& o) {
+         o.delivery_reports = true;
+         o.settings = {{"delivery.report.only.error", "true"}};
+       })},
       {"sink defaults", {}},
   };
   const std::string run = std::to_string(now_ms());
