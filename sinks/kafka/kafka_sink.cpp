@@ -86,21 +86,6 @@ struct DeliveryTag {
   }
 };
 
-// The partition librdkafka's default partitioner (consistent_random: CRC-32 of the key modulo the
-// topic's partition count) chose for the calling thread's last record, when it ran on that thread
-// (it runs on librdkafka's main thread instead for records produced before the topic's metadata
-// arrived: thread_local keeps those apart). See PartitionRun.
-thread_local std::int32_t chosen_partition = RD_KAFKA_PARTITION_UA;
-
-// The topic handles' partitioner where the configured one is the default: librdkafka's own
-// consistent_random, so every record goes where it went without it, and its choice noted.
-std::int32_t consistent_random_noted(const rd_kafka_topic_t* topic, const void* key, std::size_t key_size,
-                                     std::int32_t partitions, void* topic_opaque, void* message_opaque) {
-  chosen_partition =
-      rd_kafka_msg_partitioner_consistent_random(topic, key, key_size, partitions, topic_opaque, message_opaque);
-  return chosen_partition;
-}
-
 // A producer's topic handles, looked up once per topic name: producing by name
 // (RD_KAFKA_V_TOPIC) makes librdkafka find or create the handle under its lock for every record.
 // Owned by its ProducerSlot, used by whoever owns the slot's producer; cleared before that
@@ -115,7 +100,7 @@ class TopicHandles {
   rd_kafka_topic_t* get(rd_kafka_t* producer, const std::string& name) {
     if (last_ != nullptr && last_name_ == name) return last_;  // consecutive records share a topic
     auto found = handles_.find(name);
-    if (found == handles_.end()) found = handles_.emplace(name, create(producer, name)).first;
+    if (found == handles_.end()) found = handles_.emplace(name, rd_kafka_topic_new(producer, name.c_str(), nullptr)).first;
     last_name_ = name;
     last_ = found->second;
     return last_;
@@ -128,38 +113,9 @@ class TopicHandles {
   }
 
  private:
-  // With the producer's topic settings; with the default partitioner, its noting twin. (The twin
-  // differs in one case only: a record with an empty key, which a device id never is, would be
-  // spread at random rather than into librdkafka's sticky partition.)
-  static rd_kafka_topic_t* create(rd_kafka_t* producer, const std::string& name) {
-    rd_kafka_topic_conf_t* conf = rd_kafka_default_topic_conf_dup(producer);
-    char partitioner[64];
-    std::size_t size = sizeof partitioner;
-    if (rd_kafka_topic_conf_get(conf, "partitioner", partitioner, &size) == RD_KAFKA_CONF_OK &&
-        std::string_view(partitioner) == "consistent_random") {
-      rd_kafka_topic_conf_set_partitioner_cb(conf, consistent_random_noted);
-    }
-    return rd_kafka_topic_new(producer, name.c_str(), conf);  // owns conf
-  }
-
   std::unordered_map<std::string, rd_kafka_topic_t*> handles_;
   std::string last_name_;
   rd_kafka_topic_t* last_ = nullptr;
-};
-
-// The partition of a run of records with the same topic and key (a request's records share their
-// device's key): librdkafka's partitioner picks it for the run's first record, and the others
-// name it (RD_KAFKA_V_PARTITION) instead of having librdkafka hash the same key again. Kept for
-// one batch only, so a change of the topic's partition count reaches the next batch's records.
-// Local to the thread producing the batch.
-struct PartitionRun {
-  rd_kafka_topic_t* topic = nullptr;
-  std::string_view key;
-  std::int32_t partition = RD_KAFKA_PARTITION_UA;
-
-  std::int32_t of(rd_kafka_topic_t* record_topic, std::string_view record_key) const noexcept {
-    return topic == record_topic && key == record_key ? partition : RD_KAFKA_PARTITION_UA;
-  }
 };
 
 // A batch in a slot's transaction, with the Kafka timestamp (CreateTime) of its records: the
@@ -512,32 +468,16 @@ class KafkaSink final : public Sink {
   static constexpr int kProduceFlags = 0;
 
   // One record with its headers: tg-route alone on the common path (one V_HEADER, no header
-  // list to build), or tg-route plus the format's own headers (CloudEvents). In the partition
-  // of `run` when it continues it, else where librdkafka's partitioner puts it, starting a run.
+  // list to build), or tg-route plus the format's own headers (CloudEvents).
   static rd_kafka_resp_err_t produce(ProducerSlot& slot, const envelope::SealedRecord& record, std::int64_t timestamp_ms,
-                                     void* tag, PartitionRun& run) {
+                                     void* tag) {
     rd_kafka_topic_t* topic = slot.topics.get(slot.producer, record.topic);
-    const std::int32_t partition = run.of(topic, record.key);
-    if (partition != RD_KAFKA_PARTITION_UA) {
-      const rd_kafka_resp_err_t error = produce_in(slot, topic, partition, record, timestamp_ms, tag);
-      // Else the topic lost partitions (deleted and re-created) since the run began: the partitioner decides.
-      if (error != RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION) return error;
-    }
-    chosen_partition = RD_KAFKA_PARTITION_UA;
-    const rd_kafka_resp_err_t error = produce_in(slot, topic, RD_KAFKA_PARTITION_UA, record, timestamp_ms, tag);
-    if (!error) run = {topic, record.key, chosen_partition};
-    return error;
-  }
-
-  static rd_kafka_resp_err_t produce_in(ProducerSlot& slot, rd_kafka_topic_t* topic, std::int32_t partition,
-                                        const envelope::SealedRecord& record, std::int64_t timestamp_ms, void* tag) {
 // librdkafka's RD_KAFKA_V_* macros are C casts.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wold-style-cast"
     if (record.headers.empty()) {
       return rd_kafka_producev(
-          slot.producer, RD_KAFKA_V_RKT(topic), RD_KAFKA_V_PARTITION(partition),
-          RD_KAFKA_V_KEY(record.key.data(), record.key.size()),
+          slot.producer, RD_KAFKA_V_RKT(topic), RD_KAFKA_V_KEY(record.key.data(), record.key.size()),
           RD_KAFKA_V_VALUE(const_cast<char*>(record.value.data()), record.value.size()),
           RD_KAFKA_V_HEADER(envelope::kRouteHeader.data(), record.route_header.data(),
                             static_cast<ssize_t>(record.route_header.size())),
@@ -552,8 +492,7 @@ class KafkaSink final : public Sink {
                           static_cast<ssize_t>(value.size()));
     }
     const rd_kafka_resp_err_t error = rd_kafka_producev(
-        slot.producer, RD_KAFKA_V_RKT(topic), RD_KAFKA_V_PARTITION(partition),
-        RD_KAFKA_V_KEY(record.key.data(), record.key.size()),
+        slot.producer, RD_KAFKA_V_RKT(topic), RD_KAFKA_V_KEY(record.key.data(), record.key.size()),
         RD_KAFKA_V_VALUE(const_cast<char*>(record.value.data()), record.value.size()), RD_KAFKA_V_HEADERS(headers),
         RD_KAFKA_V_TIMESTAMP(timestamp_ms), RD_KAFKA_V_MSGFLAGS(kProduceFlags), RD_KAFKA_V_OPAQUE(tag), RD_KAFKA_V_END);
 #pragma GCC diagnostic pop
@@ -569,9 +508,8 @@ class KafkaSink final : public Sink {
     const TransactionBatch& batch = slot.batches[index];
     void* tag = DeliveryTag{slot.index, index}.encode();
     const std::int64_t timestamp_ms = batch.timestamp_ms;
-    PartitionRun run;
     for (const envelope::SealedRecord& record : batch.batch.records) {
-      if (!produce_or_poison(slot, index, record.topic, [&] { return produce(slot, record, timestamp_ms, tag, run); })) {
+      if (!produce_or_poison(slot, index, record.topic, [&] { return produce(slot, record, timestamp_ms, tag); })) {
         return;
       }
     }

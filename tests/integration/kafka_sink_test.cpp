@@ -1,7 +1,6 @@
 // The Kafka sink against the real broker: exactly once and in per-key order across many
 // producer hand-overs; an unfinished transaction of a dead instance is never visible.
 #include <doctest/doctest.h>
-#include <librdkafka/rdkafka.h>
 #include <prometheus/registry.h>
 
 #include <atomic>
@@ -12,7 +11,6 @@
 
 #include "gateway_process.hpp"
 #include "kafka_reader.hpp"
-#include "telegate/sinks/kafka_admin.hpp"
 #include "telegate/sinks/kafka_sink.hpp"
 #include "telegate/sinks/spool.hpp"
 
@@ -100,61 +98,6 @@ TEST_CASE("every record exactly once, in per-key order, across many producer han
   }
   CHECK(seen.size() == kBatches * kPerBatch);
   for (const auto& [id, count] : seen) CHECK_MESSAGE(count == 1, id);
-}
-
-TEST_CASE("every record lands in the partition librdkafka's own partitioner picks for its key") {
-  // The sink names the partition of a run of records with the same topic and key after the
-  // partitioner chose it for the first one: the runs here are 1 to 40 records long, switch topic
-  // (1, 3, 7 and 16 partitions) with the key kept and key with the topic kept, within batches.
-  const std::string run = unique("it.partition.");
-  const std::vector<int> partition_counts = {1, 3, 7, 16};
-  sinks::KafkaSinkConfig cluster;
-  cluster.bootstrap_servers = testing::kafka_bootstrap();
-  std::vector<std::string> topics;
-  for (const int count : partition_counts) {
-    topics.push_back(run + "." + std::to_string(count));
-    sinks::ensure_topic(cluster, topics.back(), count, 1, {});
-  }
-  prometheus::Registry registry;
-  auto sink = sinks::make_kafka_sink(config_for(unique("it-partition-")), registry);
-  sink->start();
-  std::atomic<int> ok{0}, failed{0};
-  const std::vector<std::size_t> run_lengths = {1, 2, 5, 40, 3, 1, 17};
-  std::vector<std::size_t> per_topic(topics.size(), 0);
-  int record_number = 0;
-  for (int batch = 0; batch < 12; ++batch) {
-    sinks::SinkBatch out;
-    for (std::size_t r = 0; r < run_lengths.size(); ++r) {
-      const std::size_t topic = (static_cast<std::size_t>(batch) + r / 2) % topics.size();
-      const std::string key = "device-" + std::to_string((batch * 7 + static_cast<int>(r) / 3) % 50) + "-of-fleet";
-      for (std::size_t i = 0; i < run_lengths[r]; ++i) {
-        envelope::SealedRecord& record = out.records.emplace_back();
-        record.topic = topics[topic];
-        record.key = key;
-        record.route_header = "v=1&t=it&mt=location&et=0&id=" + std::to_string(record_number);
-        record.value = std::to_string(record_number++);
-        ++per_topic[topic];
-      }
-    }
-    out.on_complete = [&ok, &failed](sinks::SinkResult result) { (result ? ok : failed)++; };
-    sink->submit(std::move(out));
-  }
-  sink->stop();
-  CHECK(ok == 12);
-  CHECK(failed == 0);
-
-  std::size_t checked = 0;
-  for (std::size_t t = 0; t < topics.size(); ++t) {
-    const auto messages = testing::read_committed(testing::kafka_bootstrap(), topics[t], per_topic[t] + 1);
-    CHECK(messages.size() == per_topic[t]);
-    for (const auto& message : messages) {
-      const std::int32_t expected = rd_kafka_msg_partitioner_consistent_random(
-          nullptr, message.key.data(), message.key.size(), partition_counts[t], nullptr, nullptr);
-      CHECK_MESSAGE(message.partition == expected, "key " << message.key << " of " << topics[t]);
-      ++checked;
-    }
-  }
-  CHECK(checked == static_cast<std::size_t>(record_number));
 }
 
 TEST_CASE("a record's Kafka timestamp is when the sink accepted its batch, not when it was produced") {
