@@ -4,20 +4,38 @@
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
+#include <array>
 #include <stdexcept>
 
 namespace telegate::gateway {
 
 namespace {
 
-std::string digest_bytes(std::string_view data) {
-  std::string digest(SHA256_DIGEST_LENGTH, '\0');
+using Digest = std::array<unsigned char, SHA256_DIGEST_LENGTH>;
+
+// SHA-256 of `data`. The algorithm is fetched once and every thread keeps one context:
+// EVP_Digest(…, EVP_sha256(), …) looks the algorithm up in OpenSSL 3's provider store and
+// allocates a fresh context on every call, which cost ~4 µs per HTTP request with the library's
+// code and tables cold (docs/benchmarks.md §18.clock).
+Digest digest_of(std::string_view data) {
+  static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  struct Context {
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    ~Context() { EVP_MD_CTX_free(ctx); }
+  };
+  thread_local const Context context;
+  Digest digest{};
   unsigned int length = 0;
-  if (EVP_Digest(data.data(), data.size(), reinterpret_cast<unsigned char*>(digest.data()), &length,
-                 EVP_sha256(), nullptr) != 1) {
+  if (sha256 == nullptr || context.ctx == nullptr || EVP_DigestInit_ex2(context.ctx, sha256, nullptr) != 1 ||
+      EVP_DigestUpdate(context.ctx, data.data(), data.size()) != 1 ||
+      EVP_DigestFinal_ex(context.ctx, digest.data(), &length) != 1) {
     throw std::runtime_error("OpenSSL SHA-256 failed");
   }
   return digest;
+}
+
+std::string_view as_chars(const Digest& digest) noexcept {
+  return {reinterpret_cast<const char*>(digest.data()), digest.size()};
 }
 
 std::string hex_to_bytes(std::string_view hex) {
@@ -33,11 +51,9 @@ std::string hex_to_bytes(std::string_view hex) {
 
 std::string sha256_hex(std::string_view data) {
   static constexpr char kDigits[] = "0123456789abcdef";
-  const std::string digest = digest_bytes(data);
   std::string hex;
-  hex.reserve(digest.size() * 2);
-  for (const char byte : digest) {
-    const auto value = static_cast<unsigned char>(byte);
+  hex.reserve(SHA256_DIGEST_LENGTH * 2);
+  for (const unsigned char value : digest_of(data)) {
     hex += kDigits[value >> 4];
     hex += kDigits[value & 0x0f];
   }
@@ -95,8 +111,8 @@ const DeviceIdentity* DeviceRegistry::find(std::string_view tenant, std::string_
 // reveals nothing usable about the token; the final comparison is constant-time regardless.
 const DeviceIdentity* DeviceRegistry::authenticate(std::string_view bearer_token) const {
   if (bearer_token.empty()) return nullptr;
-  const std::string digest = digest_bytes(bearer_token);
-  const auto found = by_digest_.find(digest);
+  const Digest digest = digest_of(bearer_token);
+  const auto found = by_digest_.find(as_chars(digest));
   if (found == by_digest_.end()) return nullptr;
   if (CRYPTO_memcmp(found->first.data(), digest.data(), digest.size()) != 0) return nullptr;
   return &found->second;

@@ -330,8 +330,10 @@ std::optional<IngestOutcome> PipelineWorker::ingest(const IngestRequest& request
     return outcome;
   }
   std::size_t bytes = 0;
+  sink_batch.recycle_bytes = sink_batch.records.capacity() * sizeof(envelope::SealedRecord);
   for (const envelope::SealedRecord& sealed : sink_batch.records) {
     bytes += sealed.topic.size() + sealed.key.size() + sealed.route_header.size() + sealed.value.size();
+    sink_batch.recycle_bytes += sinks::RecordRecycler::record_bytes(sealed);
   }
 
   // admission: rate quotas, then the in-flight budget and its fair shares

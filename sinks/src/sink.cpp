@@ -30,13 +30,11 @@ std::vector<envelope::SealedRecord> RecordRecycler::take() {
   return std::move(idle.records);
 }
 
-void RecordRecycler::give(std::vector<envelope::SealedRecord> records) {
+void RecordRecycler::give(std::vector<envelope::SealedRecord> records, std::size_t bytes) {
   if (records.empty()) return;
-  std::size_t bytes = records.capacity() * sizeof(envelope::SealedRecord);
-  for (const envelope::SealedRecord& record : records) {
-    bytes += record.msg_id.capacity() + record.topic.capacity() + record.key.capacity() +
-             record.route_header.capacity() + record.value.capacity();
-    for (const auto& header : record.headers) bytes += sizeof(header) + header.second.capacity();
+  if (bytes == 0) {
+    bytes = records.capacity() * sizeof(envelope::SealedRecord);
+    for (const envelope::SealedRecord& record : records) bytes += record_bytes(record);
   }
   const std::lock_guard lock(mutex_);
   // Over either bound: `records` is freed with the parameter, after the lock.

@@ -45,3 +45,16 @@ TEST_CASE("records over the byte bound are freed, not kept; what is taken makes 
   recycler.give(records(10, 2000));  // room again
   CHECK(recycler.take().size() == 10);
 }
+
+TEST_CASE("bytes the caller counted are what the bound is checked against; 0 has the recycler count them") {
+  RecordRecycler recycler(64 << 10);
+  recycler.give(records(1, 100), 1 << 20);  // small records, but counted as 1 MiB: over the bound
+  CHECK(recycler.take().empty());
+  std::vector<SealedRecord> given = records(4, 100);
+  std::size_t counted = given.capacity() * sizeof(SealedRecord);
+  for (const SealedRecord& record : given) counted += RecordRecycler::record_bytes(record);
+  recycler.give(std::move(given), counted);
+  CHECK(recycler.take().size() == 4);
+  recycler.give(records(1, 1 << 20), 0);  // counted here: one large record alone is over the bound
+  CHECK(recycler.take().empty());
+}

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -53,7 +54,12 @@ class DeviceRegistry {
 
  private:
   using Entry = std::pair<const std::string, DeviceIdentity>;
-  std::unordered_map<std::string, DeviceIdentity> by_digest_;  // key: raw 32-byte digest
+  // Looked up by a digest on the stack: no heap string per authentication.
+  struct DigestHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view digest) const noexcept { return std::hash<std::string_view>{}(digest); }
+  };
+  std::unordered_map<std::string, DeviceIdentity, DigestHash, std::equal_to<>> by_digest_;  // key: raw 32-byte digest
   // Node pointers into by_digest_ (stable: unordered_map never moves its nodes). A bare id that
   // two tenants share maps to nullptr: ambiguous, so only "<tenant>/<id>" works for it.
   std::unordered_map<std::string, const Entry*> by_qualified_id_;  // "<tenant>/<id>"

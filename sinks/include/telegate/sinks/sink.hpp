@@ -80,7 +80,17 @@ class RecordRecycler {
   explicit RecordRecycler(std::size_t max_bytes);
   // A vector holding some earlier batch's records (or none): overwrite them, then append.
   std::vector<envelope::SealedRecord> take();
-  void give(std::vector<envelope::SealedRecord> records);
+  // `bytes`: what record_bytes() adds up to for `records` (plus the vector's own capacity), when
+  // the caller has counted it; 0 has give() walk the records itself. Counting them where they
+  // were just written saves the sink thread a pass over a batch it no longer has in cache.
+  void give(std::vector<envelope::SealedRecord> records, std::size_t bytes = 0);
+  // The heap bytes one record's strings hold, besides its slot in the vector.
+  static std::size_t record_bytes(const envelope::SealedRecord& record) noexcept {
+    std::size_t bytes = record.msg_id.capacity() + record.topic.capacity() + record.key.capacity() +
+                        record.route_header.capacity() + record.value.capacity();
+    for (const auto& header : record.headers) bytes += sizeof(header) + header.second.capacity();
+    return bytes;
+  }
 
  private:
   struct Idle {
@@ -101,7 +111,7 @@ struct SinkBatch {
   SinkBatch(SinkBatch&&) noexcept = default;
   SinkBatch& operator=(SinkBatch&&) noexcept = default;
   ~SinkBatch() {
-    if (recycler) recycler->give(std::move(records));
+    if (recycler) recycler->give(std::move(records), recycle_bytes);
   }
 
   std::vector<envelope::SealedRecord> records;
@@ -110,6 +120,9 @@ struct SinkBatch {
   std::vector<ControlRecord> control;
   Completion on_complete;
   std::shared_ptr<RecordRecycler> recycler;
+  // For give(): the records' bytes as the recycler counts them, set by whoever filled `records`
+  // last (0: not counted; the recycler walks them). Sinks only read the records.
+  std::size_t recycle_bytes = 0;
 };
 
 // The metrics docs/component-spec.md requires of every sink, labelled {sink=<name>}:
