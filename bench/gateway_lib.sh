@@ -16,8 +16,10 @@
 #                          (dedup.max_entries, 1M), so the run measures a gateway in steady
 #                          state (window evicting, allocator and buffers warm) instead of one
 #                          still paying first touches
-#   http_sim RECORDS       telegate-sim's closed loop of that load against the gateway; prints
-#                          its summary (exits 1 when not every record was accepted)
+#   http_sim RECORDS [ARGS…]
+#                          telegate-sim's closed loop of that load against the gateway (ARGS
+#                          are added, e.g. --rate R for an open loop); prints its summary
+#                          (exits 1 when not every record was accepted)
 #   free_port tcp|udp, cpu_seconds PID, context_switches PID, minor_faults PID,
 #   committed_transactions
 # TELEGATE_BENCH_GATEWAY_PRELOAD=LIB is put in LD_PRELOAD for the gateway process only (not the
@@ -104,5 +106,5 @@ http_bench_start() {
 
 http_sim() {
   $build/firmware-sim/telegate-sim http --url "http://127.0.0.1:$port/v1/telemetry" --devices "$devices" \
-    --connections "$connections" --batch "$batch" --records "$1"
+    --connections "$connections" --batch "$batch" --records "$1" "${@:2}"
 }
