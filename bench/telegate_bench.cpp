@@ -1219,6 +1219,7 @@ int dedup_costs(int argc, char** argv) {
   }
   const std::size_t before = heap_bytes();
   gateway::DedupWindow window(entries, std::chrono::seconds(3600));
+  std::vector<std::string_view> msg_ids;
   std::vector<gateway::DedupWindow::Key> keys;
   std::vector<gateway::DedupWindow::Seen> seen;
   std::deque<gateway::DedupWindow::Reservation> in_flight;
@@ -1229,8 +1230,10 @@ int dedup_costs(int argc, char** argv) {
       const std::size_t count = std::min(per_request, first + entries - at);
       const std::string device = "truck-" + std::to_string(at / per_request % 1000);
       const gateway::DedupWindow::KeyHasher key_of("acme", device);
-      keys.clear();
-      for (std::size_t i = at; i < at + count; ++i) keys.push_back(key_of(id(i)));
+      msg_ids.clear();
+      for (std::size_t i = at; i < at + count; ++i) msg_ids.push_back(id(i));
+      keys.resize(count);
+      key_of(msg_ids, keys);
       seen.resize(count);
       gateway::DedupWindow::Reservation& reserved = in_flight.emplace_back();
       reserved.keys.reserve(count);

@@ -170,11 +170,12 @@ std::optional<IngestOutcome> PipelineWorker::drop_duplicates(const DeviceIdentit
                                                              IngestOutcome& outcome) {
   DedupWindow& dedup = *pipeline_.dedup_;
   if (!dedup.enabled()) return std::nullopt;
-  dedup_keys_.clear();
-  const DedupWindow::KeyHasher key_of(device.tenant, device.device_id);
+  dedup_msg_ids_.clear();
   for (const envelope::SealedRecord& record : records) {
-    if (!record.msg_id_generated) dedup_keys_.push_back(key_of(record.msg_id));
+    if (!record.msg_id_generated) dedup_msg_ids_.push_back(record.msg_id);
   }
+  dedup_keys_.resize(dedup_msg_ids_.size());
+  DedupWindow::KeyHasher(device.tenant, device.device_id)(dedup_msg_ids_, dedup_keys_);
   dedup_seen_.resize(dedup_keys_.size());
   reserved.keys.reserve(dedup_keys_.size());
   dedup.reserve_all(dedup_keys_, DedupWindow::Clock::now(), dedup_seen_, reserved);

@@ -7,6 +7,7 @@
 #include <array>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "telegate/gateway/dedup.hpp"
@@ -57,6 +58,21 @@ TEST_CASE("keys keep the values journals were written with") {
             DedupWindow::append_journal({&computed, 1}, journal);
             return journal;
           }()) == std::vector<DedupWindow::Key>{computed});
+  }
+}
+
+TEST_CASE("msg_ids hashed four at a time get the keys they get one at a time") {
+  // Lengths that differ within a group of four (a common prefix, then each one's remainder),
+  // empty ids, and counts that leave one to three ids after the last full group.
+  const std::vector<std::string> ids{"0190f3a4-7c2b-7d11-8e5a-3b9c1d2e4f60", "m-1", "", "m-12345", "a", "m-1", "bb",
+                                     "0190f3a4-7c2b-7d11-8e5a-3b9c1d2e4f61", "ccc", "", "dddd"};
+  const DedupWindow::KeyHasher key_of("acme", "truck-1");
+  for (std::size_t count = 0; count <= ids.size(); ++count) {
+    CAPTURE(count);
+    const std::vector<std::string_view> msg_ids(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(count));
+    std::vector<DedupWindow::Key> keys(count);
+    key_of(msg_ids, keys);
+    for (std::size_t i = 0; i < count; ++i) CHECK(keys[i] == DedupWindow::key("acme", "truck-1", ids[i]));
   }
 }
 

@@ -211,6 +211,7 @@ class PipelineWorker {
   std::unordered_map<std::string, TenantSlot> tenants_;
   std::string device_key_;  // scratch for Quotas::device()
   // Scratch for drop_duplicates(): one request's keys and what the window held for each.
+  std::vector<std::string_view> dedup_msg_ids_;  // the records' device-supplied msg_ids, hashed together
   std::vector<DedupWindow::Key> dedup_keys_;
   std::vector<DedupWindow::Seen> dedup_seen_;
   codecs::DecodedBatch batch_;
