@@ -10,7 +10,8 @@
 #                          $TELEGATE_BENCH_KAFKA ('key: value, …') adds sink.kafka settings
 #   http_bench_start [records] [batch] [connections] [devices]
 #                          the HTTP → Kafka load's set-up (http_kafka.sh, kernel_per_request.sh):
-#                          sets those four, the broker and a gateway, and warms it up with
+#                          sets those four, the broker ($kafka_pid: its JVM) and a gateway,
+#                          and warms it up with
 #                          $TELEGATE_BENCH_WARMUP_RECORDS records (default 20 000: topics,
 #                          producers, connections); 1 200 000 fills the de-duplication window
 #                          (dedup.max_entries, 1M), so the run measures a gateway in steady
@@ -20,8 +21,11 @@
 #                          telegate-sim's closed loop of that load against the gateway (ARGS
 #                          are added, e.g. --rate R for an open loop); prints its summary
 #                          (exits 1 when not every record was accepted)
-#   free_port tcp|udp, cpu_seconds PID, context_switches PID, minor_faults PID,
-#   committed_transactions
+#   timed_http_sim RECORDS [ARGS…]
+#                          http_sim, setting $sim (its summary) and $sim_cpu (its user +
+#                          system CPU seconds)
+#   free_port tcp|udp, cpu_seconds PID, cpu_since SECONDS PID, context_switches PID,
+#   minor_faults PID, committed_transactions
 # TELEGATE_BENCH_GATEWAY_PRELOAD=LIB is put in LD_PRELOAD for the gateway process only (not the
 # load generator, baseline or broker), to A/B an allocator without rebuilding.
 
@@ -42,6 +46,8 @@ free_port() {
 }
 
 cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
+# CPU seconds PID used since cpu_seconds said SECONDS.
+cpu_since() { awk -v a="$(cpu_seconds "$2")" -v b="$1" 'BEGIN {print a - b}'; }
 
 # Context switches (voluntary + involuntary) of PID's live threads so far: wake-ups cost these.
 context_switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {n += $2} END {print n}'; }
@@ -99,6 +105,7 @@ http_bench_start() {
   connections=${3:-64}
   devices=${4:-64}
   bench_setup
+  kafka_pid=$(cat "${TELEGATE_KAFKA_DIR:-.cache/kafka}/broker.pid")
   start_gateway bench
   # Warm-up: topic creation, producer and connection set-up are not what we measure.
   http_sim "${TELEGATE_BENCH_WARMUP_RECORDS:-20000}" >/dev/null || true
@@ -107,4 +114,11 @@ http_bench_start() {
 http_sim() {
   $build/firmware-sim/telegate-sim http --url "http://127.0.0.1:$port/v1/telemetry" --devices "$devices" \
     --connections "$connections" --batch "$batch" --records "$1" "${@:2}"
+}
+
+# Bash's `time` gives the simulator's user + system CPU seconds; its stderr still goes to ours.
+timed_http_sim() {
+  sim=$( { TIMEFORMAT='%3U %3S'; time http_sim "$@" 2>"$work/sim.err" || true; } 2>"$work/sim.time")
+  cat "$work/sim.err" >&2
+  sim_cpu=$(awk '{print $1 + $2}' "$work/sim.time")
 }

@@ -16,22 +16,18 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source bench/gateway_lib.sh
 http_bench_start "$@"
-broker_pid=$(cat "${TELEGATE_KAFKA_DIR:-.cache/kafka}/broker.pid")
 
 cpu_before=$(cpu_seconds $gateway_pid)
-broker_before=$(cpu_seconds $broker_pid)
+broker_before=$(cpu_seconds $kafka_pid)
 switches_before=$(context_switches $gateway_pid)
 faults_before=$(minor_faults $gateway_pid)
 commits_before=$(committed_transactions)
 if [[ -n ${TELEGATE_BENCH_PERF:-} ]]; then perf record ${TELEGATE_BENCH_PERF_OPTS:--g} -o "$TELEGATE_BENCH_PERF" -p $gateway_pid & perf_pid=$!; fi
 # Closed loop: throughput needs connections × batch well above rate × commit interval in flight.
 # telegate-sim exits 1 when not every record was accepted; the summary says which outcomes.
-# Bash's `time` gives the simulator's user + system CPU seconds.
-sim=$( { TIMEFORMAT='%3U %3S'; time http_sim "$records" 2>"$work/sim.err" || true; } 2>"$work/sim.time")
-cat "$work/sim.err" >&2
-sim_cpu=$(awk '{print $1 + $2}' "$work/sim.time")
+timed_http_sim "$records"
 cpu_after=$(cpu_seconds $gateway_pid)
-broker_cpu=$(awk -v a="$(cpu_seconds $broker_pid)" -v b="$broker_before" 'BEGIN {print a - b}')
+broker_cpu=$(cpu_since "$broker_before" $kafka_pid)
 switches=$(($(context_switches $gateway_pid) - switches_before))
 faults=$(($(minor_faults $gateway_pid) - faults_before))
 commits=$(($(committed_transactions) - commits_before))
@@ -40,13 +36,13 @@ rss_kib=$(awk '/VmRSS/ {print $2}' "/proc/$gateway_pid/status")
 echo "$sim"
 kill -TERM $gateway_pid; wait $gateway_pid || true
 
-broker_before=$(cpu_seconds $broker_pid)
+broker_before=$(cpu_seconds $kafka_pid)
 # The baseline gets the gateway's librdkafka settings too: 'a: "1", b: "2"' → a=1,b=2.
 librdkafka=$(python3 -c 'import re, sys; print(",".join(f"{k}={v}" for k, v in re.findall(r"([\w.]+)\s*:\s*\"?([^\",]*)\"?", sys.argv[1])))' \
   "${TELEGATE_BENCH_LIBRDKAFKA:-}")
 baseline=$($build/bench/telegate-bench kafka-baseline --bootstrap "$bootstrap" --records "$records" \
   --key-run "$batch" --librdkafka "$librdkafka")
-baseline_broker_cpu=$(awk -v a="$(cpu_seconds $broker_pid)" -v b="$broker_before" 'BEGIN {print a - b}')
+baseline_broker_cpu=$(cpu_since "$broker_before" $kafka_pid)
 echo "$baseline"
 
 python3 - "$sim" "$baseline" "$cpu_before" "$cpu_after" "$records" "$batch" "$connections" "$commits" "$switches" \

@@ -13,22 +13,16 @@ rate=${1:-10000}
 seconds=${2:-10}
 batch=${3:-250}
 connections=${4:-64}
-devices=$connections
 records=$((rate * seconds))
-bench_setup
-start_gateway rate
-broker_pid=$(cat "${TELEGATE_KAFKA_DIR:-.cache/kafka}/broker.pid")
-http_sim 20000 >/dev/null || true  # warm-up: topic creation and producer set-up
+http_bench_start "$records" "$batch" "$connections" "$connections"
 
 cpu_before=$(cpu_seconds $gateway_pid)
-broker_before=$(cpu_seconds $broker_pid)
+broker_before=$(cpu_seconds $kafka_pid)
 commits_before=$(committed_transactions)
-sim=$( { TIMEFORMAT='%3U %3S'; time http_sim "$records" --rate "$rate" 2>"$work/sim.err" || true; } 2>"$work/sim.time")
-cat "$work/sim.err" >&2
-gateway_cpu=$(awk -v a="$(cpu_seconds $gateway_pid)" -v b="$cpu_before" 'BEGIN {print a - b}')
-broker_cpu=$(awk -v a="$(cpu_seconds $broker_pid)" -v b="$broker_before" 'BEGIN {print a - b}')
+timed_http_sim "$records" --rate "$rate"
+gateway_cpu=$(cpu_since "$cpu_before" $gateway_pid)
+broker_cpu=$(cpu_since "$broker_before" $kafka_pid)
 commits=$(($(committed_transactions) - commits_before))
-sim_cpu=$(awk '{print $1 + $2}' "$work/sim.time")
 
 python3 - "$sim" "$rate" "$batch" "$connections" "$gateway_cpu" "$sim_cpu" "$broker_cpu" "$commits" \
   "$(cut -d' ' -f1 /proc/loadavg)" <<'PY'
