@@ -1,7 +1,9 @@
 #include "load_driver.hpp"
 
 #include <algorithm>
+#include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <csignal>
 #include <cstdio>
 
 namespace telegate::sim {
@@ -124,11 +126,18 @@ struct Run {
   RunReport& report;
   std::size_t lanes_running;
   asio::steady_timer progress;
+  asio::signal_set interrupt;  // SIGINT, SIGTERM: waited for while lanes run
+
+  void lane_finished() {
+    if (--lanes_running > 0) return;
+    progress.cancel();
+    interrupt.cancel();
+  }
 };
 
 // One channel sending whichever device is due next, until the fleet has nothing left; then
-// the lane closes its channel. Runs on the io_context thread, kept alive by its pending
-// handlers.
+// the lane closes its channel. Runs on the io_context thread; run_load holds every lane until
+// the run ends.
 class Lane : public std::enable_shared_from_this<Lane> {
  public:
   Lane(asio::io_context& io, std::size_t index, std::unique_ptr<Channel> channel, Run& run)
@@ -138,13 +147,34 @@ class Lane : public std::enable_shared_from_this<Lane> {
     const std::optional<Clock::time_point> due = run_.fleet.take(batch_);
     if (!due) {
       channel_->close();
-      if (--run_.lanes_running == 0) run_.progress.cancel();
+      enter(LaneState::finished);
+      run_.lane_finished();
       return;
     }
     retries_ = 0;
+    enter(LaneState::waiting_due);
     if (*due <= Clock::now()) return first_send(*due);
     timer_.expires_at(*due);
     timer_.async_wait([self = shared_from_this(), due = *due](boost::system::error_code) { self->first_send(due); });
+  }
+
+  // Where the lane is, for an interrupted run's summary: a run that never ends shows whether it
+  // waits for answers (how long, from which device) or keeps being refused.
+  void tell(RunReport::Interruption& interruption) const {
+    if (state_ == LaneState::finished) return;
+    const Clock::duration waited = Clock::now() - since_;
+    if (state_ == LaneState::awaiting_answer) {
+      ++interruption.awaiting_answer;
+      if (waited > interruption.longest_wait) {
+        interruption.longest_wait = waited;
+        interruption.longest_waiting_device = batch_.device_id;
+        interruption.longest_waiting_retries = retries_;
+      }
+    } else if (state_ == LaneState::backing_off) {
+      ++interruption.backing_off;
+    } else {
+      ++interruption.waiting_due;
+    }
   }
 
  private:
@@ -155,7 +185,14 @@ class Lane : public std::enable_shared_from_this<Lane> {
     send();
   }
 
+  enum class LaneState { waiting_due, awaiting_answer, backing_off, finished };
+  void enter(LaneState state) {
+    state_ = state;
+    since_ = Clock::now();
+  }
+
   void send() {
+    enter(LaneState::awaiting_answer);
     channel_->send(batch_, [self = shared_from_this()](const Outcome& outcome) { self->resolved(outcome); });
   }
 
@@ -163,6 +200,7 @@ class Lane : public std::enable_shared_from_this<Lane> {
     const Verdict verdict = run_.policy.decide(outcome, retries_);
     run_.report.record(batch_, outcome, verdict);
     if (verdict != Verdict::retry) return next();
+    enter(LaneState::backing_off);
     timer_.expires_after(std::max(run_.policy.backoff(++retries_, random_), outcome.retry_after));
     timer_.async_wait([self = shared_from_this()](boost::system::error_code) { self->send(); });
   }
@@ -173,6 +211,8 @@ class Lane : public std::enable_shared_from_this<Lane> {
   SmallRandom random_;
   Batch batch_;
   std::size_t retries_ = 0;
+  LaneState state_ = LaneState::waiting_due;
+  Clock::time_point since_ = Clock::now();
 };
 
 void print_progress(Run& run, Clock::time_point started) {
@@ -190,8 +230,19 @@ void print_progress(Run& run, Clock::time_point started) {
 void run_load(asio::io_context& io, const LoadPlan& plan, Fleet& fleet, const ChannelFactory& channels,
               RunReport& report) {
   const RetryPolicy policy(plan.max_retries);
-  Run run{policy, fleet, report, plan.connections, asio::steady_timer(io)};
-  for (std::size_t i = 0; i < plan.connections; ++i) std::make_shared<Lane>(io, i, channels(), run)->next();
+  Run run{policy, fleet, report, plan.connections, asio::steady_timer(io), asio::signal_set(io, SIGINT, SIGTERM)};
+  std::vector<std::shared_ptr<Lane>> lanes;
+  lanes.reserve(plan.connections);
+  for (std::size_t i = 0; i < plan.connections; ++i) lanes.push_back(std::make_shared<Lane>(io, i, channels(), run));
+  run.interrupt.async_wait([&](boost::system::error_code error, int signal_number) {
+    if (error) return;
+    RunReport::Interruption interruption;
+    interruption.signal = signal_number;
+    for (const auto& lane : lanes) lane->tell(interruption);
+    report.interrupted(interruption);
+    io.stop();
+  });
+  for (const auto& lane : lanes) lane->next();
   if (plan.progress && run.lanes_running > 0) print_progress(run, Clock::now());
   io.run();
 }

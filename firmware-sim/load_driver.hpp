@@ -89,7 +89,8 @@ class Fleet {
 // Makes one channel per lane; the transport's only part in a run.
 using ChannelFactory = std::function<std::unique_ptr<Channel>()>;
 
-// Runs the fleet on `io` (the calling thread) until every record is resolved.
+// Runs the fleet on `io` (the calling thread) until every record is resolved, or until SIGINT
+// or SIGTERM: then it stops at once and tells `report` where each lane was (interrupted()).
 void run_load(boost::asio::io_context& io, const LoadPlan& plan, Fleet& fleet, const ChannelFactory& channels,
               RunReport& report);
 

@@ -59,6 +59,8 @@ std::string json_counts(const std::map<std::string, std::size_t>& counts) {
   return json;
 }
 
+double milliseconds(Clock::duration duration) { return std::chrono::duration<double, std::milli>(duration).count(); }
+
 }  // namespace
 
 void RunReport::finish(double seconds, std::size_t records_made, Fleet fleet) {
@@ -69,7 +71,7 @@ void RunReport::finish(double seconds, std::size_t records_made, Fleet fleet) {
 
 std::string RunReport::json() const {
   const auto ms = [this](double p) { return latency_.percentile_micros(p) / 1000.0; };
-  return fmt::format(
+  std::string line = fmt::format(
       "{{\"run_id\":\"{}\",\"records\":{},\"accepted\":{},\"rejected\":{},\"acknowledged\":{},"
       "\"requests\":{},\"retries\":{},\"connection_errors\":{},\"seconds\":{:.3f},"
       "\"records_per_second\":{:.0f},\"ack_latency_ms\":{{\"p50\":{:.2f},\"p90\":{:.2f},\"p99\":{:.2f},\"max\":{:.2f},"
@@ -81,6 +83,14 @@ std::string RunReport::json() const {
       json_counts(outcomes_), json_counts(refused_records_), fleet_.profile, fleet_.devices, fleet_.forwarded,
       fleet_.rss_bytes_per_device, send_lag_.percentile_micros(50) / 1000.0, send_lag_.percentile_micros(99) / 1000.0,
       send_lag_.max_micros() / 1000.0);
+  if (!interruption_) return line;
+  line.pop_back();  // the closing brace: the interruption is one more field
+  return line + fmt::format(
+                    ",\"interrupted\":{{\"signal\":{},\"awaiting_answer\":{},\"backing_off\":{},\"waiting_due\":{},"
+                    "\"longest_wait_ms\":{:.0f},\"longest_waiting_device\":\"{}\",\"longest_waiting_retries\":{}}}}}",
+                    interruption_->signal, interruption_->awaiting_answer, interruption_->backing_off,
+                    interruption_->waiting_due, milliseconds(interruption_->longest_wait),
+                    interruption_->longest_waiting_device, interruption_->longest_waiting_retries);
 }
 
 std::string RunReport::human() const {
@@ -104,6 +114,16 @@ std::string RunReport::human() const {
     text += "  refused records by last answer ";
     for (const auto& [name, count] : refused_records_) text += fmt::format(" {}: {}", name, count);
     text += "\n";
+  }
+  if (interruption_) {
+    text += fmt::format("  INTERRUPTED by signal {}: lanes awaiting an answer {}, backing off {}, waiting for a report {}\n",
+                        interruption_->signal, interruption_->awaiting_answer, interruption_->backing_off,
+                        interruption_->waiting_due);
+    if (interruption_->awaiting_answer > 0) {
+      text += fmt::format("  longest wait for an answer: {:.0f} ms, device {}, after {} resends\n",
+                          milliseconds(interruption_->longest_wait), interruption_->longest_waiting_device,
+                          interruption_->longest_waiting_retries);
+    }
   }
   return text;
 }

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <string>
 
 #include "latency_histogram.hpp"
@@ -33,6 +34,21 @@ class RunReport {
   void finish(double seconds, std::size_t records_made, Fleet fleet);
   bool all_accepted() const { return accepted_ == records_; }
 
+  // A run stopped by a signal before it was done, and where its lanes were: the summary of a
+  // run that does not end (an answer that never comes, a device refused again and again).
+  struct Interruption {
+    int signal = 0;
+    std::size_t awaiting_answer = 0;  // lanes with a request out
+    std::size_t backing_off = 0;      // lanes waiting to resend after a refusal or an error
+    std::size_t waiting_due = 0;      // lanes waiting for their device's next report (open loop)
+    Clock::duration longest_wait{};   // the lane waiting longest for an answer: how long,
+    std::string longest_waiting_device;  // for which device,
+    std::size_t longest_waiting_retries = 0;  // after how many resends of that batch
+  };
+  void interrupted(Interruption interruption) { interruption_ = std::move(interruption); }
+  // 0, or the signal that stopped the run.
+  int interrupted_by() const { return interruption_ ? interruption_->signal : 0; }
+
   // The single JSON line scripts parse (tests/fault, tests/integration/overload_test.cpp,
   // bench/*.sh): fields are only ever added, never renamed.
   std::string json() const;
@@ -59,6 +75,7 @@ class RunReport {
   LatencyHistogram latency_;
   LatencyHistogram send_lag_;
   double seconds_ = 0;
+  std::optional<Interruption> interruption_;
 };
 
 }  // namespace telegate::sim

@@ -37,6 +37,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <iostream>
@@ -176,6 +177,13 @@ int load(const po::variables_map& options, const TransportSetup& transport) {
   if (ack_log && std::fflush(ack_log.get()) != 0) throw std::runtime_error("--ack-log: write failed");
   if (output != "human") std::printf("%s\n", report.json().c_str());
   if (output != "json") std::printf("%s", report.human().c_str());
+  if (const int signal_number = report.interrupted_by()) {
+    // The lanes' handlers were never run to their end: tearing the transports down (Paho's
+    // threads, libcoap's sessions) could wait on requests that will never be answered. The
+    // summary and the ack log are out; the kernel closes the sockets.
+    std::fflush(stdout);
+    std::_Exit(128 + signal_number);
+  }
   return report.all_accepted() ? 0 : 1;
 }
 

@@ -7,6 +7,11 @@
 // nothing.
 #include <doctest/doctest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <csignal>
 #include <fstream>
 #include <future>
@@ -72,13 +77,17 @@ std::size_t count_of(const std::string& json, const std::string& key) {
   return std::stoull(match[1].str());
 }
 
-// Runs telegate-sim `mode` for one run id; its acknowledged msg_ids go to <dir>/<run id>.acks.
-testing::CommandResult sim(const TempDir& dir, const std::string& run_id, std::vector<std::string> args) {
+// Runs telegate-sim for one run id; its acknowledged msg_ids go to <dir>/<run id>.acks. A run
+// normally takes seconds: one stopped at the harness's limit prints where its lanes were stuck,
+// and the gateway's log shows what it saw meanwhile.
+testing::CommandResult sim(const TempDir& dir, const GatewayProcess& gateway, const std::string& run_id,
+                           std::vector<std::string> args) {
   args.insert(args.begin(), TELEGATE_SIM_BINARY);
   args.insert(args.end(), {"--run-id", run_id, "--ack-log", (dir.path() / (run_id + ".acks")).string(), "--routes",
                            "none", "--no-progress"});
-  auto result = testing::run_command(args);
+  auto result = testing::run_command(args, std::chrono::seconds(75));
   MESSAGE(run_id << ": " << result.out << result.err);
+  if (result.exit_code != 0) MESSAGE("gateway log, last lines:\n" << gateway.log_tail());
   return result;
 }
 
@@ -119,6 +128,7 @@ TEST_CASE("telegate-sim mqtt and coap: every acknowledged record in Kafka exactl
   const std::string& run = sim_gateway.run;
   const TempDir& dir = sim_gateway.dir;
   const Ports& ports = sim_gateway.ports;
+  const GatewayProcess& gateway = sim_gateway.gateway;
   const std::string broker = "tcp://127.0.0.1:" + std::to_string(ports.mqtt);
   const std::string coap = "coap://127.0.0.1:" + std::to_string(ports.coap) + "/v1/telemetry";
   const std::string coaps = "coaps://127.0.0.1:" + std::to_string(ports.coaps) + "/v1/telemetry";
@@ -143,8 +153,8 @@ TEST_CASE("telegate-sim mqtt and coap: every acknowledged record in Kafka exactl
   };
   std::vector<std::string> run_ids;
   for (const Load& load : loads) {
-    const auto result = sim(dir, load.run_id, with(load.args, {"--records", std::to_string(load.records)}));
-    CHECK(result.exit_code == 0);
+    const auto result = sim(dir, gateway, load.run_id, with(load.args, {"--records", std::to_string(load.records)}));
+    REQUIRE(result.exit_code == 0);
     CHECK(count_of(result.out, "accepted") == load.records);
     CHECK(count_of(result.out, "acknowledged") == load.records);
     CHECK(count_of(result.out, "retries") == 0);
@@ -161,8 +171,8 @@ TEST_CASE("telegate-sim mqtt and coap: every acknowledged record in Kafka exactl
                                      "sensor-json", "--batch", "20", "--records", "400"};
     if (std::string(mode) == "mqtt") args = with(args, {"--broker", broker, "--mqtt-version", "5"});
     if (std::string(mode) == "coap") args = with(args, {"--uri", coap, "--connections", "5"});
-    const auto result = sim(dir, run_id, args);
-    CHECK(result.exit_code == 0);
+    const auto result = sim(dir, gateway, run_id, args);
+    REQUIRE(result.exit_code == 0);
     CHECK(count_of(result.out, "acknowledged") == 400);
     CHECK(count_of(result.out, "429") > 0);
     CHECK(count_of(result.out, "retries") == count_of(result.out, "429"));
@@ -170,7 +180,7 @@ TEST_CASE("telegate-sim mqtt and coap: every acknowledged record in Kafka exactl
   }
 
   // SenML packs carry no msg_ids (the gateway makes them): every fix is one sensor record.
-  const auto senml = sim(dir, run + "-senml", {"mqtt", "--broker", broker, "--mqtt-version", "5", "--devices", "10",
+  const auto senml = sim(dir, gateway, run + "-senml", {"mqtt", "--broker", broker, "--mqtt-version", "5", "--devices", "10",
                                                "--id-prefix", "senml", "--profile", "sensor-senml", "--batch", "4",
                                                "--records", "200"});
   CHECK(senml.exit_code == 0);
@@ -192,18 +202,18 @@ TEST_CASE("telegate-sim mqtt and coap: a gateway killed and restarted mid-run lo
     return args;
   };
   auto mqtt = std::async(std::launch::async, [&] {
-    return sim(dir, run + "-mqtt",
+    return sim(dir, gateway, run + "-mqtt",
                with({"mqtt", "--broker", "tcp://127.0.0.1:" + std::to_string(ports.mqtt), "--mqtt-version", "5"}));
   });
   auto coap = std::async(std::launch::async, [&] {
-    return sim(dir, run + "-coap",
+    return sim(dir, gateway, run + "-coap",
                with({"coap", "--uri", "coap://127.0.0.1:" + std::to_string(ports.coap) + "/v1/telemetry",
                      "--connections", "32"}));
   });
   // Over DTLS the restarted gateway has forgotten every session: each device finds out by a
   // request timing out and handshakes again, so this fleet is smaller and waits less.
   auto coaps = std::async(std::launch::async, [&] {
-    return sim(dir, run + "-coaps",
+    return sim(dir, gateway, run + "-coaps",
                {"coap", "--uri", "coaps://127.0.0.1:" + std::to_string(ports.coaps) + "/v1/telemetry", "--psk",
                 "--connections", "32", "--devices", "20", "--profile", "sensor-json", "--batch", "10", "--records",
                 "3000", "--rate", "500", "--timeout-ms", "2000"});
@@ -223,4 +233,25 @@ TEST_CASE("telegate-sim mqtt and coap: a gateway killed and restarted mid-run lo
   const std::string found =
       audit(dir, "sim." + run + ".sim.sim-sensor", {run + "-mqtt", run + "-coap", run + "-coaps"}, run + "-");
   CHECK(count_of(found, "acknowledged") == 27000);
+}
+
+TEST_CASE("telegate-sim: a run stopped by SIGTERM prints where its lanes were") {
+  // A bound UDP socket nobody reads: requests are neither answered nor refused (no ICMP).
+  const int silent = ::socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof address;
+  REQUIRE(::bind(silent, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+  REQUIRE(::getsockname(silent, reinterpret_cast<sockaddr*>(&address), &length) == 0);
+  const std::string uri = "coap://127.0.0.1:" + std::to_string(ntohs(address.sin_port)) + "/v1/telemetry";
+  const auto result = testing::run_command({TELEGATE_SIM_BINARY, "coap", "--uri", uri, "--connections", "3", "--devices",
+                                            "5", "--profile", "sensor-json", "--batch", "10", "--records", "100", "--no-progress"},
+                                           std::chrono::seconds(2));
+  ::close(silent);
+  MESSAGE(result.out << result.err);
+  CHECK(result.exit_code == 128 + SIGTERM);
+  CHECK(result.err.find("still running after 2 s") != std::string::npos);
+  CHECK(result.out.find("\"interrupted\":{\"signal\":15,\"awaiting_answer\":3,") != std::string::npos);
+  CHECK(count_of(result.out, "longest_wait_ms") >= 1000);
 }

@@ -3,9 +3,11 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -30,8 +32,11 @@ std::string read_file(const std::filesystem::path& path) {
   return text.str();
 }
 
-// Runs argv to completion with stdout and stderr sent to files; returns the exit status.
-int run(const std::vector<std::string>& argv, const std::filesystem::path& out, const std::filesystem::path& err) {
+// Runs argv to completion with stdout and stderr sent to files; returns the exit status. A
+// child still running at `limit` is stopped (SIGTERM, then SIGKILL) and a line saying so is
+// appended to `err`.
+int run(const std::vector<std::string>& argv, const std::filesystem::path& out, const std::filesystem::path& err,
+        std::chrono::seconds limit = kCommandLimit) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -43,6 +48,19 @@ int run(const std::vector<std::string>& argv, const std::filesystem::path& out, 
   const int spawned = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   if (spawned != 0) throw std::runtime_error("cannot run " + argv[0]);
+  // A pidfd turns readable when the child exits: poll() waits for that or for the limit.
+  const int exited = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  const auto wait_exit = [exited](std::chrono::milliseconds within) {
+    pollfd fd{exited, POLLIN, 0};
+    return exited < 0 || ::poll(&fd, 1, static_cast<int>(within.count())) != 0;  // no pidfd: just wait
+  };
+  if (!wait_exit(limit)) {
+    ::kill(pid, SIGTERM);
+    if (!wait_exit(std::chrono::seconds(5))) ::kill(pid, SIGKILL);
+    std::ofstream(err, std::ios::app) << "\n[test harness: " << argv[0] << " still running after " << limit.count()
+                                      << " s; stopped with SIGTERM]\n";
+  }
+  if (exited >= 0) ::close(exited);
   int status = 0;
   waitpid(pid, &status, 0);
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -279,10 +297,10 @@ HttpResult curl_post(const std::string& url, const std::string& bearer_token, co
 
 HttpResult curl_get(const std::string& url) { return curl({url}); }
 
-CommandResult run_command(const std::vector<std::string>& argv) {
+CommandResult run_command(const std::vector<std::string>& argv, std::chrono::seconds limit) {
   TempDir scratch;
   CommandResult result;
-  result.exit_code = run(argv, scratch.path() / "out", scratch.path() / "err");
+  result.exit_code = run(argv, scratch.path() / "out", scratch.path() / "err", limit);
   result.out = read_file(scratch.path() / "out");
   result.err = read_file(scratch.path() / "err");
   return result;

@@ -124,8 +124,14 @@ struct CommandResult {
   std::string err;
 };
 
+// How long run_command lets a program run. One that is still running then gets SIGTERM (and
+// SIGKILL 5 s later): the test fails on its exit code with whatever the program printed (the
+// simulator prints where it was stuck), not by ctest's timeout, which prints nothing of it.
+inline constexpr std::chrono::seconds kCommandLimit{120};
+
 // Runs any program (found on PATH) to completion: for third-party clients such as coap-client.
-CommandResult run_command(const std::vector<std::string>& argv);
+// A program stopped at `limit` exits 128+SIGTERM, and `err` ends with a line that says so.
+CommandResult run_command(const std::vector<std::string>& argv, std::chrono::seconds limit = kCommandLimit);
 
 // Runs the telegate binary with `args` to completion (for subcommands and start-up errors).
 CommandResult run_telegate(const std::vector<std::string>& args);
