@@ -4,12 +4,14 @@
 #include <netdb.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <set>
 #include <stdexcept>
 
 #include "batch_acks.hpp"
@@ -131,6 +133,7 @@ class CoapContext final : public SharedTransport {
   }
 
   void send(Lane& lane, const Batch& batch, std::function<void(const Outcome&)> done) {
+    if (lane.session && unanswered_.erase(lane.session) > 0) renew(lane);
     send(lane.session ? lane.session : device_session(batch), batch, std::move(done));
   }
 
@@ -154,6 +157,17 @@ class CoapContext final : public SharedTransport {
     if (!session) throw std::runtime_error("coap: cannot open a session");
     lane_sessions_.push_back(session);
     return {session};
+  }
+
+  // A UDP lane whose request went unanswered resends on a new session (a new source port), as a
+  // device that gave up an exchange would: on the old one libcoap still retransmits that request
+  // for up to MAX_TRANSMIT_WAIT (93 s) and holds every later one behind it (NSTART = 1).
+  void renew(Lane& lane) {
+    const auto at = std::find(lane_sessions_.begin(), lane_sessions_.end(), lane.session) - lane_sessions_.begin();
+    coap_session_release(lane.session);
+    lane.session = new_lane().session;
+    lane_sessions_.pop_back();  // new_lane() appended it; it takes the old one's place
+    lane_sessions_[static_cast<std::size_t>(at)] = lane.session;
   }
 
   // A DTLS session is one device's identity; made at its first request, kept for the run.
@@ -329,6 +343,7 @@ class CoapContext final : public SharedTransport {
       if (pending.sent_at < oldest_allowed) expired.push_back(key);
     }
     for (const Key& key : expired) {
+      if (!settings_.dtls) unanswered_.insert(key.first);
       resolve(key, [](const Pending&, Outcome& outcome, BatchAcks&) { outcome.kind = OutcomeKind::timeout; });
     }
     return !pending_.empty();
@@ -344,6 +359,7 @@ class CoapContext final : public SharedTransport {
   std::size_t open_channels_ = 0;
   std::vector<coap_session_t*> lane_sessions_;
   std::vector<coap_session_t*> device_sessions_;  // DTLS: by device index, made on first use
+  std::set<const coap_session_t*> unanswered_;     // UDP lane sessions with a timed-out request
   std::map<Key, Pending> pending_;
   BatchAcks acks_;
 };

@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <future>
 #include <regex>
@@ -254,4 +256,32 @@ TEST_CASE("telegate-sim: a run stopped by SIGTERM prints where its lanes were") 
   CHECK(result.err.find("still running after 2 s") != std::string::npos);
   CHECK(result.out.find("\"interrupted\":{\"signal\":15,\"awaiting_answer\":3,") != std::string::npos);
   CHECK(count_of(result.out, "longest_wait_ms") >= 1000);
+}
+
+TEST_CASE("telegate-sim coap: a lane whose request timed out resends from a new session") {
+  // The server never answers the lane's first session. On that session libcoap retransmits the
+  // lost request for up to 93 s and queues the retry behind it (NSTART = 1): the run would stall
+  // until the harness stops it. From a new session the retry is answered at once.
+  TempDir dir;
+  const auto port_file = dir.path() / "port";
+  const char* python = std::getenv("TELEGATE_PYTHON");
+  auto server = std::async(std::launch::async, [&] {
+    return testing::run_command({python && *python ? python : "python3",
+                                 std::string(TELEGATE_SOURCE_DIR) + "/tests/integration/coap_blackhole_server.py",
+                                 port_file.string()},
+                                std::chrono::seconds(60));
+  });
+  for (int i = 0; i < 100 && !std::filesystem::exists(port_file); ++i) std::this_thread::sleep_for(100ms);
+  REQUIRE(std::filesystem::exists(port_file));
+  std::string port;
+  std::ifstream(port_file) >> port;
+  const auto result = testing::run_command({TELEGATE_SIM_BINARY, "coap", "--uri", "coap://127.0.0.1:" + port + "/v1/telemetry",
+                                            "--connections", "1", "--devices", "1", "--profile", "sensor-json", "--batch",
+                                            "1", "--records", "3", "--timeout-ms", "1000", "--no-progress"},
+                                           std::chrono::seconds(30));
+  MESSAGE(result.out << result.err);
+  CHECK(result.exit_code == 0);
+  CHECK(count_of(result.out, "accepted") == 3);
+  CHECK(count_of(result.out, "timeout") == 1);
+  CHECK(server.get().exit_code == 0);
 }
