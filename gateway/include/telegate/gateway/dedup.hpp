@@ -5,13 +5,21 @@
 // written (in flight) and recently committed, so the pipeline writes each once: a retry of a
 // committed record is acknowledged without writing it again; a retry of one still in flight
 // is told to come back (its first copy may yet fail). Only device-supplied msg_ids count —
-// generated ones are unique by construction. Bounded by entries and age; what it covers and
-// what it does not (restarts, other replicas): docs/reliability.md.
+// generated ones are unique by construction. What it covers and what it does not (restarts,
+// other replicas): docs/reliability.md.
+//
+// Bounded by entries and age, coarsely: each shard keeps two tables, `current` (where keys
+// enter) and `previous`, and forgets a whole table at once. A committed key is remembered
+// while fewer than max_entries later keys have entered and it is younger than max_age, and up
+// to about twice each; a key in flight is never forgotten (it moves into the new table).
+// Rotating whole tables spares each insertion the lookup of the entry it pushes out, a random
+// cache miss at steady state (docs/benchmarks.md §20.dedup-rotate).
 //
 // Lifecycle: one per gateway, built at start-up; used from every listener thread (reserve) and
 // sink thread (settle). Sharded so that threads rarely share a lock.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -127,38 +135,41 @@ class DedupWindow {
     bool empty() const noexcept { return generation == Generations::kEmpty; }
   };
   static_assert(sizeof(Slot) == 24);
-  // Insertion order for eviction; the generation tells whether the slot still holds this
-  // insertion (not one erased since and reserved again).
-  struct Inserted {
-    Key key;
-    std::uint64_t generation;
-    Clock::time_point at;
+  struct Table {
+    std::vector<Slot> slots;  // grown on demand; kept (cleared) when the table is dropped
+    std::size_t size = 0;
+    std::size_t carried = 0;     // keys in flight moved in when the table before was dropped
+    Clock::time_point opened{};  // its first entry's insertion since it was last empty
+    Clock::time_point newest{};  // its last entry's insertion
+    // Keys that entered as new while it was current: what the size limit counts.
+    std::size_t fresh() const noexcept { return size - std::min(size, carried); }
   };
+  // A key is in at most one of the two tables: it enters `current` only when neither holds it.
   struct Shard {
     mutable std::mutex mutex;
-    std::vector<Slot> slots;  // grown on demand up to twice the shard's entry limit
-    std::size_t size = 0;
-    std::deque<Inserted> order;  // oldest first
+    Table current;
+    Table previous;
   };
   static constexpr std::size_t kShards = 16;
-  static constexpr std::size_t kNone = static_cast<std::size_t>(-1);
 
   static std::size_t shard_index(const Key& key) noexcept { return key.high % kShards; }
   // Runs prepare(shard, keys in it) then visit(shard, i) for each of its keys, shard by shard.
   template <class Prepare, class Visit>
   void by_shard(std::span<const Key> keys, Prepare&& prepare, Visit&& visit);
-  // Enters keys[i] under `generation` unless the shard holds it; returns the slot holding it,
-  // or kNone when it entered.
-  std::size_t insert(Shard& shard, const Key& key, std::uint64_t generation, Clock::time_point now);
-  // Makes room for `incoming` new entries (eviction, growth) before they are inserted.
+  // Enters `key` in `current` under `generation` unless the shard holds it; returns the slot
+  // holding it, or nullptr when it entered.
+  static const Slot* insert(Shard& shard, const Key& key, std::uint64_t generation, Clock::time_point now);
+  // Rotates or drops tables that are due (size, age), then makes room for `incoming` new keys.
   void prepare(Shard& shard, Clock::time_point now, std::size_t incoming);
-  // Makes room for `incoming` new entries within the size limit, and drops aged ones.
-  void evict(Shard& shard, Clock::time_point now, std::size_t incoming);
+  // Forgets `table`'s keys except those in flight, which enter `current` (after the clear, when
+  // `table` is `current` itself: a rotation).
+  void drop(Shard& shard, Table& table, Clock::time_point now);
   static void prefetch_probe(const Shard& shard, const Key& key) noexcept;
-  // The slot holding `key`, or kNone; `free_slot` gets the empty slot where it would go.
-  static std::size_t find(const Shard& shard, const Key& key, std::size_t* free_slot = nullptr) noexcept;
-  static void erase(Shard& shard, std::size_t at) noexcept;
-  void grow(Shard& shard);
+  // The slot of `table` holding `key`, or nullptr; `free_slot` gets the empty slot where it
+  // would go.
+  static Slot* find(Table& table, const Key& key, Slot** free_slot = nullptr) noexcept;
+  static void erase(Table& table, Slot* at) noexcept;
+  static void reserve_room(Table& table, std::size_t incoming);
 
   std::size_t max_entries_per_shard_;
   std::chrono::seconds max_age_;
