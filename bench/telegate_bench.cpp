@@ -1189,10 +1189,9 @@ std::size_t heap_bytes() {
 // UUID msg_ids (hashed, reserved together, their journal written), each settled as committed
 // --lag requests later (the batches in flight meanwhile). Three phases of --entries records each:
 // `fill` from an empty window (it grows, as in a fresh gateway or the end-to-end bench), then
-// `steady` and `steady-again` on a full one, as in a gateway that has run for a window: the
-// first lap after the fill rotates each shard's tables and grows the second one; the next lap
-// reuses both (a per-key FIFO window is steady from the first lap). Memory per entry after each
-// phase, next to a std::unordered_set<std::uint64_t> holding the same number of keys, same
+// `steady` and `steady-again` on a full one, as in a gateway that has run for a window: a window
+// of two tables rotated whole drops a full table only from the second lap after the fill on (a
+// per-key FIFO window is steady from the first). Memory per entry after each phase, next to a std::unordered_set<std::uint64_t> holding the same number of keys, same
 // run.
 int dedup_costs(int argc, char** argv) {
   const std::size_t entries = std::stoul(flag(argc, argv, "--entries", "1000000"));

@@ -118,17 +118,13 @@ DedupWindow::DedupWindow(std::size_t max_entries, std::chrono::seconds max_age)
 // costs a full memory latency; prefetched together, the misses overlap. The keys are sorted by
 // shard once (a counting sort of their indices), not scanned again for each shard. (Locking
 // every shard the request touches and prefetching all its slots at once measured slower at
-// steady state.) A lookup reads the key's home slot and, at a table's load (at most half full),
-// often the next one: 48 bytes that a 24-byte slot's placement lays over two cache lines in
-// half the cases.
+// steady state.) A lookup reads the key's home pair of slots and, at a table's load (at most
+// half full), often the next one. Both tables' slots of an index lie side by side: the same lines serve both.
 void DedupWindow::prefetch_probe(const Shard& shard, const Key& key) noexcept {
-  // `current` is read for the free slot even when empty; an empty `previous` is not read.
-  for (const Table* table : {&shard.current, &shard.previous}) {
-    if (table->slots.empty() || (table == &shard.previous && table->size == 0)) continue;
-    const char* home = reinterpret_cast<const char*>(&table->slots[key.low & (table->slots.size() - 1)]);
-    __builtin_prefetch(home);
-    __builtin_prefetch(home + 2 * sizeof(Slot) - 1);
-  }
+  if (shard.pairs.empty()) return;
+  const char* home = reinterpret_cast<const char*>(&shard.pairs[key.low & (shard.pairs.size() - 1)]);
+  __builtin_prefetch(home);
+  __builtin_prefetch(home + 2 * sizeof(SlotPair) - 1);
 }
 
 template <class Prepare, class Visit>
@@ -159,57 +155,63 @@ void DedupWindow::by_shard(std::span<const Key> keys, Prepare&& prepare, Visit&&
 // saw no key for a while). The limits are checked once per request and shard, so `current` may
 // pass the size limit by the request's keys: never fewer later keys before a key is forgotten.
 void DedupWindow::prepare(Shard& shard, Clock::time_point now, std::size_t incoming) {
-  Table& current = shard.current;
+  const Table& current = shard.tables[shard.current];
   if (current.size > 0 && (current.fresh() > max_entries_per_shard_ || now - current.opened > max_age_)) {
-    std::swap(shard.current, shard.previous);
-    drop(shard, current, now);
+    shard.current = shard.previous();
+    drop(shard, shard.current, now);
   }
-  if (shard.previous.size > 0 && now - shard.previous.newest > max_age_) drop(shard, shard.previous, now);
-  reserve_room(current, incoming);
+  const Table& previous = shard.tables[shard.previous()];
+  if (previous.size > 0 && now - previous.newest > max_age_) drop(shard, shard.previous(), now);
+  reserve_room(shard, incoming);
 }
 
 // One pass over the dropped table's slots finds the keys in flight and clears the rest; the
-// table keeps its slots, so a window that has filled once allocates no more. The keys in
-// flight are few (batches settle within a second, a table spans max_entries keys), but they
-// must survive: forgetting one would let its retry be written while the first copy may still
-// commit.
-void DedupWindow::drop(Shard& shard, Table& table, Clock::time_point now) {
+// slots stay, so a window that has filled once allocates no more. The keys in flight are few
+// (batches settle within a second, a table spans max_entries keys), but they must survive:
+// forgetting one would let its retry be written while the first copy may still commit.
+void DedupWindow::drop(Shard& shard, std::size_t side, Clock::time_point now) {
   std::vector<Slot> in_flight;
-  for (Slot& slot : table.slots) {
+  for (SlotPair& pair : shard.pairs) {
+    Slot& slot = pair[side];
     if (slot.empty()) continue;
     if (generations_.is_open(slot.generation)) in_flight.push_back(slot);
     slot.generation = Generations::kEmpty;
   }
-  table.size = 0;
-  table.carried = 0;
-  Table& current = shard.current;
-  reserve_room(current, in_flight.size());
+  shard.tables[side] = Table{};
+  reserve_room(shard, in_flight.size());
   for (const Slot& slot : in_flight) insert(shard, slot.key, slot.generation, now);
-  current.carried += in_flight.size();
+  shard.tables[shard.current].carried += in_flight.size();
 }
 
-void DedupWindow::reserve_room(Table& table, std::size_t incoming) {
-  while ((table.size + incoming) * 2 > table.slots.size()) {
-    const std::size_t capacity = std::max<std::size_t>(64, table.slots.size() * 2);
-    std::vector<Slot> old = std::exchange(table.slots, std::vector<Slot>(capacity));
-    for (const Slot& slot : old) {
-      if (slot.empty()) continue;
-      Slot* free_slot = nullptr;
-      find(table, slot.key, &free_slot);
-      *free_slot = slot;
+// Both sides move to the larger array: they share its indices.
+void DedupWindow::reserve_room(Shard& shard, std::size_t incoming) {
+  while ((shard.tables[shard.current].size + incoming) * 2 > shard.pairs.size()) {
+    const std::size_t capacity = std::max<std::size_t>(64, shard.pairs.size() * 2);
+    std::vector<SlotPair> old = std::exchange(shard.pairs, std::vector<SlotPair>(capacity));
+    for (const SlotPair& pair : old) {
+      for (std::size_t side = 0; side < pair.size(); ++side) {
+        if (pair[side].empty()) continue;
+        std::size_t free_slot = kNone;
+        find(shard, side, pair[side].key, &free_slot);
+        shard.pairs[free_slot][side] = pair[side];
+      }
     }
   }
 }
 
 const DedupWindow::Slot* DedupWindow::insert(Shard& shard, const Key& key, std::uint64_t generation,
                                              Clock::time_point now) {
-  Table& current = shard.current;
-  Slot* free_slot = nullptr;
-  if (const Slot* found = find(current, key, &free_slot)) return found;
-  if (shard.previous.size > 0) {
-    if (const Slot* found = find(shard.previous, key)) return found;
+  std::size_t free_slot = kNone;
+  if (const std::size_t found = find(shard, shard.current, key, &free_slot); found != kNone) {
+    return &shard.pairs[found][shard.current];
   }
-  *free_slot = Slot{key, generation};
+  if (shard.tables[shard.previous()].size > 0) {
+    if (const std::size_t found = find(shard, shard.previous(), key); found != kNone) {
+      return &shard.pairs[found][shard.previous()];
+    }
+  }
+  shard.pairs[free_slot][shard.current] = Slot{key, generation};
+  Table& current = shard.tables[shard.current];
   if (current.size++ == 0) current.opened = now;
   current.newest = now;
   return nullptr;
@@ -256,10 +258,10 @@ void DedupWindow::settle(const Reservation& reserved, bool committed) {
   if (reserved.generation == 0) return;
   if (!committed) {
     by_shard(reserved.keys, [](Shard&, std::size_t) {}, [&](Shard& shard, std::size_t i) {
-      for (Table* table : {&shard.current, &shard.previous}) {
-        Slot* found = find(*table, reserved.keys[i]);
-        if (found == nullptr) continue;
-        if (found->generation == reserved.generation) erase(*table, found);
+      for (const std::size_t side : {shard.current, shard.previous()}) {
+        const std::size_t found = find(shard, side, reserved.keys[i]);
+        if (found == kNone) continue;
+        if (shard.pairs[found][side].generation == reserved.generation) erase(shard, side, found);
         break;  // a key is in one table at most
       }
     });
@@ -275,34 +277,34 @@ void DedupWindow::restore(std::span<const Key> keys) {
            [&](Shard& shard, std::size_t i) { insert(shard, keys[i], Generations::kRestored, now); });
 }
 
-DedupWindow::Slot* DedupWindow::find(Table& table, const Key& key, Slot** free_slot) noexcept {
-  if (table.slots.empty()) return nullptr;
-  const std::size_t mask = table.slots.size() - 1;
+std::size_t DedupWindow::find(const Shard& shard, std::size_t side, const Key& key, std::size_t* free_slot) noexcept {
+  if (shard.pairs.empty()) return kNone;
+  const std::size_t mask = shard.pairs.size() - 1;
   for (std::size_t at = key.low & mask;; at = (at + 1) & mask) {  // key.low is well mixed
-    Slot& slot = table.slots[at];
+    const Slot& slot = shard.pairs[at][side];
     if (slot.empty()) {
-      if (free_slot) *free_slot = &slot;
-      return nullptr;
+      if (free_slot) *free_slot = at;
+      return kNone;
     }
-    if (slot.key == key) return &slot;
+    if (slot.key == key) return at;
   }
 }
 
 // Backward-shift deletion: later slots of the probe run move up, so no tombstones accumulate.
-void DedupWindow::erase(Table& table, Slot* erased) noexcept {
-  const std::size_t mask = table.slots.size() - 1;
-  std::size_t at = static_cast<std::size_t>(erased - table.slots.data());
-  for (std::size_t next = (at + 1) & mask; !table.slots[next].empty(); next = (next + 1) & mask) {
-    const std::size_t home = table.slots[next].key.low & mask;
+void DedupWindow::erase(Shard& shard, std::size_t side, std::size_t at) noexcept {
+  const std::size_t mask = shard.pairs.size() - 1;
+  const auto slot = [&](std::size_t index) -> Slot& { return shard.pairs[index][side]; };
+  for (std::size_t next = (at + 1) & mask; !slot(next).empty(); next = (next + 1) & mask) {
+    const std::size_t home = slot(next).key.low & mask;
     // The entry at `next` may fill the hole at `at` unless its home lies cyclically in (at, next].
     const bool stays = at <= next ? (home > at && home <= next) : (home > at || home <= next);
     if (!stays) {
-      table.slots[at] = table.slots[next];
+      slot(at) = slot(next);
       at = next;
     }
   }
-  table.slots[at].generation = Generations::kEmpty;
-  --table.size;
+  slot(at).generation = Generations::kEmpty;
+  --shard.tables[side].size;
 }
 
 // The journal's format: each key as its two halves, high then low, little-endian. On a
@@ -326,7 +328,7 @@ std::size_t DedupWindow::size() const {
   std::size_t total = 0;
   for (const Shard& shard : shards_) {
     const std::lock_guard lock(shard.mutex);
-    total += shard.current.size + shard.previous.size;
+    total += shard.tables[0].size + shard.tables[1].size;
   }
   return total;
 }

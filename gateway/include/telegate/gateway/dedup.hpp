@@ -9,7 +9,8 @@
 // other replicas): docs/reliability.md.
 //
 // Bounded by entries and age, coarsely: each shard keeps two tables, `current` (where keys
-// enter) and `previous`, and forgets a whole table at once. A committed key is remembered
+// enter) and `previous`, whose slots of one index lie side by side (one lookup's cache lines
+// serve both), and forgets a whole table at once. A committed key is remembered
 // while fewer than max_entries later keys have entered and it is younger than max_age, and up
 // to about twice each; a key in flight is never forgotten (it moves into the new table).
 // Rotating whole tables spares each insertion the lookup of the entry it pushes out, a random
@@ -135,10 +136,13 @@ class DedupWindow {
     bool empty() const noexcept { return generation == Generations::kEmpty; }
   };
   static_assert(sizeof(Slot) == 24);
+  // The two tables' slots of one index side by side, 48 bytes: a lookup probes `current`, then
+  // `previous` from the same index, so the line or two that one prefetch brings serve both.
+  using SlotPair = std::array<Slot, 2>;
+  // One side of a shard's slot pairs: its entries' count and ages.
   struct Table {
-    std::vector<Slot> slots;  // grown on demand; kept (cleared) when the table is dropped
     std::size_t size = 0;
-    std::size_t carried = 0;     // keys in flight moved in when the table before was dropped
+    std::size_t carried = 0;     // keys in flight moved in when the other table was dropped
     Clock::time_point opened{};  // its first entry's insertion since it was last empty
     Clock::time_point newest{};  // its last entry's insertion
     // Keys that entered as new while it was current: what the size limit counts.
@@ -147,10 +151,13 @@ class DedupWindow {
   // A key is in at most one of the two tables: it enters `current` only when neither holds it.
   struct Shard {
     mutable std::mutex mutex;
-    Table current;
-    Table previous;
+    std::vector<SlotPair> pairs;  // grown on demand (both sides at once); kept when a table drops
+    std::array<Table, 2> tables;
+    std::size_t current = 0;  // the side keys enter; the other side is `previous`
+    std::size_t previous() const noexcept { return current ^ 1; }
   };
   static constexpr std::size_t kShards = 16;
+  static constexpr std::size_t kNone = static_cast<std::size_t>(-1);
 
   static std::size_t shard_index(const Key& key) noexcept { return key.high % kShards; }
   // Runs prepare(shard, keys in it) then visit(shard, i) for each of its keys, shard by shard.
@@ -161,15 +168,15 @@ class DedupWindow {
   static const Slot* insert(Shard& shard, const Key& key, std::uint64_t generation, Clock::time_point now);
   // Rotates or drops tables that are due (size, age), then makes room for `incoming` new keys.
   void prepare(Shard& shard, Clock::time_point now, std::size_t incoming);
-  // Forgets `table`'s keys except those in flight, which enter `current` (after the clear, when
-  // `table` is `current` itself: a rotation).
-  void drop(Shard& shard, Table& table, Clock::time_point now);
+  // Forgets the keys of table `side` except those in flight, which enter `current` (after the
+  // clear, when `side` is `current` itself: a rotation).
+  void drop(Shard& shard, std::size_t side, Clock::time_point now);
   static void prefetch_probe(const Shard& shard, const Key& key) noexcept;
-  // The slot of `table` holding `key`, or nullptr; `free_slot` gets the empty slot where it
-  // would go.
-  static Slot* find(Table& table, const Key& key, Slot** free_slot = nullptr) noexcept;
-  static void erase(Table& table, Slot* at) noexcept;
-  static void reserve_room(Table& table, std::size_t incoming);
+  // The index of the pair whose `side` holds `key`, or kNone; `free_slot` gets the index of the
+  // empty one where it would go.
+  static std::size_t find(const Shard& shard, std::size_t side, const Key& key, std::size_t* free_slot = nullptr) noexcept;
+  static void erase(Shard& shard, std::size_t side, std::size_t at) noexcept;
+  static void reserve_room(Shard& shard, std::size_t incoming);
 
   std::size_t max_entries_per_shard_;
   std::chrono::seconds max_age_;
