@@ -113,13 +113,14 @@ DedupWindow::DedupWindow(std::size_t max_entries, std::chrono::seconds max_age)
     : max_entries_per_shard_((max_entries + kShards - 1) / kShards), max_age_(max_age) {}
 
 // Each shard that `keys` touch is locked once; its tables are made ready for all of them, their
-// home slots in both tables are prefetched together, then visited in order. A request's keys
+// home slots are prefetched together, then visited in order. A request's keys
 // fall in random places of tables far larger than the cache: one key after the other, each
 // costs a full memory latency; prefetched together, the misses overlap. The keys are sorted by
 // shard once (a counting sort of their indices), not scanned again for each shard. (Locking
 // every shard the request touches and prefetching all its slots at once measured slower at
-// steady state.) A lookup reads the key's home pair of slots and, at a table's load (at most
-// half full), often the next one. Both tables' slots of an index lie side by side: the same lines serve both.
+// steady state.) A lookup reads the key's home pair of slots (the two tables' slots of an
+// index lie side by side, so the same lines serve both probes) and, at a table's load (at most
+// half full), often the next pair.
 void DedupWindow::prefetch_probe(const Shard& shard, const Key& key) noexcept {
   if (shard.pairs.empty()) return;
   const char* home = reinterpret_cast<const char*>(&shard.pairs[key.low & (shard.pairs.size() - 1)]);
@@ -277,7 +278,8 @@ void DedupWindow::restore(std::span<const Key> keys) {
            [&](Shard& shard, std::size_t i) { insert(shard, keys[i], Generations::kRestored, now); });
 }
 
-std::size_t DedupWindow::find(const Shard& shard, std::size_t side, const Key& key, std::size_t* free_slot) noexcept {
+std::size_t DedupWindow::find(const Shard& shard, std::size_t side, const Key& key,
+                              std::size_t* free_slot) noexcept {
   if (shard.pairs.empty()) return kNone;
   const std::size_t mask = shard.pairs.size() - 1;
   for (std::size_t at = key.low & mask;; at = (at + 1) & mask) {  // key.low is well mixed

@@ -174,7 +174,8 @@ class DedupWindow {
   static void prefetch_probe(const Shard& shard, const Key& key) noexcept;
   // The index of the pair whose `side` holds `key`, or kNone; `free_slot` gets the index of the
   // empty one where it would go.
-  static std::size_t find(const Shard& shard, std::size_t side, const Key& key, std::size_t* free_slot = nullptr) noexcept;
+  static std::size_t find(const Shard& shard, std::size_t side, const Key& key,
+                          std::size_t* free_slot = nullptr) noexcept;
   static void erase(Shard& shard, std::size_t side, std::size_t at) noexcept;
   static void reserve_room(Shard& shard, std::size_t incoming);
 
