@@ -10,9 +10,10 @@
 //
 // Bounded by entries and age, coarsely: each shard keeps two tables, `current` (where keys
 // enter) and `previous`, whose slots of one index lie side by side (one lookup's cache lines
-// serve both), and forgets a whole table at once. A committed key is remembered
-// while fewer than max_entries later keys have entered and it is younger than max_age, and up
-// to about twice each; a key in flight is never forgotten (it moves into the new table).
+// serve both), and forgets a whole table at once. A committed key is remembered while fewer
+// than max_entries later keys have entered (counted per shard: max_entries / kShards of its
+// own) and it is younger than max_age, and up to about twice each; a key in flight is never
+// forgotten (it moves into the new table).
 // Rotating whole tables spares each insertion the lookup of the entry it pushes out, a random
 // cache miss at steady state (docs/benchmarks.md §20.dedup-rotate).
 //
