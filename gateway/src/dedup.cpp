@@ -112,18 +112,20 @@ bool DedupWindow::Generations::is_open(std::uint64_t generation) const {
 DedupWindow::DedupWindow(std::size_t max_entries, std::chrono::seconds max_age)
     : max_entries_per_shard_((max_entries + kShards - 1) / kShards), max_age_(max_age) {}
 
-// Each shard that `keys` touch is locked once; its table is made ready for all of them, their
-// home slots are prefetched together, then visited in order. A request's keys fall in random
-// places of a table far larger than the cache: one key after the other, each costs a full
-// memory latency; prefetched together, the misses overlap. The keys are sorted by shard once
-// (a counting sort of their indices), not scanned again for each shard. (Locking every shard
-// the request touches and prefetching all its slots at once measured slower at steady state.)
-// A lookup reads the key's home slot and, at a table's load (at most half full), often the next
-// one: 48 bytes that a 24-byte slot's placement lays over two cache lines in half the cases.
+// Each shard that `keys` touch is locked once; its tables are made ready for all of them, their
+// home slots are prefetched together, then visited in order. A request's keys
+// fall in random places of tables far larger than the cache: one key after the other, each
+// costs a full memory latency; prefetched together, the misses overlap. The keys are sorted by
+// shard once (a counting sort of their indices), not scanned again for each shard. (Locking
+// every shard the request touches and prefetching all its slots at once measured slower at
+// steady state.) A lookup reads the key's home pair of slots (the two tables' slots of an
+// index lie side by side, so the same lines serve both probes) and, at a table's load (at most
+// half full), often the next pair.
 void DedupWindow::prefetch_probe(const Shard& shard, const Key& key) noexcept {
-  const char* home = reinterpret_cast<const char*>(&shard.slots[key.low & (shard.slots.size() - 1)]);
+  if (shard.pairs.empty()) return;
+  const char* home = reinterpret_cast<const char*>(&shard.pairs[key.low & (shard.pairs.size() - 1)]);
   __builtin_prefetch(home);
-  __builtin_prefetch(home + 2 * sizeof(Slot) - 1);
+  __builtin_prefetch(home + 2 * sizeof(SlotPair) - 1);
 }
 
 template <class Prepare, class Visit>
@@ -141,25 +143,79 @@ void DedupWindow::by_shard(std::span<const Key> keys, Prepare&& prepare, Visit&&
     Shard& shard = shards_[index];
     const std::lock_guard lock(shard.mutex);
     prepare(shard, mine.size());
-    if (shard.slots.empty()) continue;
     for (const std::uint32_t i : mine) prefetch_probe(shard, keys[i]);
     for (const std::uint32_t i : mine) visit(shard, i);
   }
 }
 
+// `current` becomes `previous` once it holds more than max_entries_per_shard_ new keys, or once
+// its first entry is older than max_age_; the table `previous` was is dropped and reused as the
+// new `current`. A key in `previous` has then seen more than that many later keys enter, or
+// that much time pass: a key is still found after exactly max_entries_per_shard_ later keys.
+// `previous` alone is dropped once even its newest entry is older than max_age_ (a shard that
+// saw no key for a while). The limits are checked once per request and shard, so `current` may
+// pass the size limit by the request's keys: never fewer later keys before a key is forgotten.
 void DedupWindow::prepare(Shard& shard, Clock::time_point now, std::size_t incoming) {
-  evict(shard, now, incoming);
-  while ((shard.size + incoming) * 2 > shard.slots.size()) grow(shard);
+  const Table& current = shard.tables[shard.current];
+  if (current.size > 0 && (current.fresh() > max_entries_per_shard_ || now - current.opened > max_age_)) {
+    shard.current = shard.previous();
+    drop(shard, shard.current, now);
+  }
+  const Table& previous = shard.tables[shard.previous()];
+  if (previous.size > 0 && now - previous.newest > max_age_) drop(shard, shard.previous(), now);
+  reserve_room(shard, incoming);
 }
 
-std::size_t DedupWindow::insert(Shard& shard, const Key& key, std::uint64_t generation, Clock::time_point now) {
+// One pass over the dropped table's slots finds the keys in flight and clears the rest; the
+// slots stay, so a window that has filled once allocates no more. The keys in flight are few
+// (batches settle within a second, a table spans max_entries keys), but they must survive:
+// forgetting one would let its retry be written while the first copy may still commit.
+void DedupWindow::drop(Shard& shard, std::size_t side, Clock::time_point now) {
+  std::vector<Slot> in_flight;
+  for (SlotPair& pair : shard.pairs) {
+    Slot& slot = pair[side];
+    if (slot.empty()) continue;
+    if (generations_.is_open(slot.generation)) in_flight.push_back(slot);
+    slot.generation = Generations::kEmpty;
+  }
+  shard.tables[side] = Table{};
+  reserve_room(shard, in_flight.size());
+  for (const Slot& slot : in_flight) insert(shard, slot.key, slot.generation, now);
+  shard.tables[shard.current].carried += in_flight.size();
+}
+
+// Both sides move to the larger array: they share its indices.
+void DedupWindow::reserve_room(Shard& shard, std::size_t incoming) {
+  while ((shard.tables[shard.current].size + incoming) * 2 > shard.pairs.size()) {
+    const std::size_t capacity = std::max<std::size_t>(64, shard.pairs.size() * 2);
+    std::vector<SlotPair> old = std::exchange(shard.pairs, std::vector<SlotPair>(capacity));
+    for (const SlotPair& pair : old) {
+      for (std::size_t side = 0; side < pair.size(); ++side) {
+        if (pair[side].empty()) continue;
+        std::size_t free_slot = kNone;
+        find(shard, side, pair[side].key, &free_slot);
+        shard.pairs[free_slot][side] = pair[side];
+      }
+    }
+  }
+}
+
+const DedupWindow::Slot* DedupWindow::insert(Shard& shard, const Key& key, std::uint64_t generation,
+                                             Clock::time_point now) {
   std::size_t free_slot = kNone;
-  const std::size_t found = find(shard, key, &free_slot);
-  if (found != kNone) return found;
-  shard.slots[free_slot] = Slot{key, generation};
-  ++shard.size;
-  shard.order.push_back(Inserted{key, generation, now});
-  return kNone;
+  if (const std::size_t found = find(shard, shard.current, key, &free_slot); found != kNone) {
+    return &shard.pairs[found][shard.current];
+  }
+  if (shard.tables[shard.previous()].size > 0) {
+    if (const std::size_t found = find(shard, shard.previous(), key); found != kNone) {
+      return &shard.pairs[found][shard.previous()];
+    }
+  }
+  shard.pairs[free_slot][shard.current] = Slot{key, generation};
+  Table& current = shard.tables[shard.current];
+  if (current.size++ == 0) current.opened = now;
+  current.newest = now;
+  return nullptr;
 }
 
 void DedupWindow::reserve_all(std::span<const Key> keys, Clock::time_point now, std::span<Seen> seen,
@@ -175,12 +231,12 @@ void DedupWindow::reserve_all(std::span<const Key> keys, Clock::time_point now, 
   reserved.generation = generation;
   const auto make_room = [&](Shard& shard, std::size_t incoming) { prepare(shard, now, incoming); };
   by_shard(keys, make_room, [&](Shard& shard, std::size_t i) {
-    const std::size_t held = insert(shard, keys[i], generation, now);
-    if (held == kNone) {
+    const Slot* held = insert(shard, keys[i], generation, now);
+    if (held == nullptr) {
       reserved.keys.push_back(keys[i]);
       seen[i] = Seen::no;
     } else {
-      seen[i] = generations_.is_open(shard.slots[held].generation) ? Seen::in_flight : Seen::committed;
+      seen[i] = generations_.is_open(held->generation) ? Seen::in_flight : Seen::committed;
     }
   });
   if (fresh && reserved.keys.empty()) {  // nothing to settle later
@@ -196,15 +252,19 @@ DedupWindow::Seen DedupWindow::reserve(const Key& key, Reservation& reserved, Cl
 }
 
 // A commit touches no slot: its generation closes, and its slots read as committed from then
-// on. A failure erases the slots that this generation still holds (not those evicted and
-// reserved again since), then closes it.
+// on. A failure erases the slots that this generation still holds, in whichever table (not
+// those reserved again by a later generation since, after a reservation settled twice), then
+// closes it.
 void DedupWindow::settle(const Reservation& reserved, bool committed) {
   if (reserved.generation == 0) return;
   if (!committed) {
     by_shard(reserved.keys, [](Shard&, std::size_t) {}, [&](Shard& shard, std::size_t i) {
-      const std::size_t found = find(shard, reserved.keys[i]);
-      // Its entry in `order` is skipped when it comes up.
-      if (found != kNone && shard.slots[found].generation == reserved.generation) erase(shard, found);
+      for (const std::size_t side : {shard.current, shard.previous()}) {
+        const std::size_t found = find(shard, side, reserved.keys[i]);
+        if (found == kNone) continue;
+        if (shard.pairs[found][side].generation == reserved.generation) erase(shard, side, found);
+        break;  // a key is in one table at most
+      }
     });
   }
   generations_.close(reserved.generation);
@@ -218,31 +278,12 @@ void DedupWindow::restore(std::span<const Key> keys) {
            [&](Shard& shard, std::size_t i) { insert(shard, keys[i], Generations::kRestored, now); });
 }
 
-// Oldest first: entries past the age limit, then as many as needed to respect the size limit.
-// An in-flight entry that is evicted only loses de-duplication of a retry racing its original.
-// The slots of the entries about to leave are prefetched together first: at steady state (a
-// full window) every insertion evicts one entry, a random slot like the new one's.
-void DedupWindow::evict(Shard& shard, Clock::time_point now, std::size_t incoming) {
-  const auto due = [&](const Inserted& entry, std::size_t size) {
-    return now - entry.at > max_age_ || size + incoming > max_entries_per_shard_;
-  };
-  if (shard.order.empty() || !due(shard.order.front(), shard.size)) return;
-  std::size_t size = shard.size;
-  for (auto entry = shard.order.begin(); entry != shard.order.end() && size > 0 && due(*entry, size); ++entry, --size) {
-    prefetch_probe(shard, entry->key);
-  }
-  while (!shard.order.empty() && due(shard.order.front(), shard.size)) {
-    const Inserted& entry = shard.order.front();
-    const std::size_t found = find(shard, entry.key);
-    if (found != kNone && shard.slots[found].generation == entry.generation) erase(shard, found);
-    shard.order.pop_front();
-  }
-}
-std::size_t DedupWindow::find(const Shard& shard, const Key& key, std::size_t* free_slot) noexcept {
-  if (shard.slots.empty()) return kNone;
-  const std::size_t mask = shard.slots.size() - 1;
+std::size_t DedupWindow::find(const Shard& shard, std::size_t side, const Key& key,
+                              std::size_t* free_slot) noexcept {
+  if (shard.pairs.empty()) return kNone;
+  const std::size_t mask = shard.pairs.size() - 1;
   for (std::size_t at = key.low & mask;; at = (at + 1) & mask) {  // key.low is well mixed
-    const Slot& slot = shard.slots[at];
+    const Slot& slot = shard.pairs[at][side];
     if (slot.empty()) {
       if (free_slot) *free_slot = at;
       return kNone;
@@ -252,32 +293,20 @@ std::size_t DedupWindow::find(const Shard& shard, const Key& key, std::size_t* f
 }
 
 // Backward-shift deletion: later slots of the probe run move up, so no tombstones accumulate.
-void DedupWindow::erase(Shard& shard, std::size_t at) noexcept {
-  const std::size_t mask = shard.slots.size() - 1;
-  for (std::size_t next = (at + 1) & mask; !shard.slots[next].empty(); next = (next + 1) & mask) {
-    const std::size_t home = shard.slots[next].key.low & mask;
+void DedupWindow::erase(Shard& shard, std::size_t side, std::size_t at) noexcept {
+  const std::size_t mask = shard.pairs.size() - 1;
+  const auto slot = [&](std::size_t index) -> Slot& { return shard.pairs[index][side]; };
+  for (std::size_t next = (at + 1) & mask; !slot(next).empty(); next = (next + 1) & mask) {
+    const std::size_t home = slot(next).key.low & mask;
     // The entry at `next` may fill the hole at `at` unless its home lies cyclically in (at, next].
     const bool stays = at <= next ? (home > at && home <= next) : (home > at || home <= next);
     if (!stays) {
-      shard.slots[at] = shard.slots[next];
+      slot(at) = slot(next);
       at = next;
     }
   }
-  shard.slots[at].generation = Generations::kEmpty;
-  --shard.size;
-}
-
-void DedupWindow::grow(Shard& shard) {
-  const std::size_t capacity = std::max<std::size_t>(64, shard.slots.size() * 2);
-  std::vector<Slot> old = std::exchange(shard.slots, std::vector<Slot>(capacity));
-  shard.size = 0;
-  for (const Slot& slot : old) {
-    if (slot.empty()) continue;
-    std::size_t free_slot = kNone;
-    find(shard, slot.key, &free_slot);
-    shard.slots[free_slot] = slot;
-    ++shard.size;
-  }
+  slot(at).generation = Generations::kEmpty;
+  --shard.tables[side].size;
 }
 
 // The journal's format: each key as its two halves, high then low, little-endian. On a
@@ -301,7 +330,7 @@ std::size_t DedupWindow::size() const {
   std::size_t total = 0;
   for (const Shard& shard : shards_) {
     const std::lock_guard lock(shard.mutex);
-    total += shard.size;
+    total += shard.tables[0].size + shard.tables[1].size;
   }
   return total;
 }

@@ -18,6 +18,24 @@ namespace {
 
 DedupWindow::Key key(int i) { return DedupWindow::key("acme", "truck-" + std::to_string(i % 7), "m-" + std::to_string(i)); }
 
+// Keys that share their high half share a shard (the window shards by it), so a test can count
+// the later keys that a key's own shard sees, whatever shard that is.
+DedupWindow::Key shard_key(int i) { return {0x5eed, key(i).low}; }
+constexpr int kShards = 16;
+
+// What the window holds for `k` now; a probe that reserved gives the key back.
+DedupWindow::Seen look_up(DedupWindow& window, const DedupWindow::Key& k, DedupWindow::Clock::time_point now) {
+  DedupWindow::Reservation probe;
+  const DedupWindow::Seen seen = window.reserve(k, probe, now);
+  window.settle(probe, false);
+  return seen;
+}
+void commit(DedupWindow& window, const DedupWindow::Key& k, DedupWindow::Clock::time_point now) {
+  DedupWindow::Reservation reserved;
+  REQUIRE(window.reserve(k, reserved, now) == DedupWindow::Seen::no);
+  window.settle(reserved, true);
+}
+
 // reserve_all() of `keys` as one request: its reservation, and what the window held for each.
 struct Reserved {
   DedupWindow::Reservation reservation;
@@ -194,7 +212,9 @@ TEST_CASE("a failed batch forgets only its own entries, not a later reservation 
   const auto start = DedupWindow::Clock::now();
   DedupWindow::Reservation first, second, probe;
   REQUIRE(window.reserve(key(7), first, start) == DedupWindow::Seen::no);
-  // Past the age limit the in-flight entry leaves, and a retry reserves the key again.
+  window.settle(first, false);
+  // The retry reserves the key again; the first reservation, settled failed a second time,
+  // must not take the retry's entry with it.
   REQUIRE(window.reserve(key(7), second, start + std::chrono::seconds(2)) == DedupWindow::Seen::no);
   window.settle(first, false);
   CHECK(window.reserve(key(7), probe, start + std::chrono::seconds(2)) == DedupWindow::Seen::in_flight);
@@ -241,4 +261,106 @@ TEST_CASE("a committed entry keeps its state and age through the table's growth"
   CHECK(window.reserve(key(1), probe, start) == DedupWindow::Seen::in_flight);
   // Its insertion time survived the moves: past the window's age it is forgotten.
   CHECK(window.reserve(key(0), probe, start + std::chrono::milliseconds(1500)) == DedupWindow::Seen::no);
+}
+
+TEST_CASE("a committed key is remembered for at least max_entries later keys of its shard, and at most about twice") {
+  constexpr int kPerShard = 100;
+  DedupWindow window(kShards * kPerShard, std::chrono::seconds(3600));
+  const auto now = DedupWindow::Clock::now();
+  // Every key, whatever its place in the tables' rotations, is still there after exactly the
+  // shard's share of max_entries later keys.
+  int forgotten = 0;
+  for (int i = 0; i < 5 * kPerShard; ++i) {
+    commit(window, shard_key(i), now);
+    if (i >= kPerShard) forgotten += look_up(window, shard_key(i - kPerShard), now) != DedupWindow::Seen::committed;
+  }
+  CHECK(forgotten == 0);
+  CHECK(look_up(window, shard_key(5 * kPerShard - 1 - 2 * kPerShard - 1), now) == DedupWindow::Seen::no);
+  CHECK(window.size() <= 2 * (kPerShard + 1));  // each table: the limit, and the key that passes it
+}
+
+TEST_CASE("spread over every shard, a key is remembered for max_entries later keys, give or take the shards' spread") {
+  constexpr int kMaxEntries = 16'000;
+  DedupWindow window(kMaxEntries, std::chrono::seconds(3600));
+  const auto now = DedupWindow::Clock::now();
+  constexpr int kKeys = 3 * kMaxEntries;
+  for (int first = 0; first < kKeys; first += 100) {
+    std::vector<DedupWindow::Key> keys;
+    for (int i = first; i < first + 100; ++i) keys.push_back(key(i));
+    DedupWindow::Reservation reserved;
+    std::vector<DedupWindow::Seen> seen(keys.size());
+    window.reserve_all(keys, now, seen, reserved);
+    REQUIRE(reserved.keys.size() == keys.size());
+    window.settle(reserved, true);
+  }
+  // The last 85 % of max_entries: each shard saw about 850 ± 30 later keys of its limit's 1 000.
+  int forgotten = 0;
+  for (int i = kKeys - kMaxEntries * 85 / 100; i < kKeys; ++i) {
+    forgotten += look_up(window, key(i), now) != DedupWindow::Seen::committed;
+  }
+  CHECK(forgotten == 0);
+  // Past twice the limit (and the shards' spread) nothing is left.
+  int remembered = 0;
+  for (int i = 0; i < kKeys - 2 * kMaxEntries * 115 / 100; ++i) {
+    remembered += look_up(window, key(i), now) != DedupWindow::Seen::no;
+  }
+  CHECK(remembered == 0);
+}
+
+TEST_CASE("a key in flight survives the rotations that forget committed keys; failing it afterwards forgets it") {
+  constexpr int kPerShard = 10;
+  DedupWindow window(kShards * kPerShard, std::chrono::seconds(3600));
+  const auto now = DedupWindow::Clock::now();
+  DedupWindow::Reservation in_flight;
+  REQUIRE(window.reserve(shard_key(0), in_flight, now) == DedupWindow::Seen::no);
+  commit(window, shard_key(1), now);
+  // Enough later keys for at least two rotations of the shard's tables.
+  for (int i = 2; i < 2 + 3 * kPerShard; ++i) commit(window, shard_key(i), now);
+  CHECK(look_up(window, shard_key(1), now) == DedupWindow::Seen::no);  // the rotations happened
+  CHECK(look_up(window, shard_key(0), now) == DedupWindow::Seen::in_flight);
+  for (int i = 100; i < 100 + 3 * kPerShard; ++i) commit(window, shard_key(i), now);
+  CHECK(look_up(window, shard_key(0), now) == DedupWindow::Seen::in_flight);
+  window.settle(in_flight, false);
+  CHECK(look_up(window, shard_key(0), now) == DedupWindow::Seen::no);  // its retry is new
+  CHECK(window.size() <= 2 * (kPerShard + 1) + 1);  // and the key in flight, moved in
+}
+
+TEST_CASE("by age: a key younger than max_age is remembered, one older than twice max_age is not") {
+  DedupWindow window(1'000'000, std::chrono::seconds(10));
+  const auto start = DedupWindow::Clock::now();
+  const auto at = [&](int seconds) { return start + std::chrono::seconds(seconds); };
+  DedupWindow::Reservation in_flight;
+  REQUIRE(window.reserve(shard_key(0), in_flight, at(0)) == DedupWindow::Seen::no);
+  commit(window, shard_key(1), at(0));
+  commit(window, shard_key(2), at(5));  // the table that holds key 1 also holds a younger key
+  CHECK(look_up(window, shard_key(1), at(9)) == DedupWindow::Seen::committed);
+  CHECK(look_up(window, shard_key(1), at(21)) == DedupWindow::Seen::no);
+  CHECK(look_up(window, shard_key(2), at(21)) == DedupWindow::Seen::no);
+  CHECK(look_up(window, shard_key(0), at(21)) == DedupWindow::Seen::in_flight);  // never by age
+  // A key is remembered through max_age across the rotation of its table: the table opened at
+  // 21 (key 0 moved in) rotates at 32, with key 3 (entered at 22) in it.
+  commit(window, shard_key(3), at(22));
+  for (int s = 23; s <= 31; ++s) commit(window, shard_key(100 + s), at(s));
+  CHECK(look_up(window, shard_key(3), at(32)) == DedupWindow::Seen::committed);
+  CHECK(look_up(window, shard_key(3), at(43)) == DedupWindow::Seen::no);
+  window.settle(in_flight, true);
+  CHECK(look_up(window, shard_key(0), at(43)) == DedupWindow::Seen::committed);
+  CHECK(look_up(window, shard_key(0), at(70)) == DedupWindow::Seen::no);
+}
+
+TEST_CASE("restored keys are found, and leave with their table like committed ones") {
+  constexpr int kPerShard = 10;
+  DedupWindow window(kShards * kPerShard, std::chrono::seconds(3600));
+  std::vector<DedupWindow::Key> restored;
+  for (int i = 0; i < kPerShard; ++i) restored.push_back(shard_key(i));
+  window.restore(restored);
+  const auto now = DedupWindow::Clock::now();
+  int found = 0;
+  for (const DedupWindow::Key& k : restored) found += look_up(window, k, now) == DedupWindow::Seen::committed;
+  CHECK(found == kPerShard);
+  for (int i = 100; i < 100 + 3 * kPerShard; ++i) commit(window, shard_key(i), now);
+  int remembered = 0;
+  for (const DedupWindow::Key& k : restored) remembered += look_up(window, k, now) != DedupWindow::Seen::no;
+  CHECK(remembered == 0);
+  CHECK(window.size() <= 2 * (kPerShard + 1));
 }

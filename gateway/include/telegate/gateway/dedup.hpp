@@ -5,13 +5,23 @@
 // written (in flight) and recently committed, so the pipeline writes each once: a retry of a
 // committed record is acknowledged without writing it again; a retry of one still in flight
 // is told to come back (its first copy may yet fail). Only device-supplied msg_ids count —
-// generated ones are unique by construction. Bounded by entries and age; what it covers and
-// what it does not (restarts, other replicas): docs/reliability.md.
+// generated ones are unique by construction. What it covers and what it does not (restarts,
+// other replicas): docs/reliability.md.
+//
+// Bounded by entries and age, coarsely: each shard keeps two tables, `current` (where keys
+// enter) and `previous`, whose slots of one index lie side by side (one lookup's cache lines
+// serve both), and forgets a whole table at once. A committed key is remembered while fewer
+// than max_entries later keys have entered (counted per shard: max_entries / kShards of its
+// own) and it is younger than max_age, and up to about twice each; a key in flight is never
+// forgotten (it moves into the new table).
+// Rotating whole tables spares each insertion the lookup of the entry it pushes out, a random
+// cache miss at steady state (docs/benchmarks.md §20.dedup-rotate).
 //
 // Lifecycle: one per gateway, built at start-up; used from every listener thread (reserve) and
 // sink thread (settle). Sharded so that threads rarely share a lock.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -127,18 +137,25 @@ class DedupWindow {
     bool empty() const noexcept { return generation == Generations::kEmpty; }
   };
   static_assert(sizeof(Slot) == 24);
-  // Insertion order for eviction; the generation tells whether the slot still holds this
-  // insertion (not one erased since and reserved again).
-  struct Inserted {
-    Key key;
-    std::uint64_t generation;
-    Clock::time_point at;
+  // The two tables' slots of one index side by side, 48 bytes: a lookup probes `current`, then
+  // `previous` from the same index, so the line or two that one prefetch brings serve both.
+  using SlotPair = std::array<Slot, 2>;
+  // One side of a shard's slot pairs: its entries' count and ages.
+  struct Table {
+    std::size_t size = 0;
+    std::size_t carried = 0;     // keys in flight moved in when the other table was dropped
+    Clock::time_point opened{};  // its first entry's insertion since it was last empty
+    Clock::time_point newest{};  // its last entry's insertion
+    // Keys that entered as new while it was current: what the size limit counts.
+    std::size_t fresh() const noexcept { return size - std::min(size, carried); }
   };
+  // A key is in at most one of the two tables: it enters `current` only when neither holds it.
   struct Shard {
     mutable std::mutex mutex;
-    std::vector<Slot> slots;  // grown on demand up to twice the shard's entry limit
-    std::size_t size = 0;
-    std::deque<Inserted> order;  // oldest first
+    std::vector<SlotPair> pairs;  // grown on demand (both sides at once); kept when a table drops
+    std::array<Table, 2> tables;
+    std::size_t current = 0;  // the side keys enter; the other side is `previous`
+    std::size_t previous() const noexcept { return current ^ 1; }
   };
   static constexpr std::size_t kShards = 16;
   static constexpr std::size_t kNone = static_cast<std::size_t>(-1);
@@ -147,18 +164,21 @@ class DedupWindow {
   // Runs prepare(shard, keys in it) then visit(shard, i) for each of its keys, shard by shard.
   template <class Prepare, class Visit>
   void by_shard(std::span<const Key> keys, Prepare&& prepare, Visit&& visit);
-  // Enters keys[i] under `generation` unless the shard holds it; returns the slot holding it,
-  // or kNone when it entered.
-  std::size_t insert(Shard& shard, const Key& key, std::uint64_t generation, Clock::time_point now);
-  // Makes room for `incoming` new entries (eviction, growth) before they are inserted.
+  // Enters `key` in `current` under `generation` unless the shard holds it; returns the slot
+  // holding it, or nullptr when it entered.
+  static const Slot* insert(Shard& shard, const Key& key, std::uint64_t generation, Clock::time_point now);
+  // Rotates or drops tables that are due (size, age), then makes room for `incoming` new keys.
   void prepare(Shard& shard, Clock::time_point now, std::size_t incoming);
-  // Makes room for `incoming` new entries within the size limit, and drops aged ones.
-  void evict(Shard& shard, Clock::time_point now, std::size_t incoming);
+  // Forgets the keys of table `side` except those in flight, which enter `current` (after the
+  // clear, when `side` is `current` itself: a rotation).
+  void drop(Shard& shard, std::size_t side, Clock::time_point now);
   static void prefetch_probe(const Shard& shard, const Key& key) noexcept;
-  // The slot holding `key`, or kNone; `free_slot` gets the empty slot where it would go.
-  static std::size_t find(const Shard& shard, const Key& key, std::size_t* free_slot = nullptr) noexcept;
-  static void erase(Shard& shard, std::size_t at) noexcept;
-  void grow(Shard& shard);
+  // The index of the pair whose `side` holds `key`, or kNone; `free_slot` gets the index of the
+  // empty one where it would go.
+  static std::size_t find(const Shard& shard, std::size_t side, const Key& key,
+                          std::size_t* free_slot = nullptr) noexcept;
+  static void erase(Shard& shard, std::size_t side, std::size_t at) noexcept;
+  static void reserve_room(Shard& shard, std::size_t incoming);
 
   std::size_t max_entries_per_shard_;
   std::chrono::seconds max_age_;
