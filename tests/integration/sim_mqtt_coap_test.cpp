@@ -18,7 +18,9 @@
 #include <fstream>
 #include <future>
 #include <regex>
+#include <sstream>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -79,9 +81,27 @@ std::size_t count_of(const std::string& json, const std::string& key) {
   return std::stoull(match[1].str());
 }
 
+// What the gateway holds when a run fails: records in flight and queued for the sink, Kafka
+// transactions by outcome, answers by protocol and status. Tells a sink that stopped committing
+// from a listener that stopped answering.
+std::string gateway_state(const GatewayProcess& gateway) {
+  std::istringstream lines(testing::curl_get(gateway.url("/metrics")).body);
+  std::string state;
+  for (std::string line; std::getline(lines, line);) {
+    for (const std::string_view family : {"telegate_inflight_", "telegate_sink_", "telegate_kafka_transactions_total",
+                                          "telegate_requests_total", "telegate_coap_", "telegate_mqtt_"}) {
+      if (line.starts_with(family)) {
+        state += line + "\n";
+        break;
+      }
+    }
+  }
+  return state;
+}
+
 // Runs telegate-sim for one run id; its acknowledged msg_ids go to <dir>/<run id>.acks. A run
 // normally takes seconds: one stopped at the harness's limit prints where its lanes were stuck,
-// and the gateway's log shows what it saw meanwhile.
+// and the gateway's metrics and log show what it held and saw meanwhile.
 testing::CommandResult sim(const TempDir& dir, const GatewayProcess& gateway, const std::string& run_id,
                            std::vector<std::string> args) {
   args.insert(args.begin(), TELEGATE_SIM_BINARY);
@@ -89,7 +109,9 @@ testing::CommandResult sim(const TempDir& dir, const GatewayProcess& gateway, co
                            "none", "--no-progress"});
   auto result = testing::run_command(args, std::chrono::seconds(75));
   MESSAGE(run_id << ": " << result.out << result.err);
-  if (result.exit_code != 0) MESSAGE("gateway log, last lines:\n" << gateway.log_tail());
+  if (result.exit_code != 0) {
+    MESSAGE("gateway metrics:\n" << gateway_state(gateway) << "gateway log, last lines:\n" << gateway.log_tail());
+  }
   return result;
 }
 
