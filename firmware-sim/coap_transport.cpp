@@ -106,9 +106,10 @@ class CoapContext final : public SharedTransport {
   }
 
   ~CoapContext() override {
-    for (coap_session_t* session : lane_sessions_) coap_session_release(session);
-    for (coap_session_t* session : device_sessions_) {
-      if (session) coap_session_release(session);
+    for (const auto* sessions : {&lane_sessions_, &device_sessions_}) {
+      for (coap_session_t* session : *sessions) {
+        if (session) coap_session_release(session);
+      }
     }
     coap_free_context(context_);
     coap_cleanup();
@@ -116,7 +117,8 @@ class CoapContext final : public SharedTransport {
 
   std::unique_ptr<Channel> channel() override;
 
-  // A lane's own session over UDP; over DTLS sessions belong to devices (null here).
+  // A lane's own session over UDP (null after renew() could not open one); over DTLS sessions
+  // belong to devices (null here).
   struct Lane {
     coap_session_t* session = nullptr;
   };
@@ -133,8 +135,9 @@ class CoapContext final : public SharedTransport {
   }
 
   void send(Lane& lane, const Batch& batch, std::function<void(const Outcome&)> done) {
-    if (lane.session && unanswered_.erase(lane.session) > 0) renew(lane);
-    send(lane.session ? lane.session : device_session(batch), batch, std::move(done));
+    if (settings_.dtls) return send(device_session(batch), batch, std::move(done));
+    if (!lane.session || unanswered_.erase(lane.session) > 0) renew(lane);
+    send(lane.session, batch, std::move(done));  // none could be opened: a connect_error, retried
   }
 
  private:
@@ -151,9 +154,13 @@ class CoapContext final : public SharedTransport {
     return {session, value};
   }
 
+  coap_session_t* open_udp_session() {
+    return coap_new_client_session(context_, nullptr, &address_, COAP_PROTO_UDP);
+  }
+
   Lane new_lane() {
     if (settings_.dtls) return {};
-    coap_session_t* session = coap_new_client_session(context_, nullptr, &address_, COAP_PROTO_UDP);
+    coap_session_t* session = open_udp_session();
     if (!session) throw std::runtime_error("coap: cannot open a session");
     lane_sessions_.push_back(session);
     return {session};
@@ -161,13 +168,13 @@ class CoapContext final : public SharedTransport {
 
   // A UDP lane whose request went unanswered resends on a new session (a new source port), as a
   // device that gave up an exchange would: on the old one libcoap still retransmits that request
-  // for up to MAX_TRANSMIT_WAIT (93 s) and holds every later one behind it (NSTART = 1).
+  // for up to MAX_TRANSMIT_WAIT (93 s) and holds every later one behind it (NSTART = 1). Mid-run
+  // a session that cannot be opened (no descriptor left) leaves the lane without one until its
+  // next send; lane_sessions_ holds what the lanes own, in any order.
   void renew(Lane& lane) {
-    const auto at = std::find(lane_sessions_.begin(), lane_sessions_.end(), lane.session) - lane_sessions_.begin();
-    coap_session_release(lane.session);
-    lane.session = new_lane().session;
-    lane_sessions_.pop_back();  // new_lane() appended it; it takes the old one's place
-    lane_sessions_[static_cast<std::size_t>(at)] = lane.session;
+    coap_session_t*& held = *std::find(lane_sessions_.begin(), lane_sessions_.end(), lane.session);
+    if (lane.session) coap_session_release(lane.session);
+    lane.session = held = open_udp_session();
   }
 
   // A DTLS session is one device's identity; made at its first request, kept for the run.
