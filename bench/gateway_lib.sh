@@ -28,6 +28,12 @@
 #   minor_faults PID, committed_transactions
 # TELEGATE_BENCH_GATEWAY_PRELOAD=LIB is put in LD_PRELOAD for the gateway process only (not the
 # load generator, baseline or broker), to A/B an allocator without rebuilding.
+# TELEGATE_BENCH_PARTITIONS=N (default 16) creates the gateway's topics (and http_kafka.sh's
+# baseline topic) with N partitions; 0 leaves them to the broker's auto-creation (num.partitions,
+# 4 in scripts/kafka/kafka.sh). How many partitions share a transaction decides how many produce
+# requests each partition needs per commit, which librdkafka 2.0.2 sends one at a time, spinning
+# in between: 16 is what docs/deploy.md's sizing rule asks for at these rates
+# (docs/kafka-sink.md, "Partitions").
 
 bench_setup() {
   build=${TELEGATE_BENCH_BUILD:-build/release}
@@ -37,6 +43,7 @@ bench_setup() {
   fi
   scripts/kafka/kafka.sh start >/dev/null
   bootstrap=$(scripts/kafka/kafka.sh bootstrap)
+  bench_partitions=${TELEGATE_BENCH_PARTITIONS:-16}
 }
 
 free_port() {
@@ -69,6 +76,12 @@ start_gateway() {
   trap 'kill $gateway_pid 2>/dev/null || true; rm -rf "$work"' EXIT
   port=$(free_port tcp)
   run_id=$(date +%s)
+  if ((bench_partitions > 0)); then
+    for type in location sensor; do
+      $build/bench/telegate-bench kafka-topic --bootstrap "$bootstrap" --topic "bench.$run_id.$type" \
+        --partitions "$bench_partitions"
+    done
+  fi
   {
     echo "instance_id: $name-$run_id"
     echo "log_level: warn"

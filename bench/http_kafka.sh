@@ -8,7 +8,8 @@
 # TELEGATE_BENCH_PERF_OPTS replaces perf record's options (default -g), e.g. '-e page-faults -g'
 # or '--call-graph dwarf'; the stage table is printed only for the default CPU profile.
 # TELEGATE_BENCH_LIBRDKAFKA='key: "value", …' adds librdkafka settings to the gateway's sink and
-# to the baseline producer.
+# to the baseline producer. TELEGATE_BENCH_PARTITIONS (default 16) is both topics' partition count
+# (bench/gateway_lib.sh).
 # CPU per record is printed for each process sharing the cores: the gateway, the load generator
 # (telegate-sim) and the broker, and for the baseline its producer and the broker: on a
 # CPU-bound box every µs the load generator spends is taken from the other two.
@@ -41,12 +42,12 @@ broker_before=$(cpu_seconds $kafka_pid)
 librdkafka=$(python3 -c 'import re, sys; print(",".join(f"{k}={v}" for k, v in re.findall(r"([\w.]+)\s*:\s*\"?([^\",]*)\"?", sys.argv[1])))' \
   "${TELEGATE_BENCH_LIBRDKAFKA:-}")
 baseline=$($build/bench/telegate-bench kafka-baseline --bootstrap "$bootstrap" --records "$records" \
-  --key-run "$batch" --librdkafka "$librdkafka")
+  --key-run "$batch" --librdkafka "$librdkafka" --partitions "$bench_partitions")
 baseline_broker_cpu=$(cpu_since "$broker_before" $kafka_pid)
 echo "$baseline"
 
 python3 - "$sim" "$baseline" "$cpu_before" "$cpu_after" "$records" "$batch" "$connections" "$commits" "$switches" \
-  "$sim_cpu" "$broker_cpu" "$baseline_broker_cpu" "$faults" "$rss_kib" <<'PY'
+  "$sim_cpu" "$broker_cpu" "$baseline_broker_cpu" "$faults" "$rss_kib" "$bench_partitions" <<'PY'
 import json, sys
 sim, base = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 commits = int(sys.argv[8])
@@ -56,6 +57,7 @@ def per_record(seconds, count):
   return round(float(seconds) * 1e6 / count, 3) if count else None
 print(json.dumps({
   "benchmark": "http-kafka", "records": records, "batch": int(sys.argv[6]), "connections": int(sys.argv[7]),
+  "partitions": int(sys.argv[15]) or "broker default",
   "gateway_records_per_second": sim["records_per_second"],
   "baseline_producer_records_per_second": base["records_per_second"],
   "ratio_to_baseline": round(sim["records_per_second"] / base["records_per_second"], 3),

@@ -22,10 +22,13 @@
 //       GT06 packets per core: the gt06 codec alone, and framing + CRC-ITU + codec over a stream
 //       of 0x12 packets, next to the JSON codec on the same fix as a one-record body
 //   telegate-bench kafka-baseline --bootstrap HOST:PORT --records N [--transaction-records 50000]
-//                                 [--key-run 250]
+//                                 [--key-run 250] [--partitions 0]
 //       a plain transactional librdkafka producer sending pre-built envelopes with the Kafka
 //       sink's settings, keyed by device in runs of --key-run records (a request's records):
-//       the baseline for HTTP → Kafka (bench/http_kafka.sh)
+//       the baseline for HTTP → Kafka (bench/http_kafka.sh); its topic has --partitions
+//       partitions (0: the broker's num.partitions)
+//   telegate-bench kafka-topic --bootstrap HOST:PORT --topic T --partitions N
+//       creates topic T with N partitions (bench/gateway_lib.sh, TELEGATE_BENCH_PARTITIONS)
 //   telegate-bench kafka-headers --bootstrap HOST:PORT [--records 500000]
 //       the same producer with no header, the one tg-route header, and four separate headers
 //   telegate-bench kafka-floor --bootstrap HOST:PORT [--records 500000] [--only TEXT]
@@ -759,6 +762,7 @@ int kafka_baseline(int argc, char** argv) {
   ProduceOptions options;
   options.per_transaction = std::stoul(flag(argc, argv, "--transaction-records", "50000"));
   options.key_run = std::stoul(flag(argc, argv, "--key-run", "250"));
+  options.partitions = std::stoi(flag(argc, argv, "--partitions", "0"));
   // --librdkafka 'name=value,…': the settings a benchmark also gave the gateway's sink
   // (TELEGATE_BENCH_LIBRDKAFKA), so that the baseline compares like with like.
   const std::string settings = flag(argc, argv, "--librdkafka", "");
@@ -778,6 +782,13 @@ int kafka_baseline(int argc, char** argv) {
               "\"envelope_bytes\":%zu}\n",
               records, options.per_transaction, run.records_per_second, run.cpu_us_per_record,
               run.caller_cpu_us_per_record, sealed[0].value.size());
+  return 0;
+}
+
+int kafka_topic(int argc, char** argv) {
+  sinks::KafkaSinkConfig cluster;
+  cluster.bootstrap_servers = flag(argc, argv, "--bootstrap", "127.0.0.1:19092");
+  sinks::ensure_topic(cluster, flag(argc, argv, "--topic", ""), std::stoi(flag(argc, argv, "--partitions", "4")), 1, {});
   return 0;
 }
 
@@ -1334,6 +1345,7 @@ int main(int argc, char** argv) {
     if (mode == "validate") return location_and_sensor_costs(argc, argv, "validate", "validate", "read", validate_ns);
     if (mode == "kafka-baseline") return kafka_baseline(argc, argv);
     if (mode == "kafka-headers") return kafka_headers(argc, argv);
+    if (mode == "kafka-topic") return kafka_topic(argc, argv);
     if (mode == "kafka-floor") return kafka_floor(argc, argv);
     if (mode == "coap") return coap_load(argc, argv);
     if (mode == "dedup") return dedup_costs(argc, argv);
