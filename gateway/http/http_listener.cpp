@@ -14,6 +14,7 @@
 
 #include <openssl/evp.h>
 
+#include <array>
 #include <charconv>
 #include <functional>
 #include <optional>
@@ -62,16 +63,27 @@ std::string error_body(std::string_view code, std::string_view message, std::opt
   return body;
 }
 
-std::string outcome_body(const IngestOutcome& outcome) {
-  std::string body;
-  body.reserve(64 + outcome.msg_ids.size() * 40 + outcome.errors.size() * 96);
-  body += "{\"accepted\":" + std::to_string(outcome.accepted) + ",\"rejected\":" + std::to_string(outcome.errors.size());
-  if (outcome.duplicates) body += ",\"duplicates\":" + std::to_string(outcome.duplicates);
+void append_number(std::string& out, std::size_t number) {
+  char digits[20];
+  out.append(digits, std::to_chars(digits, digits + sizeof digits, number).ptr);
+}
+
+// Appends the per-record answer to `body`.
+void append_outcome_body(const IngestOutcome& outcome, std::string& body) {
+  body.reserve(body.size() + 64 + outcome.msg_ids.size() * 40 + outcome.errors.size() * 96);
+  body += "{\"accepted\":";
+  append_number(body, outcome.accepted);
+  body += ",\"rejected\":";
+  append_number(body, outcome.errors.size());
+  if (outcome.duplicates) {
+    body += ",\"duplicates\":";
+    append_number(body, outcome.duplicates);
+  }
   body += ",\"errors\":[";
   for (std::size_t i = 0; i < outcome.errors.size(); ++i) {
     const codecs::FieldError& error = outcome.errors[i];
     body += i ? ",{\"index\":" : "{\"index\":";
-    body += std::to_string(error.index);
+    append_number(body, error.index);
     body += ",\"field\":";
     envelope::append_json_string(body, error.field);
     body += ",\"reason\":";
@@ -84,7 +96,6 @@ std::string outcome_body(const IngestOutcome& outcome) {
     envelope::append_json_string(body, outcome.msg_ids[i]);
   }
   body += "]}";
-  return body;
 }
 
 std::string_view view(beast::string_view text) { return {text.data(), text.size()}; }
@@ -442,27 +453,40 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
       response_extra_ = {http::field::retry_after,
                          std::to_string(retry_after(outcome, listener_.context_.config.admission).count())};
     }
-    respond(mapping.status,
-            per_record ? outcome_body(outcome) : error_body(mapping.code, outcome.message, outcome.offset));
+    if (!per_record) return respond(mapping.status, error_body(mapping.code, outcome.message, outcome.offset));
+    // The previous response's body is written by now: its buffer is reused.
+    std::string body = std::move(response_body_);
+    body.clear();
+    append_outcome_body(outcome, body);
+    respond(mapping.status, std::move(body));
   }
 
+  // The head is written here rather than by Beast's serializer, whose buffer-sequence machinery
+  // and one heap field per header cost ~1.5 µs per request; the bytes are those it wrote (fields
+  // in the same order). Head and body go out in one gather write.
   void respond(http::status status, std::string body, bool close_after = false,
                std::string_view content_type = "application/json") {
     listener_.context_.metrics.protocol(envelope::SourceProtocol::http)
         .requests_with_status(static_cast<int>(status))
         .Increment();
-    response_ = {};
-    response_.result(status);
-    response_.version(11);
-    response_.set(http::field::server, "telegate");
-    response_.set(http::field::content_type, beast::string_view(content_type.data(), content_type.size()));
-    if (response_extra_.second.size()) response_.set(response_extra_.first, response_extra_.second);
-    response_extra_ = {};
     const bool keep_alive = !close_after && !listener_.stopping_ && request_.keep_alive();
-    response_.keep_alive(keep_alive);
-    if (request_.method() != http::verb::head) response_.body() = std::move(body);
-    response_.prepare_payload();
-    http::async_write(stream_, response_, [self = this->shared_from_this(), keep_alive](beast::error_code error, std::size_t) {
+    response_body_ = std::move(body);
+    if (request_.method() == http::verb::head) response_body_.clear();
+    response_head_.assign("HTTP/1.1 ");
+    append_number(response_head_, static_cast<std::size_t>(status));
+    response_head_.append(" ").append(view(http::obsolete_reason(status)));
+    response_head_.append("\r\nServer: telegate\r\nContent-Type: ").append(content_type).append("\r\n");
+    if (response_extra_.second.size()) {
+      response_head_.append(view(http::to_string(response_extra_.first))).append(": ").append(response_extra_.second);
+      response_head_.append("\r\n");
+    }
+    response_extra_ = {};
+    if (!keep_alive) response_head_.append("Connection: close\r\n");
+    response_head_.append("Content-Length: ");
+    append_number(response_head_, response_body_.size());
+    response_head_.append("\r\n\r\n");
+    const std::array<asio::const_buffer, 2> response{asio::buffer(response_head_), asio::buffer(response_body_)};
+    asio::async_write(stream_, response, [self = this->shared_from_this(), keep_alive](beast::error_code error, std::size_t) {
       self->finish_request();
       if (error || !keep_alive) return self->close();
       self->next_request();
@@ -507,7 +531,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   std::string_view body_;       // the current request's body, in buffer_ or request_
   std::optional<http::request_parser<http::string_body>> parser_;
   http::request<http::string_body> request_;
-  http::response<http::string_body> response_;
+  std::string response_head_;  // the status line and headers being written (kept: its capacity is reused)
+  std::string response_body_;  // the body being written; after the write, the next reply's buffer
   std::pair<http::field, std::string> response_extra_{http::field::unknown, {}};
   std::shared_ptr<const Catalog> catalog_;  // the snapshot the current request authenticated against
   bool in_flight_ = false;
