@@ -434,7 +434,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     auto immediate = worker_.pipeline->ingest(
         IngestRequest{*catalog_, *device, content_type, body, envelope::SourceProtocol::http},
         [self = this->shared_from_this()](IngestOutcome outcome) {
-          asio::post(self->stream_.get_executor(),
+          // To the io_context itself, the session's thread: the stream's type-erased executor
+          // would wrap the handler in one more heap object per request.
+          asio::post(self->worker_.io,
                      [self, outcome = std::move(outcome)]() mutable { self->answer(std::move(outcome)); });
         });
     if (immediate) answer(std::move(*immediate));
