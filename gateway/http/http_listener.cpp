@@ -148,6 +148,14 @@ struct HttpListener::Worker {
 // shared_ptrs held by its pending asynchronous operations (and, while a telemetry request waits
 // for the sink, by that completion); runs only on its Worker's thread — sink completions are
 // posted there. Holds its place in the listener's connection caps until destroyed.
+//
+// Timeouts are enforced by one lazy timer per session rather than by beast::tcp_stream's expiry,
+// which arms a timer wait and cancels it for every read and every write (~0.7 µs per request).
+// A phase sets deadline_ (a clock read); the timer fires at the earliest deadline it has seen,
+// and at least every `stride` (the shortest of the timeouts), so a deadline set later — never
+// sooner than `stride` ahead — is never missed: when it fires, it closes the connection if the
+// deadline has passed, re-arms for it if not, and stops if no phase is timed (the sink wait,
+// a parked session). The connection is closed at the same moments as before.
 template <class Stream>
 class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
  public:
@@ -157,12 +165,16 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
         listener_(listener),
         worker_(worker),
         slot_(std::move(slot)),
-        tls_context_(std::move(tls_context)) {}
+        tls_context_(std::move(tls_context)),
+        deadline_timer_(worker.io),
+        stride_(std::min({listener.context_.config.http.idle_timeout, listener.context_.config.http.request_timeout,
+                          std::same_as<Stream, TlsStream> ? listener.context_.config.http.tls.handshake_timeout
+                                                           : listener.context_.config.http.request_timeout})) {}
 
   // TLS: the handshake, bounded by http.tls.handshake_timeout_s, then the first request. The
   // verified client certificate (if any) names the device for requests without a token.
   void handshake() requires std::same_as<Stream, TlsStream> {
-    lowest().expires_after(listener_.context_.config.http.tls.handshake_timeout);
+    set_deadline(Clock::now() + listener_.context_.config.http.tls.handshake_timeout);
     stream_.async_handshake(asio::ssl::stream_base::server, [self = this->shared_from_this()](beast::error_code error) {
       if (error) {
         self->listener_.limiter_->refused_tls_handshake();
@@ -177,6 +189,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   // Waits up to http.idle_timeout_s for a request's first bytes; from then on the whole request
   // (headers trickled byte by byte included) must arrive within http.request_timeout_s.
   void read_request() {
+    deadline_ = kNoDeadline;
     if (listener_.paused_) {
       worker_.parked.push_back([self = this->shared_from_this()] { self->read_request(); });
       return;
@@ -186,7 +199,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     parser_->body_limit(config.max_body_bytes);
     parser_->header_limit(static_cast<std::uint32_t>(config.max_header_bytes));
     if (buffer_.size()) return read_header();  // a pipelined request: its bytes have arrived
-    lowest().expires_after(config.idle_timeout);
+    set_deadline(Clock::now() + config.idle_timeout);
     read_some([](HttpSession& self) { self.read_header(); });
   }
 
@@ -195,10 +208,32 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   static constexpr std::size_t kFirstReadBytes = 4096;
   static constexpr std::size_t kKeptBufferBytes = 64 << 10;
 
+  static constexpr Clock::time_point kNoDeadline = Clock::time_point::max();
+
   beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
 
+  void set_deadline(Clock::time_point deadline) {
+    deadline_ = deadline;
+    if (!deadline_armed_) arm_deadline_timer();
+  }
+
+  void arm_deadline_timer() {
+    deadline_armed_ = true;
+    deadline_timer_.expires_at(std::min(deadline_, Clock::now() + stride_));
+    deadline_timer_.async_wait([self = this->shared_from_this()](beast::error_code error) {
+      self->deadline_armed_ = false;
+      if (error || self->deadline_ == kNoDeadline) return;  // closed, or nothing timed now
+      if (Clock::now() < self->deadline_) return self->arm_deadline_timer();
+      spdlog::debug("http: connection timed out");
+      self->close();  // the pending read or write ends with an error, and closes again
+    });
+  }
+
+  // The response is written by the request's deadline (as Beast's expiry, set when the request
+  // began, bounded it); reading the request started it.
   void read_header() {
-    lowest().expires_after(listener_.context_.config.http.request_timeout);
+    request_deadline_ = Clock::now() + listener_.context_.config.http.request_timeout;
+    set_deadline(request_deadline_);
     parse(false);
   }
 
@@ -361,6 +396,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
         std::string(view(request_.method_string())), std::string(view(request_.target())),
         std::string(view(request_[http::field::authorization])), std::string(view(request_[http::field::content_type])),
         std::string(body_)});
+    deadline_ = kNoDeadline;  // nothing is read or written while the admin pool works
     asio::post(*worker_.admin, [self = this->shared_from_this(), request] {
       const auto& [method, target, authorization, content_type, body] = *request;
       AdminReply reply = handle_admin_request(self->listener_.context_.catalog, self->listener_.context_.config.admin,
@@ -431,6 +467,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     }
     ++listener_.in_flight_;
     in_flight_ = true;
+    deadline_ = kNoDeadline;  // nothing is read or written while the sink works
     auto immediate = worker_.pipeline->ingest(
         IngestRequest{*catalog_, *device, content_type, body, envelope::SourceProtocol::http},
         [self = this->shared_from_this()](IngestOutcome outcome) {
@@ -484,6 +521,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     }
     response_extra_ = {};
     if (!keep_alive) response_head_.append("Connection: close\r\n");
+    set_deadline(request_deadline_);
     response_head_.append("Content-Length: ");
     append_number(response_head_, response_body_.size());
     response_head_.append("\r\n\r\n");
@@ -516,6 +554,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
 
   void close() {
     finish_request();
+    deadline_timer_.cancel();
     beast::error_code ignored;
     lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
     lowest().socket().close(ignored);
@@ -538,6 +577,11 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   std::pair<http::field, std::string> response_extra_{http::field::unknown, {}};
   std::shared_ptr<const Catalog> catalog_;  // the snapshot the current request authenticated against
   bool in_flight_ = false;
+  asio::steady_timer deadline_timer_;
+  Clock::duration stride_;  // the longest the timer waits before it looks at deadline_ again
+  Clock::time_point deadline_ = kNoDeadline;          // of the phase in progress
+  Clock::time_point request_deadline_ = kNoDeadline;  // of the current request, its response included
+  bool deadline_armed_ = false;
 };
 
 HttpListener::HttpListener(const ListenerContext& context)
