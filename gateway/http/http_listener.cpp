@@ -521,10 +521,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     }
     response_extra_ = {};
     if (!keep_alive) response_head_.append("Connection: close\r\n");
-    set_deadline(request_deadline_);
     response_head_.append("Content-Length: ");
     append_number(response_head_, response_body_.size());
     response_head_.append("\r\n\r\n");
+    set_deadline(request_deadline_);
     const std::array<asio::const_buffer, 2> response{asio::buffer(response_head_), asio::buffer(response_body_)};
     asio::async_write(stream_, response, [self = this->shared_from_this(), keep_alive](beast::error_code error, std::size_t) {
       self->finish_request();
