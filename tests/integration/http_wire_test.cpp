@@ -260,5 +260,37 @@ TEST_CASE("HTTP bodies arrive whole however the bytes are cut, and the limits an
     ::close(fd);
   }
 
+  SUBCASE("response heads, byte for byte: status line, then Server, Content-Type, an extra field, Connection, Content-Length") {
+    // The listener writes heads itself (not Beast's serializer): the bytes must stay those Beast wrote.
+    const auto exchange = [&](const std::string& request) {
+      const int fd = connect_tcp(gateway.port());
+      send_in_pieces(fd, request, 1 << 20, {});
+      std::string bytes;
+      char chunk[4096];
+      pollfd readable{fd, POLLIN, 0};
+      while (::poll(&readable, 1, 3000) == 1) {
+        const ssize_t got = ::recv(fd, chunk, sizeof(chunk), 0);
+        if (got <= 0) break;
+        bytes.append(chunk, static_cast<std::size_t>(got));
+        if (bytes.find("\r\n\r\n") != std::string::npos) break;
+      }
+      ::close(fd);
+      return bytes.substr(0, bytes.find("\r\n\r\n") + 4);
+    };
+    const std::string body = records("head", 1);
+    const std::string msg_id = R"("head-0")";
+    CHECK(exchange(post(body)) == "HTTP/1.1 200 OK\r\nServer: telegate\r\nContent-Type: application/json\r\nContent-Length: " +
+                                      std::to_string(std::string(R"({"accepted":1,"rejected":0,"errors":[],"msg_ids":[)").size() +
+                                                     msg_id.size() + 2) +
+                                      "\r\n\r\n");
+    CHECK(exchange("PUT /v1/telemetry HTTP/1.1\r\nHost: gateway\r\nContent-Length: 0\r\n\r\n") ==
+          "HTTP/1.1 405 Method Not Allowed\r\nServer: telegate\r\nContent-Type: application/json\r\nAllow: POST\r\n"
+          "Content-Length: 51\r\n\r\n");
+    CHECK(exchange("GET /healthz HTTP/1.0\r\n\r\n") ==
+          "HTTP/1.1 200 OK\r\nServer: telegate\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 3\r\n\r\n");
+    CHECK(exchange("HEAD /healthz HTTP/1.1\r\nHost: gateway\r\n\r\n") ==
+          "HTTP/1.1 200 OK\r\nServer: telegate\r\nContent-Type: text/plain\r\nContent-Length: 0\r\n\r\n");
+  }
+
   CHECK(curl_get(gateway.url("/healthz")).status == 200);
 }

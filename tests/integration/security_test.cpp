@@ -279,6 +279,17 @@ TEST_CASE("hostile clients: connection cap, slowloris, oversized headers and bod
     CHECK(closed.count() <= 3500);
   }
 
+  SUBCASE("a kept-alive connection is cut idle_timeout_s (5 s) after its last answer, not at request_timeout_s") {
+    const int fd = connect_tcp(gateway.port());
+    const std::string request = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    REQUIRE(::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size()));
+    const auto closed = closed_within(fd, std::chrono::seconds(9));  // reads the answer, then waits
+    ::close(fd);
+    MESSAGE("idle connection closed after " << closed.count() << " ms");
+    CHECK(closed.count() >= 4500);
+    CHECK(closed.count() <= 6500);
+  }
+
   SUBCASE("a silent client on a TLS port is cut at handshake_timeout_s (2 s)") {
     for (const auto& [listener, port] : {std::pair<std::string_view, std::uint16_t>{"http", ports.https}, {"mqtt", ports.mqtts}}) {
       const int fd = connect_tcp(port);
