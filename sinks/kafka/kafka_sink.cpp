@@ -62,12 +62,6 @@ bool is_fenced(rd_kafka_t* producer, const KafkaError& error) {
 constexpr std::string_view kProtectedSettings[] = {"enable.idempotence", "acks", "transactional.id",
                                                    "bootstrap.servers"};
 
-// One transactional producer and the batches of its open transaction.
-//
-// Lifecycle: created by KafkaSink::start(). While `state` is `open` the sink thread owns it
-// (adds batches to it, and produces them when handing it over); while `committing` its
-// committer thread owns it (commit, and on abortable errors abort and re-produce); `idle` means
-// nobody is using it. `state` changes only under KafkaSink::mutex_.
 // Config allows up to this many producers (sink.kafka.producers); a message's delivery tag
 // (DeliveryTag) packs the slot index below it.
 constexpr std::size_t kMaxProducers = 8;
@@ -126,6 +120,17 @@ struct TransactionBatch {
   std::int64_t timestamp_ms = 0;
 };
 
+// One transactional producer, the batches of its open transaction, and its committer thread.
+//
+// Lifecycle: created by KafkaSink::start(), which also starts its committer; the committer is
+// stopped and joined, and the producer destroyed, by KafkaSink::stop() once the sink thread has
+// handed over its last transaction. While `state` is `open` the sink thread owns the slot (adds
+// batches to it, and produces them when handing it over); while `committing` its committer owns
+// it (commit, and on abortable errors abort and re-produce); `idle` means the sink thread may
+// open a transaction on it. `state` changes only under KafkaSink::mutex_. The committer lives as
+// long as the slot and sleeps on `handed_over` between transactions: a thread started per commit
+// cost a fresh thread's allocator caches, stack and page faults every commit
+// (docs/benchmarks.md §18.alloc). `retired` is the committer's alone until stop().
 struct ProducerSlot {
   enum class State : std::uint8_t { idle, open, committing };
 
@@ -149,11 +154,20 @@ struct ProducerSlot {
   Clock::time_point opened_at;
   Clock::time_point oldest_batch_at;
   std::thread committer;
+  std::condition_variable handed_over;  // `state` became `committing`, or the sink stops
   // Batches of a transaction this instance lost to fencing, already completed: the fenced
   // producer may still point at their values, so they are freed only after it is destroyed.
   std::vector<SinkBatch> retired;
 };
 
+// Lifecycle: start() creates the producers, then one committer thread per producer slot and the
+// sink thread; stop() lets the sink thread hand over the open transaction and exit, then stops the
+// committers once each has finished the transaction it holds, and destroys the producers.
+// Threads: submit() runs on any thread and only queues under mutex_; the sink thread owns the
+// queue's contents once taken and every slot that is `open` or `idle`; a slot's committer owns it
+// while it is `committing` (ProducerSlot). Batch completions run on the committers, and on the
+// sink thread for batches failed without a transaction (fenced), and on the caller of submit()
+// once the sink is stopping.
 class KafkaSink final : public Sink {
  public:
   KafkaSink(KafkaSinkConfig config, prometheus::Registry& registry)
@@ -213,6 +227,7 @@ class KafkaSink final : public Sink {
       slots_[i]->transactional_id = fmt::format("{}-{}", config_.transactional_id_prefix, i);
       slots_[i]->producer = create_producer(slots_[i]->transactional_id);
     }
+    for (auto& slot : slots_) slot->committer = std::thread([this, &slot = *slot] { run_committer(slot); });
     ready_ = true;
     sink_thread_ = std::thread([this] { run(); });
   }
@@ -248,6 +263,13 @@ class KafkaSink final : public Sink {
     }
     wake_.notify_all();
     if (sink_thread_.joinable()) sink_thread_.join();
+    // The sink thread has handed over its last transaction: each committer finishes the one it
+    // holds, if any, and then sees no more work coming.
+    {
+      std::lock_guard lock(mutex_);
+      committers_stopping_ = true;
+    }
+    for (auto& slot : slots_) slot->handed_over.notify_one();
     for (auto& slot : slots_) {
       if (slot->committer.joinable()) slot->committer.join();
       slot->topics.clear();
@@ -402,7 +424,6 @@ class KafkaSink final : public Sink {
     ProducerSlot& slot = *slots_[index];
     std::unique_lock lock(mutex_);
     slot_idle_.wait(lock, [&] { return slot.state != ProducerSlot::State::committing; });
-    if (slot.committer.joinable()) slot.committer.join();
     if (slot.state == ProducerSlot::State::open) return &slot;
     lock.unlock();
     if (!begin(slot)) return nullptr;
@@ -575,7 +596,7 @@ class KafkaSink final : public Sink {
 
   // Produces the active producer's batches and flushes it (its records are now in the log,
   // uncommitted, so the next producer's records land after them: per-partition order holds),
-  // then lets its committer finish the transaction while the next producer takes new records.
+  // then wakes its committer to finish the transaction while the next producer takes new records.
   std::size_t hand_over(std::size_t index) {
     ProducerSlot& slot = *slots_[index];
     produce_all(slot);
@@ -584,9 +605,23 @@ class KafkaSink final : public Sink {
       std::lock_guard lock(mutex_);
       slot.state = ProducerSlot::State::committing;
     }
-    if (slot.committer.joinable()) slot.committer.join();
-    slot.committer = std::thread([this, &slot] { commit(slot); });
+    slot.handed_over.notify_one();
     return (index + 1) % slots_.size();
+  }
+
+  // A slot's committer thread, from start() to stop(): commits each transaction handed over to
+  // it. It exits only with no transaction in hand, so one handed over before stop() is still
+  // committed or failed, never dropped.
+  void run_committer(ProducerSlot& slot) {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      slot.handed_over.wait(
+          lock, [&] { return slot.state == ProducerSlot::State::committing || committers_stopping_; });
+      if (slot.state != ProducerSlot::State::committing) return;
+      lock.unlock();
+      commit(slot);
+      lock.lock();
+    }
   }
 
   // Committer thread: commits, retrying retriable errors; on abortable errors aborts and
@@ -753,6 +788,7 @@ class KafkaSink final : public Sink {
   static constexpr std::size_t kNoWake = std::numeric_limits<std::size_t>::max();
   std::size_t wake_at_queue_records_ = 1;
   bool stopping_ = false;
+  bool committers_stopping_ = false;  // set by stop() after the sink thread's last hand-over
   std::atomic<bool> stopping_flag_{false};
   std::atomic<bool> ready_{false};
   std::atomic<bool> fenced_{false};
