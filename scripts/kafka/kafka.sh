@@ -89,9 +89,10 @@ transaction.state.log.min.isr=1
 share.coordinator.state.topic.replication.factor=1
 group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=true
-# A development broker: every benchmark run writes fresh bench.<run>.* topics (~0.3 GB per
-# 1M-record run), so data is kept one hour, in 128 MiB segments, not Kafka's 7 days of 1 GiB.
-log.retention.ms=3600000
+# A development broker: every benchmark run writes fresh bench.<run>.* topics (1-2 GB per
+# 4M-record run; one busy hour of benchmarks kept 21 GB and filled the disk), so data is kept
+# 20 minutes, in 128 MiB segments, not Kafka's 7 days of 1 GiB. No test reads data that old.
+log.retention.ms=1200000
 log.segment.bytes=134217728
 log.retention.check.interval.ms=60000
 CFG
