@@ -19,12 +19,6 @@ void append_number(std::string& out, double value) {
   out.append(buffer, end);
 }
 
-void append_number(std::string& out, std::int64_t value) {
-  char buffer[24];
-  const auto end = std::to_chars(buffer, buffer + sizeof buffer, value).ptr;
-  out.append(buffer, end);
-}
-
 void append_field(std::string& out, std::string_view name) {
   if (out.back() != '{') out += ',';
   out += '"';
@@ -79,6 +73,16 @@ std::size_t next_escape(std::string_view text, std::size_t at) {
 
 }  // namespace
 
+void append_decimal(std::string& out, std::int64_t value) {
+  char buffer[24];
+  out.append(buffer, std::to_chars(buffer, buffer + sizeof buffer, value).ptr);
+}
+
+void append_decimal(std::string& out, std::uint64_t value) {
+  char buffer[24];
+  out.append(buffer, std::to_chars(buffer, buffer + sizeof buffer, value).ptr);
+}
+
 void append_json_string(std::string& out, std::string_view text) {
   static constexpr char kHex[] = "0123456789abcdef";
   out += '"';
@@ -103,7 +107,7 @@ void append_json_string(std::string& out, std::string_view text) {
 void write_json(const v1::Envelope& message, std::string& out) {
   out += '{';
   append_field(out, "schema_version");
-  append_number(out, static_cast<std::int64_t>(message.schema_version()));
+  append_decimal(out, static_cast<std::int64_t>(message.schema_version()));
   append_field(out, "tenant");
   append_json_string(out, message.tenant());
   append_field(out, "device_id");
@@ -113,9 +117,9 @@ void write_json(const v1::Envelope& message, std::string& out) {
   append_field(out, "message_type");
   append_json_string(out, enum_name(kMessageTypes, message.message_type()));
   append_field(out, "event_time_ms");
-  append_number(out, message.event_time_ms());
+  append_decimal(out, message.event_time_ms());
   append_field(out, "ingest_time_ms");
-  append_number(out, message.ingest_time_ms());
+  append_decimal(out, message.ingest_time_ms());
   append_field(out, "gateway_id");
   append_json_string(out, message.gateway_id());
   append_field(out, "msg_id");

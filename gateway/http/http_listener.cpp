@@ -63,27 +63,22 @@ std::string error_body(std::string_view code, std::string_view message, std::opt
   return body;
 }
 
-void append_number(std::string& out, std::size_t number) {
-  char digits[20];
-  out.append(digits, std::to_chars(digits, digits + sizeof digits, number).ptr);
-}
-
 // Appends the per-record answer to `body`.
 void append_outcome_body(const IngestOutcome& outcome, std::string& body) {
   body.reserve(body.size() + 64 + outcome.msg_ids.size() * 40 + outcome.errors.size() * 96);
   body += "{\"accepted\":";
-  append_number(body, outcome.accepted);
+  envelope::append_decimal(body, outcome.accepted);
   body += ",\"rejected\":";
-  append_number(body, outcome.errors.size());
+  envelope::append_decimal(body, outcome.errors.size());
   if (outcome.duplicates) {
     body += ",\"duplicates\":";
-    append_number(body, outcome.duplicates);
+    envelope::append_decimal(body, outcome.duplicates);
   }
   body += ",\"errors\":[";
   for (std::size_t i = 0; i < outcome.errors.size(); ++i) {
     const codecs::FieldError& error = outcome.errors[i];
     body += i ? ",{\"index\":" : "{\"index\":";
-    append_number(body, error.index);
+    envelope::append_decimal(body, error.index);
     body += ",\"field\":";
     envelope::append_json_string(body, error.field);
     body += ",\"reason\":";
@@ -512,7 +507,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     response_body_ = std::move(body);
     if (request_.method() == http::verb::head) response_body_.clear();
     response_head_.assign("HTTP/1.1 ");
-    append_number(response_head_, static_cast<std::size_t>(status));
+    envelope::append_decimal(response_head_, static_cast<std::size_t>(status));
     response_head_.append(" ").append(view(http::obsolete_reason(status)));
     response_head_.append("\r\nServer: telegate\r\nContent-Type: ").append(content_type).append("\r\n");
     if (response_extra_.second.size()) {
@@ -522,7 +517,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     response_extra_ = {};
     if (!keep_alive) response_head_.append("Connection: close\r\n");
     response_head_.append("Content-Length: ");
-    append_number(response_head_, response_body_.size());
+    envelope::append_decimal(response_head_, response_body_.size());
     response_head_.append("\r\n\r\n");
     set_deadline(request_deadline_);
     const std::array<asio::const_buffer, 2> response{asio::buffer(response_head_), asio::buffer(response_body_)};

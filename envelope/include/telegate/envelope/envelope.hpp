@@ -129,6 +129,11 @@ void append_rfc3339(std::string& out, std::int64_t unix_ms);
 // Appends `text` as a quoted JSON string (RFC 8259 escaping); shared by every JSON writer.
 void append_json_string(std::string& out, std::string_view text);
 
+// Appends an integer in decimal without a temporary string; shared by the JSON writers and the
+// HTTP listener's answers (status line, Content-Length, per-record counts).
+void append_decimal(std::string& out, std::int64_t value);
+void append_decimal(std::string& out, std::uint64_t value);
+
 // Parses a Protobuf envelope value into a canonical record plus its routing context; used by
 // tests and audit tools to check what reached Kafka.
 struct DecodedEnvelope {
