@@ -229,6 +229,7 @@ class KafkaSink final : public Sink {
     }
     for (auto& slot : slots_) slot->committer = std::thread([this, &slot = *slot] { run_committer(slot); });
     ready_ = true;
+    last_hand_over_ = Clock::now();  // the first transaction, too, waits the minimum interval
     sink_thread_ = std::thread([this] { run(); });
   }
 
@@ -373,18 +374,21 @@ class KafkaSink final : public Sink {
     }
   }
 
-  // Group commit: the open transaction of slot `active` is handed over once it is
-  // `transaction_min_interval` old if the next producer is free to take records (its previous
-  // commit has finished), and at the latest once it is `transaction_max_interval` old. Under light
-  // load a record so waits one short interval plus one commit; under load the next producer is
-  // still committing, records keep joining this transaction, and commits run back to back with
-  // transactions as large as the commit time makes them. (With one producer "the next" is this
-  // one, always free: it commits every minimum interval.) Caller holds mutex_.
+  // Group commit: the open transaction of slot `active` is handed over once
+  // `transaction_min_interval` has passed since the previous hand-over finished, if the next
+  // producer is free to take records (its previous commit has finished), and at the latest once it
+  // is `transaction_max_interval` old. Under light load a record so waits at most one short
+  // interval plus one commit; under load the next producer is still committing, records keep
+  // joining this transaction, and commits run back to back with transactions as large as the
+  // commit time makes them. (With one producer "the next" is this one, always free: it commits
+  // every minimum interval.) The interval counts from the previous hand-over, not from this
+  // transaction's first record, because clients that wait for their acks (MQTT QoS 1 windows, HTTP
+  // connections) send their next records only after the previous commit: counted from those
+  // records, every cycle would be a commit plus a full interval. Caller holds mutex_.
   Clock::time_point hand_over_at(std::size_t active) const {
-    const ProducerSlot& slot = *slots_[active];
     const ProducerSlot& next = *slots_[(active + 1) % slots_.size()];
-    const bool next_free = next.state != ProducerSlot::State::committing;
-    return slot.opened_at + (next_free ? config_.transaction_min_interval : config_.transaction_max_interval);
+    if (next.state != ProducerSlot::State::committing) return last_hand_over_ + config_.transaction_min_interval;
+    return slots_[active]->opened_at + config_.transaction_max_interval;
   }
 
   // How many queued records make the sink thread act before its timer: with the active
@@ -601,6 +605,7 @@ class KafkaSink final : public Sink {
     ProducerSlot& slot = *slots_[index];
     produce_all(slot);
     rd_kafka_flush(slot.producer, static_cast<int>(config_.delivery_timeout.count()));
+    last_hand_over_ = Clock::now();
     {
       std::lock_guard lock(mutex_);
       slot.state = ProducerSlot::State::committing;
@@ -795,6 +800,9 @@ class KafkaSink final : public Sink {
   std::vector<std::unique_ptr<ProducerSlot>> slots_;
   std::thread sink_thread_;
   Clock::time_point last_probe_;  // sink thread only
+  // When the previous hand-over's flush returned (start() before the first): the minimum
+  // interval counts from here. Written by the sink thread (start() before it runs), read by it.
+  Clock::time_point last_hand_over_;
 };
 
 }  // namespace

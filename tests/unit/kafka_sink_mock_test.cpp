@@ -106,12 +106,45 @@ TEST_CASE("a batch that finds the sink idle opens a transaction at once, not at 
   CHECK(took[took.size() / 2] < std::chrono::milliseconds(50));
 }
 
-TEST_CASE("no transaction is handed over before it is the minimum interval old") {
+// The minimum interval bounds the commit rate: hand-overs are at least that far apart, the first
+// counted from start().
+TEST_CASE("no transaction is handed over sooner than the minimum interval after the previous one") {
   MockCluster cluster;
-  for (const auto took : sequential_batches(interval_config(cluster, 300, 5'000), 3)) {
-    CHECK(took >= std::chrono::milliseconds(300));
-    CHECK(took < std::chrono::milliseconds(3'000));
-  }
+  const auto before_start = std::chrono::steady_clock::now();
+  const auto took = sequential_batches(interval_config(cluster, 300, 5'000), 3);
+  REQUIRE(took.size() == 3);
+  // Each batch completed after its hand-over, and each hand-over was >= 300 ms after the previous.
+  CHECK(std::chrono::steady_clock::now() - before_start >= std::chrono::milliseconds(900));
+  for (const auto one : took) CHECK(one < std::chrono::milliseconds(3'000));
+}
+
+// Clients that wait for their acks send again only after the previous commit: a transaction they
+// open then goes the minimum interval after the previous hand-over, not a whole interval after its
+// own first record (which made every such cycle a commit plus a full interval).
+TEST_CASE("a transaction opened after a pause is handed over an interval after the previous hand-over") {
+  MockCluster cluster;
+  prometheus::Registry registry;
+  Counts counts;
+  auto sink = sinks::make_kafka_sink(interval_config(cluster, 300, 5'000), registry);
+  sink->start();
+  const auto wait_for_calls = [&](int calls) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (counts.calls < calls && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  };
+  sink->submit(batch(3, counts));
+  wait_for_calls(1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // 200 of the next 300 ms pass idle
+  const auto submitted = std::chrono::steady_clock::now();
+  sink->submit(batch(3, counts));
+  wait_for_calls(2);
+  const auto took = std::chrono::steady_clock::now() - submitted;
+  sink->stop();
+  CHECK(counts.ok == 2);
+  // Counted from its own first record it would wait >= 300 ms; counted from the previous hand-over,
+  // ~100 ms plus the mock's commit.
+  CHECK(took < std::chrono::milliseconds(300));
 }
 
 // submit() wakes the sink thread only when it must act before its timer: here the second batch

@@ -1,8 +1,8 @@
 // Kafka sink: exactly-once production with librdkafka's idempotent, transactional producer.
 //
-// Records are produced inside transactions that are handed to a committer as soon as they are
-// `transaction_min_interval` old and the next producer is free (group commit: the previous
-// commit has finished), and at the latest at `transaction_max_records` records or
+// Records are produced inside transactions that are handed to a committer as soon as
+// `transaction_min_interval` has passed since the previous hand-over and the next producer is
+// free (group commit: the previous commit has finished), and at the latest at `transaction_max_records` records or
 // `transaction_max_interval`; a batch completes only when the transaction holding it has
 // committed. commit_transaction() blocks and flushes, so
 // `producers` (default 2) transactional producers alternate: while one commits, the next one
@@ -31,8 +31,9 @@ struct KafkaSinkConfig {
   std::string transactional_id_prefix = "telegate";
   std::size_t producers = 2;
   std::size_t transaction_max_records = 50'000;
-  // Group commit: the youngest a transaction is handed over, when the next producer is free;
-  // bounds ack latency from below under light load (used as transaction_max_interval if above).
+  // Group commit: the least time between two hand-overs (from the end of the previous one), used
+  // when the next producer is free; bounds the commit rate (used as transaction_max_interval if
+  // above).
   std::chrono::milliseconds transaction_min_interval{10};
   std::chrono::milliseconds transaction_max_interval{100};
   std::chrono::milliseconds delivery_timeout{30'000};
