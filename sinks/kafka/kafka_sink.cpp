@@ -384,10 +384,15 @@ class KafkaSink final : public Sink {
   // every minimum interval.) The interval counts from the previous hand-over, not from this
   // transaction's first record, because clients that wait for their acks (MQTT QoS 1 windows, HTTP
   // connections) send their next records only after the previous commit: counted from those
-  // records, every cycle would be a commit plus a full interval. Caller holds mutex_.
+  // records, every cycle would be a commit plus a full interval. A minimum that reaches the
+  // maximum asks for a fixed interval instead: the maximum alone decides, counted from the
+  // transaction's first record, so every transaction stays open that long. Caller holds mutex_.
   Clock::time_point hand_over_at(std::size_t active) const {
     const ProducerSlot& next = *slots_[(active + 1) % slots_.size()];
-    if (next.state != ProducerSlot::State::committing) return last_hand_over_ + config_.transaction_min_interval;
+    const bool fixed_interval = config_.transaction_min_interval >= config_.transaction_max_interval;
+    if (next.state != ProducerSlot::State::committing && !fixed_interval) {
+      return last_hand_over_ + config_.transaction_min_interval;
+    }
     return slots_[active]->opened_at + config_.transaction_max_interval;
   }
 

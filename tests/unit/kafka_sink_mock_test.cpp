@@ -147,6 +147,31 @@ TEST_CASE("a transaction opened after a pause is handed over an interval after t
   CHECK(took < std::chrono::milliseconds(300));
 }
 
+// A minimum equal to the maximum is a fixed interval: every transaction stays open that long, even
+// one opened long after the previous hand-over (tests and operators use it to hold acks back).
+TEST_CASE("with the minimum at the maximum every transaction stays open the whole interval") {
+  MockCluster cluster;
+  prometheus::Registry registry;
+  Counts counts;
+  auto sink = sinks::make_kafka_sink(interval_config(cluster, 300, 300), registry);
+  sink->start();
+  sink->submit(batch(3, counts));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (counts.calls < 1 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));  // longer than the interval
+  const auto submitted = std::chrono::steady_clock::now();
+  sink->submit(batch(3, counts));
+  while (counts.calls < 2 && std::chrono::steady_clock::now() - submitted < std::chrono::seconds(10)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  const auto took = std::chrono::steady_clock::now() - submitted;
+  sink->stop();
+  CHECK(counts.ok == 2);
+  CHECK(took >= std::chrono::milliseconds(300));
+}
+
 // submit() wakes the sink thread only when it must act before its timer: here the second batch
 // fills the open transaction, which must be handed over then, not once its 5 s minimum interval
 // has passed.

@@ -32,8 +32,8 @@ struct KafkaSinkConfig {
   std::size_t producers = 2;
   std::size_t transaction_max_records = 50'000;
   // Group commit: the least time between two hand-overs (from the end of the previous one), used
-  // when the next producer is free; bounds the commit rate (used as transaction_max_interval if
-  // above).
+  // when the next producer is free; bounds the commit rate. At or above transaction_max_interval
+  // the maximum alone decides: every transaction stays open that long from its first record.
   std::chrono::milliseconds transaction_min_interval{10};
   std::chrono::milliseconds transaction_max_interval{100};
   std::chrono::milliseconds delivery_timeout{30'000};
