@@ -41,8 +41,21 @@ bench_setup() {
     cmake --preset release >/dev/null
     cmake --build --preset release -j"$(nproc)" --target telegate telegate-sim telegate-bench >/dev/null
   fi
-  scripts/kafka/kafka.sh start >/dev/null
-  bootstrap=$(scripts/kafka/kafka.sh bootstrap)
+  # A broker named by TELEGATE_KAFKA_BOOTSTRAP (as the tests and mqtt_connections.sh take it) is
+  # used as it is; otherwise scripts/kafka/kafka.sh's (TELEGATE_KAFKA_PORT) is started if need be.
+  # The benchmarks read the broker's CPU, so it must be a process on this machine ($kafka_pid).
+  if [[ -n ${TELEGATE_KAFKA_BOOTSTRAP:-} ]]; then
+    bootstrap=$TELEGATE_KAFKA_BOOTSTRAP
+    kafka_pid=$(ss -Hltnp "sport = :${bootstrap##*:}" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2 || true)
+    if [[ -z $kafka_pid ]]; then
+      echo "bench: no local process listens on $bootstrap (TELEGATE_KAFKA_BOOTSTRAP); the benchmarks measure the broker's CPU and need it on this machine" >&2
+      exit 1
+    fi
+  else
+    scripts/kafka/kafka.sh start >/dev/null
+    bootstrap=$(scripts/kafka/kafka.sh bootstrap)
+    kafka_pid=$(cat "${TELEGATE_KAFKA_DIR:-.cache/kafka}/broker.pid")
+  fi
   bench_partitions=${TELEGATE_BENCH_PARTITIONS:-16}
 }
 
@@ -118,7 +131,6 @@ http_bench_start() {
   connections=${3:-64}
   devices=${4:-64}
   bench_setup
-  kafka_pid=$(cat "${TELEGATE_KAFKA_DIR:-.cache/kafka}/broker.pid")
   start_gateway bench
   # Warm-up: topic creation, producer and connection set-up are not what we measure.
   http_sim "${TELEGATE_BENCH_WARMUP_RECORDS:-20000}" >/dev/null || true

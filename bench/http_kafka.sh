@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # HTTP → Kafka end to end on this machine, next to a plain librdkafka producer baseline in the
-# same run. Starts the real broker (scripts/kafka/kafka.sh), a release telegate and telegate-sim.
+# same run. Uses the broker at TELEGATE_KAFKA_BOOTSTRAP if set, else starts the real broker
+# (scripts/kafka/kafka.sh); then a release telegate and telegate-sim.
 #   bench/http_kafka.sh [records] [batch] [connections] [devices]
 # Prints one JSON object per measurement and a summary line for docs/benchmarks.md.
 # TELEGATE_BENCH_PERF=FILE also records a perf profile of the gateway during the measured run

@@ -13,7 +13,7 @@
 #   (20, libmosquitto's default max_inflight), closed loop over $MQTT_RECORDS (400 000), then
 #   `--rate max/2` with the same window.
 # Prints one JSON line per run (with the gateway's Kafka commits per second) and a summary line
-# per protocol. Uses the broker of
+# per protocol. Uses the broker at TELEGATE_KAFKA_BOOTSTRAP if set, else the one of
 # scripts/kafka/kafka.sh (TELEGATE_KAFKA_PORT); TELEGATE_BENCH_BUILD selects the build
 # (default build/release, built first when unset).
 set -euo pipefail
