@@ -127,18 +127,12 @@ TEST_CASE("a transaction opened after a pause is handed over an interval after t
   Counts counts;
   auto sink = sinks::make_kafka_sink(interval_config(cluster, 300, 5'000), registry);
   sink->start();
-  const auto wait_for_calls = [&](int calls) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (counts.calls < calls && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-  };
   sink->submit(batch(3, counts));
-  wait_for_calls(1);
+  REQUIRE(eventually([&] { return counts.calls == 1; }));
   std::this_thread::sleep_for(std::chrono::milliseconds(200));  // 200 of the next 300 ms pass idle
   const auto submitted = std::chrono::steady_clock::now();
   sink->submit(batch(3, counts));
-  wait_for_calls(2);
+  REQUIRE(eventually([&] { return counts.calls == 2; }));
   const auto took = std::chrono::steady_clock::now() - submitted;
   sink->stop();
   CHECK(counts.ok == 2);
@@ -156,16 +150,11 @@ TEST_CASE("with the minimum at the maximum every transaction stays open the whol
   auto sink = sinks::make_kafka_sink(interval_config(cluster, 300, 300), registry);
   sink->start();
   sink->submit(batch(3, counts));
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (counts.calls < 1 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  REQUIRE(eventually([&] { return counts.calls == 1; }));
   std::this_thread::sleep_for(std::chrono::milliseconds(400));  // longer than the interval
   const auto submitted = std::chrono::steady_clock::now();
   sink->submit(batch(3, counts));
-  while (counts.calls < 2 && std::chrono::steady_clock::now() - submitted < std::chrono::seconds(10)) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  REQUIRE(eventually([&] { return counts.calls == 2; }));
   const auto took = std::chrono::steady_clock::now() - submitted;
   sink->stop();
   CHECK(counts.ok == 2);

@@ -183,16 +183,6 @@ double gauge(prometheus::Registry& registry, const std::string& name) {
   return -1;
 }
 
-template <class Predicate>
-bool eventually(Predicate&& predicate, std::chrono::seconds patience = std::chrono::seconds(30)) {
-  const auto deadline = std::chrono::steady_clock::now() + patience;
-  while (!predicate()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return true;
-}
-
 // Values of mock.topic in order of production across both partitions, by record value.
 std::size_t produced(const MockCluster& cluster) {
   return cluster.read("mock.topic", 0).size() + cluster.read("mock.topic", 1).size();
