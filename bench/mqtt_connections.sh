@@ -11,6 +11,7 @@
 # TELEGATE_BENCH_GATEWAY_PRELOAD=LIB is put in LD_PRELOAD for the gateway only (allocator A/B).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source bench/gateway_lib.sh  # free_port, cpu_seconds, committed_transactions (of the gateway on $port)
 idle_counts=${1:-"10000 50000"}
 records=${2:-200000}
 publishers=${3:-100}
@@ -43,17 +44,15 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
-cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
 
-http_port=$(free_port)
-mqtt_port=$(free_port)
+port=$(free_port tcp)  # the gateway's HTTP port (metrics, readiness)
+mqtt_port=$(free_port tcp)
 run_id=$(date +%s)
 {
   echo "instance_id: bench-mqtt-$run_id"
   echo "log_level: warn"
-  echo "http: {address: 127.0.0.1, port: $http_port}"
+  echo "http: {address: 127.0.0.1, port: $port}"
   echo "mqtt: {enabled: true, address: 127.0.0.1, port: $mqtt_port, receive_maximum: 1000}"
   echo "sink:"
   echo "  type: kafka"
@@ -67,19 +66,15 @@ LD_PRELOAD=${TELEGATE_BENCH_GATEWAY_PRELOAD:-} \
   $build/gateway/telegate --config "$work/telegate.yaml" 2>"$work/telegate.log" &
 gateway_pid=$!
 for _ in $(seq 1 300); do
-  curl -sf "http://127.0.0.1:$http_port/readyz" >/dev/null && break
+  curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break
   sleep 0.2
 done
 accepted() {
-  curl -s "http://127.0.0.1:$http_port/metrics" |
+  curl -s "http://127.0.0.1:$port/metrics" |
     awk '/^telegate_records_accepted_total\{protocol="mqtt"\}/ {printf "%d\n", $2}'
 }
-committed_transactions() {
-  curl -s "http://127.0.0.1:$http_port/metrics" |
-    awk '/^telegate_kafka_transactions_total\{.*result="committed"/ {printf "%d\n", $2}'
-}
 
-mosquitto_port=$(free_port)
+mosquitto_port=$(free_port tcp)
 printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_connections -1\npersistence false\nlog_dest none\n' \
   "$mosquitto_port" >"$work/mosquitto.conf"
 mosquitto -c "$work/mosquitto.conf" 2>"$work/mosquitto.log" &
