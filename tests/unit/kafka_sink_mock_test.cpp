@@ -84,6 +84,26 @@ std::vector<std::chrono::milliseconds> sequential_batches(const sinks::KafkaSink
   return took;
 }
 
+// Submits one batch, waits for it, lets `pause` pass and returns how long a second batch took
+// from submit to completion.
+std::chrono::steady_clock::duration second_batch_after_pause(const sinks::KafkaSinkConfig& config,
+                                                            std::chrono::milliseconds pause) {
+  prometheus::Registry registry;
+  Counts counts;
+  auto sink = sinks::make_kafka_sink(config, registry);
+  sink->start();
+  sink->submit(batch(3, counts));
+  REQUIRE(eventually([&] { return counts.calls == 1; }));
+  std::this_thread::sleep_for(pause);
+  const auto submitted = std::chrono::steady_clock::now();
+  sink->submit(batch(3, counts));
+  REQUIRE(eventually([&] { return counts.calls == 2; }));
+  const auto took = std::chrono::steady_clock::now() - submitted;
+  sink->stop();
+  CHECK(counts.ok == 2);
+  return took;
+}
+
 }  // namespace
 
 // Group commit: a lone batch waits for the minimum interval plus one commit, not for the
@@ -123,42 +143,19 @@ TEST_CASE("no transaction is handed over sooner than the minimum interval after 
 // own first record (which made every such cycle a commit plus a full interval).
 TEST_CASE("a transaction opened after a pause is handed over an interval after the previous hand-over") {
   MockCluster cluster;
-  prometheus::Registry registry;
-  Counts counts;
-  auto sink = sinks::make_kafka_sink(interval_config(cluster, 300, 5'000), registry);
-  sink->start();
-  sink->submit(batch(3, counts));
-  REQUIRE(eventually([&] { return counts.calls == 1; }));
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // 200 of the next 300 ms pass idle
-  const auto submitted = std::chrono::steady_clock::now();
-  sink->submit(batch(3, counts));
-  REQUIRE(eventually([&] { return counts.calls == 2; }));
-  const auto took = std::chrono::steady_clock::now() - submitted;
-  sink->stop();
-  CHECK(counts.ok == 2);
-  // Counted from its own first record it would wait >= 300 ms; counted from the previous hand-over,
-  // ~100 ms plus the mock's commit.
-  CHECK(took < std::chrono::milliseconds(300));
+  // 200 of the 300 ms after the first hand-over pass idle. Counted from its own first record the
+  // second batch would wait >= 300 ms; counted from the previous hand-over, ~100 ms plus the
+  // mock's commit.
+  CHECK(second_batch_after_pause(interval_config(cluster, 300, 5'000), std::chrono::milliseconds(200)) <
+        std::chrono::milliseconds(300));
 }
 
 // A minimum equal to the maximum is a fixed interval: every transaction stays open that long, even
 // one opened long after the previous hand-over (tests and operators use it to hold acks back).
 TEST_CASE("with the minimum at the maximum every transaction stays open the whole interval") {
   MockCluster cluster;
-  prometheus::Registry registry;
-  Counts counts;
-  auto sink = sinks::make_kafka_sink(interval_config(cluster, 300, 300), registry);
-  sink->start();
-  sink->submit(batch(3, counts));
-  REQUIRE(eventually([&] { return counts.calls == 1; }));
-  std::this_thread::sleep_for(std::chrono::milliseconds(400));  // longer than the interval
-  const auto submitted = std::chrono::steady_clock::now();
-  sink->submit(batch(3, counts));
-  REQUIRE(eventually([&] { return counts.calls == 2; }));
-  const auto took = std::chrono::steady_clock::now() - submitted;
-  sink->stop();
-  CHECK(counts.ok == 2);
-  CHECK(took >= std::chrono::milliseconds(300));
+  CHECK(second_batch_after_pause(interval_config(cluster, 300, 300), std::chrono::milliseconds(400)) >=
+        std::chrono::milliseconds(300));
 }
 
 // submit() wakes the sink thread only when it must act before its timer: here the second batch
