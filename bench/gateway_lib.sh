@@ -1,6 +1,7 @@
 # Sourced by the bench/*.sh scripts: build, broker, and a gateway under test on free ports.
-#   bench_setup            builds release (or uses $TELEGATE_BENCH_BUILD) and starts the broker;
-#                          sets $build and $bootstrap
+#   bench_setup            builds release (or uses $TELEGATE_BENCH_BUILD); uses the broker at
+#                          $TELEGATE_KAFKA_BOOTSTRAP or starts scripts/kafka/kafka.sh's; sets
+#                          $build, $bootstrap and $kafka_pid (the broker's JVM)
 #   start_gateway NAME [YAML LINES…]
 #                          writes a config (Kafka sink, one `tracker` device type, $devices
 #                          simulated devices, the extra YAML lines), starts telegate and waits
@@ -10,7 +11,7 @@
 #                          $TELEGATE_BENCH_KAFKA ('key: value, …') adds sink.kafka settings
 #   http_bench_start [records] [batch] [connections] [devices]
 #                          the HTTP → Kafka load's set-up (http_kafka.sh, kernel_per_request.sh):
-#                          sets those four, the broker ($kafka_pid: its JVM) and a gateway,
+#                          sets those four, the broker (bench_setup) and a gateway,
 #                          and warms it up with
 #                          $TELEGATE_BENCH_WARMUP_RECORDS records (default 20 000: topics,
 #                          producers, connections); 1 200 000 fills the de-duplication window

@@ -2,9 +2,9 @@
 //
 // Records are produced inside transactions that are handed to a committer as soon as
 // `transaction_min_interval` has passed since the previous hand-over and the next producer is
-// free (group commit: the previous commit has finished), and at the latest at `transaction_max_records` records or
-// `transaction_max_interval`; a batch completes only when the transaction holding it has
-// committed. commit_transaction() blocks and flushes, so
+// free (group commit: the previous commit has finished), and at the latest at
+// `transaction_max_records` records or `transaction_max_interval`; a batch completes only when
+// the transaction holding it has committed. commit_transaction() blocks and flushes, so
 // `producers` (default 2) transactional producers alternate: while one commits, the next one
 // takes records. To keep per-device (per-partition) order across that hand-over, the active
 // producer is flushed (every record acknowledged by the broker) before the next one starts
