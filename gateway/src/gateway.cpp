@@ -204,6 +204,7 @@ int Gateway::run() {
   }
   InflightBudget budget(config_.admission.max_inflight_records, config_.admission.max_inflight_bytes, 0.8,
                         config_.admission.device_max_inflight_records);
+  metrics.report_inflight(budget);  // /metrics is served by listeners, which are gone before the budget
   Quotas quotas(config_.quotas, budget);  // like the budget, outlives the sink (permits point into both)
 
   auto [sink, spool] = make_sink(config_, metrics);

@@ -1,5 +1,7 @@
 #include "telegate/gateway/metrics.hpp"
 
+#include "telegate/gateway/admission.hpp"
+
 #include <prometheus/text_serializer.h>
 
 #include <string>
@@ -146,6 +148,10 @@ std::string Metrics::tenant_stats_json() {
 }
 
 std::string Metrics::render() const {
+  if (inflight_source_ != nullptr) {
+    inflight_records_->Set(static_cast<double>(inflight_source_->records()));
+    inflight_bytes_->Set(static_cast<double>(inflight_source_->bytes()));
+  }
   return prometheus::TextSerializer().Serialize(registry_->Collect());
 }
 

@@ -19,7 +19,10 @@ void normalise_media_type(std::string_view raw, std::string& out) {
   while (!raw.empty() && (raw.back() == ' ' || raw.back() == '\t')) raw.remove_suffix(1);
   while (!raw.empty() && (raw.front() == ' ' || raw.front() == '\t')) raw.remove_prefix(1);
   out.assign(raw);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  // ASCII only, as media types are: std::tolower is a call through the locale per character.
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
 }
 
 IngestOutcome refusal(IngestStatus status, std::string message) {
@@ -166,6 +169,7 @@ PipelineWorker::~PipelineWorker() = default;
 
 std::optional<IngestOutcome> PipelineWorker::drop_duplicates(const DeviceIdentity& device,
                                                              std::vector<envelope::SealedRecord>& records,
+                                                             Clock::time_point now,
                                                              DedupWindow::Reservation& reserved,
                                                              IngestOutcome& outcome) {
   DedupWindow& dedup = *pipeline_.dedup_;
@@ -174,11 +178,12 @@ std::optional<IngestOutcome> PipelineWorker::drop_duplicates(const DeviceIdentit
   for (const envelope::SealedRecord& record : records) {
     if (!record.msg_id_generated) dedup_msg_ids_.push_back(record.msg_id);
   }
+  if (dedup_msg_ids_.empty()) return std::nullopt;  // generated msg_ids are new by construction
   dedup_keys_.resize(dedup_msg_ids_.size());
   DedupWindow::KeyHasher(device.tenant, device.device_id)(dedup_msg_ids_, dedup_keys_);
   dedup_seen_.resize(dedup_keys_.size());
   reserved.keys.reserve(dedup_keys_.size());
-  dedup.reserve_all(dedup_keys_, DedupWindow::Clock::now(), dedup_seen_, reserved);
+  dedup.reserve_all(dedup_keys_, now, dedup_seen_, reserved);
   std::size_t kept = 0;
   std::size_t k = 0;  // index into dedup_keys_: the records with device-supplied msg_ids, in order
   for (std::size_t i = 0; i < records.size(); ++i) {
@@ -233,7 +238,7 @@ const TenantMetrics& PipelineWorker::tenant_metrics(TenantSlot& slot, const Devi
 
 std::expected<InflightBudget::Permit, IngestOutcome> PipelineWorker::admit(const IngestRequest& request,
                                                                            TenantSlot& slot, std::size_t records,
-                                                                           std::size_t bytes) {
+                                                                           std::size_t bytes, Clock::time_point now) {
   const DeviceIdentity& device = request.device;
   auto type = slot.device_types.find(device.device_type);
   if (type == slot.device_types.end()) {
@@ -243,7 +248,7 @@ std::expected<InflightBudget::Permit, IngestOutcome> PipelineWorker::admit(const
   Quotas::Device& device_state = pipeline_.quotas_.device(device.tenant, device.device_id, device_key_);
   const std::array<TokenBucket*, 3> rates{device_state.rate.get(), type->second.rate, slot.layer.rate};
   const auto count = static_cast<double>(records);
-  if (const auto wait = Quotas::take(rates, count, Clock::now())) {
+  if (const auto wait = Quotas::take(rates, count, now)) {
     IngestOutcome refused = refusal(IngestStatus::quota_exceeded, "over the rate quota; retry later");
     refused.retry_after = std::max(std::chrono::seconds(1), std::chrono::ceil<std::chrono::seconds>(*wait));
     return std::unexpected(std::move(refused));
@@ -319,7 +324,7 @@ std::optional<IngestOutcome> PipelineWorker::ingest(const IngestRequest& request
   for (const envelope::SealedRecord& sealed : sink_batch.records) outcome.msg_ids.push_back(sealed.msg_id);
   const std::size_t valid = sink_batch.records.size();
   DedupWindow::Reservation reserved;
-  if (auto refused = drop_duplicates(request.device, sink_batch.records, reserved, outcome)) {
+  if (auto refused = drop_duplicates(request.device, sink_batch.records, started, reserved, outcome)) {
     return refuse_all(RejectReason::overloaded, valid, std::move(*refused));
   }
   if (sink_batch.records.empty()) {  // a retry of records all committed already
@@ -338,18 +343,15 @@ std::optional<IngestOutcome> PipelineWorker::ingest(const IngestRequest& request
   }
 
   // admission: rate quotas, then the in-flight budget and its fair shares
-  auto permit = admit(request, slot, sink_batch.records.size(), bytes);
+  auto permit = admit(request, slot, sink_batch.records.size(), bytes, started);
   if (!permit) {
     pipeline_.dedup_->settle(reserved, false);
     const RejectReason reason =
         permit.error().status == IngestStatus::quota_exceeded ? RejectReason::quota_exceeded : RejectReason::overloaded;
     return refuse_all(reason, valid, std::move(permit.error()));
   }
-  metrics.deduplicated->Increment(static_cast<double>(outcome.duplicates));
+  count(*metrics.deduplicated, outcome.duplicates);
   tenant.admitted->Increment(static_cast<double>(sink_batch.records.size()));
-  Metrics& all_metrics = pipeline_.metrics_;
-  all_metrics.inflight_records().Increment(static_cast<double>(sink_batch.records.size()));
-  all_metrics.inflight_bytes().Increment(static_cast<double>(bytes));
 
   // sink → ack
   outcome.accepted = sink_batch.records.size() + outcome.duplicates;
@@ -362,17 +364,15 @@ std::optional<IngestOutcome> PipelineWorker::ingest(const IngestRequest& request
       std::move(*permit), std::move(outcome), std::move(done), std::move(reserved));
   const std::size_t written = sink_batch.records.size();
   DedupWindow& dedup = *pipeline_.dedup_;
-  sink_batch.on_complete = [state, &metrics, &tenant, &all_metrics, &dedup, bytes, written, started](
+  sink_batch.on_complete = [state, &metrics, &tenant, &dedup, written, started](
                                sinks::SinkResult result) {
     auto& [held_permit, final_outcome, callback, reservation] = *state;
     dedup.settle(reservation, result.has_value());
-    all_metrics.inflight_records().Decrement(static_cast<double>(written));
-    all_metrics.inflight_bytes().Decrement(static_cast<double>(bytes));
     if (result) {
       metrics.accepted->Increment(static_cast<double>(written));
       metrics.ack_latency->Observe(std::chrono::duration<double>(Clock::now() - started).count());
       tenant.acknowledged->Increment(static_cast<double>(final_outcome.accepted));
-      tenant.deduplicated->Increment(static_cast<double>(final_outcome.duplicates));
+      count(*tenant.deduplicated, final_outcome.duplicates);
       if (*result == sinks::Durable::spooled) tenant.spooled->Increment(static_cast<double>(written));
     } else if (result.error().code == sinks::SinkErrc::too_large) {
       // The broker's own limit (the topic's max.message.bytes) is below the gateway's: as

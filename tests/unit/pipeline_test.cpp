@@ -403,6 +403,24 @@ TEST_CASE("per-tenant counters add up: received = acknowledged + rejected + fail
         std::string::npos);
 }
 
+TEST_CASE("telegate_inflight_records and _bytes show what the budget holds when /metrics is rendered") {
+  Fixture f;
+  f.metrics.report_inflight(f.budget);
+  const auto gauge = [&](std::string_view name) {
+    const std::string text = f.metrics.render();
+    const std::size_t at = text.find("\n" + std::string(name) + " ");
+    REQUIRE(at != std::string::npos);
+    return std::stod(text.substr(at + name.size() + 2));
+  };
+  CHECK_FALSE(f.ingest("[" + record("truck-1", 1) + "," + record("truck-1", 2) + "]").has_value());
+  CHECK(gauge("telegate_inflight_records") == 2);
+  CHECK(gauge("telegate_inflight_bytes") == static_cast<double>(f.budget.bytes()));
+  CHECK(f.budget.bytes() > 0);
+  f.sink.batches[0].on_complete({});
+  CHECK(gauge("telegate_inflight_records") == 0);
+  CHECK(gauge("telegate_inflight_bytes") == 0);
+}
+
 TEST_CASE("requests by status: each status counts into its own child, cached or not, from any thread") {
   Metrics metrics;
   const ProtocolMetrics& http = metrics.protocol(envelope::SourceProtocol::http);

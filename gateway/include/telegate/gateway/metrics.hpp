@@ -36,6 +36,12 @@ enum class RejectReason : std::uint8_t {
 };
 inline constexpr std::size_t kRejectReasons = 7;
 
+// Adds `records` unless there are none: a prometheus-cpp counter's increment is an atomic
+// compare-and-swap loop even for 0, and most requests have no rejected or duplicate record.
+inline void count(prometheus::Counter& counter, std::size_t records) {
+  if (records != 0) counter.Increment(static_cast<double>(records));
+}
+
 struct ProtocolMetrics {
   std::string protocol;
   prometheus::Counter* received = nullptr;
@@ -57,7 +63,7 @@ struct ProtocolMetrics {
   // same child twice (Add() returns the existing one).
   mutable std::array<std::atomic<prometheus::Counter*>, kCachedStatuses> by_status{};
   void reject(RejectReason reason, std::size_t records) const {
-    rejected[static_cast<std::size_t>(reason)]->Increment(static_cast<double>(records));
+    count(*rejected[static_cast<std::size_t>(reason)], records);
   }
 };
 
@@ -78,9 +84,11 @@ struct TenantMetrics {
   std::array<prometheus::Counter*, kRejectReasons> rejected{};
 
   void reject(RejectReason reason, std::size_t records) const {
-    rejected[static_cast<std::size_t>(reason)]->Increment(static_cast<double>(records));
+    count(*rejected[static_cast<std::size_t>(reason)], records);
   }
 };
+
+class InflightBudget;
 
 class Metrics {
  public:
@@ -93,8 +101,10 @@ class Metrics {
   const ProtocolMetrics& protocol(envelope::SourceProtocol protocol) const {
     return protocols_[static_cast<std::size_t>(protocol) - 1];
   }
-  prometheus::Gauge& inflight_records() const noexcept { return *inflight_records_; }
-  prometheus::Gauge& inflight_bytes() const noexcept { return *inflight_bytes_; }
+  // telegate_inflight_records and _bytes are read off `budget` by each render() rather than
+  // kept up to date by every request (four atomic read-modify-writes per batch). `budget` must
+  // outlive every later render() call.
+  void report_inflight(const InflightBudget& budget) noexcept { inflight_source_ = &budget; }
   // The text exposition format, for GET /metrics.
   std::string render() const;
 
@@ -103,6 +113,7 @@ class Metrics {
   std::array<ProtocolMetrics, 4> protocols_;
   prometheus::Gauge* inflight_records_;
   prometheus::Gauge* inflight_bytes_;
+  const InflightBudget* inflight_source_ = nullptr;
   prometheus::Family<prometheus::Counter>* tenant_records_;
   prometheus::Family<prometheus::Counter>* tenant_rejected_;
   std::mutex tenants_mutex_;

@@ -190,8 +190,10 @@ class PipelineWorker {
 
  private:
   // Removes from `records` the retries of committed records (counted in outcome.duplicates) and
-  // reserves the others; a refusal when one is still in flight from an earlier request.
+  // reserves the others; a refusal when one is still in flight from an earlier request. `now`
+  // is the request's arrival, read once for the window, the quotas and the ack latency.
   std::optional<IngestOutcome> drop_duplicates(const DeviceIdentity& device, std::vector<envelope::SealedRecord>& records,
+                                               std::chrono::steady_clock::time_point now,
                                                DedupWindow::Reservation& reserved, IngestOutcome& outcome);
 
   // What this worker looked up once per tenant: its quota layers and its counters.
@@ -204,7 +206,8 @@ class PipelineWorker {
   const TenantMetrics& tenant_metrics(TenantSlot& slot, const DeviceIdentity& device, envelope::SourceProtocol protocol);
   // Rate quotas, then the in-flight shares; a refusal (counted) or the permit.
   std::expected<InflightBudget::Permit, IngestOutcome> admit(const IngestRequest& request, TenantSlot& slot,
-                                                             std::size_t records, std::size_t bytes);
+                                                             std::size_t records, std::size_t bytes,
+                                                             std::chrono::steady_clock::time_point now);
 
   const IngestPipeline& pipeline_;
   std::unordered_map<std::string, std::unique_ptr<DeviceTypeStages>> types_;
