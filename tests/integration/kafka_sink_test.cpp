@@ -9,6 +9,7 @@
 #include <random>
 #include <thread>
 
+#include "eventually.hpp"
 #include "gateway_process.hpp"
 #include "kafka_reader.hpp"
 #include "telegate/sinks/kafka_sink.hpp"
@@ -123,10 +124,7 @@ TEST_CASE("a record's Kafka timestamp is when the sink accepted its batch, not w
     sink->submit(batch_of(topic, batch, 20, ok, failed));
     accepted.emplace_back(before, unix_ms());
   }
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (ok + failed < 2 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  testing::eventually([&] { return ok + failed >= 2; });
   const std::int64_t committed = unix_ms();
   sink->stop();
   REQUIRE(ok == 2);
@@ -193,10 +191,7 @@ TEST_CASE("a fenced spooling instance neither spools nor acknowledges what it co
 
   CHECK(run_successor(transactional_prefix, topic) == 1);
 
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (first_ok + first_failed == 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  testing::eventually([&] { return first_ok + first_failed > 0; });
   CHECK(first_failed == 1);  // fenced: not spooled, so not acknowledged
   CHECK(first_ok == 0);
   CHECK_FALSE(first->ready());

@@ -13,8 +13,10 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
+#include "eventually.hpp"
 #include "gateway_process.hpp"
 #include "kafka_reader.hpp"
 #include "telegate/envelope/envelope.hpp"
@@ -60,14 +62,10 @@ double metric(const GatewayProcess& gateway, const std::string& name) {
   return at == std::string::npos ? -1 : std::stod(page.body.substr(at + prefix.size()));
 }
 
+// Each poll reads /metrics over HTTP: every 100 ms is often enough.
 template <class Predicate>
 bool eventually(Predicate&& predicate, std::chrono::seconds patience) {
-  const auto deadline = std::chrono::steady_clock::now() + patience;
-  while (!predicate()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return true;
+  return testing::eventually(std::forward<Predicate>(predicate), patience, std::chrono::milliseconds(100));
 }
 
 // One device posting batches of kPerBatch records, each retried with the same msg_ids until

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "eventually.hpp"
 #include "gateway_process.hpp"
 #include "kafka_reader.hpp"
 #include "telegate/envelope/envelope.hpp"
@@ -76,11 +77,9 @@ const std::string kCommitted = R"(telegate_mqtt_bridge_messages_total{outcome="c
 // Messages published before the bridge has subscribed would not be kept for it, so tests wait
 // for every connection and a moment for the SUBACKs.
 void wait_connected(const GatewayProcess& gateway, int clients) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (metric(gateway, "telegate_mqtt_bridge_connected_clients") < clients) {
-    REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline, gateway.log_tail());
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  REQUIRE_MESSAGE(testing::eventually([&] { return metric(gateway, "telegate_mqtt_bridge_connected_clients") >= clients; },
+                                      std::chrono::seconds(20), std::chrono::milliseconds(50)),
+                  gateway.log_tail());
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
 }
 
@@ -223,10 +222,7 @@ static void restart_mid_stream_loses_nothing(int stop_signal) {
   };
   // Killed in the middle of a stream: some messages committed, the rest queued at the broker.
   publish_lines(broker, dir, "fleet/acme/truck-1/telemetry", 1, batch("before-", 300));
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (metric(gateway, kCommitted) < 20 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  testing::eventually([&] { return metric(gateway, kCommitted) >= 20; });
   const double committed_before_kill = metric(gateway, kCommitted);
   gateway.signal(stop_signal);
   CHECK(gateway.wait() == (stop_signal == SIGKILL ? 128 + SIGKILL : 0));

@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "eventually.hpp"
 #include "telegate/sinks/kafka_sink.hpp"
 
 namespace telegate::testing {
@@ -87,17 +88,6 @@ inline sinks::KafkaSinkConfig config_for(const MockCluster& cluster) {
   config.delivery_timeout = std::chrono::milliseconds(5000);
   config.librdkafka = {{"log_level", "0"}};
   return config;
-}
-
-// Polls `predicate` every 20 ms until it holds (true) or `patience` has passed (false).
-template <class Predicate>
-bool eventually(Predicate&& predicate, std::chrono::seconds patience = std::chrono::seconds(30)) {
-  const auto deadline = std::chrono::steady_clock::now() + patience;
-  while (!predicate()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return true;
 }
 
 struct Counts {
