@@ -11,6 +11,11 @@
 # TELEGATE_BENCH_LIBRDKAFKA='key: "value", …' adds librdkafka settings to the gateway's sink and
 # to the baseline producer. TELEGATE_BENCH_PARTITIONS (default 16) is both topics' partition count
 # (bench/gateway_lib.sh).
+# TELEGATE_BENCH_MATCHED_BASELINE=1 also runs the plain producer with the gateway's own average
+# transaction size in this run (records / commits) and prints the ratio to it: how much of the
+# gap to the baseline (50 000 records per transaction, the sink's maximum) is the closed loop's
+# transaction size, which its records in flight (connections × batch) bound, rather than the
+# gateway's work per record.
 # CPU per record is printed for each process sharing the cores: the gateway, the load generator
 # (telegate-sim) and the broker, and for the baseline its producer and the broker: on a
 # CPU-bound box every µs the load generator spends is taken from the other two.
@@ -46,11 +51,18 @@ baseline=$($build/bench/telegate-bench kafka-baseline --bootstrap "$bootstrap" -
   --key-run "$batch" --librdkafka "$librdkafka" --partitions "$bench_partitions")
 baseline_broker_cpu=$(cpu_since "$broker_before" $kafka_pid)
 echo "$baseline"
+matched='{}'
+if [[ ${TELEGATE_BENCH_MATCHED_BASELINE:-0} == 1 && $commits -gt 0 ]]; then
+  matched=$($build/bench/telegate-bench kafka-baseline --bootstrap "$bootstrap" --records "$records" \
+    --key-run "$batch" --librdkafka "$librdkafka" --partitions "$bench_partitions" \
+    --transaction-records $((records / commits)))
+  echo "$matched"
+fi
 
 python3 - "$sim" "$baseline" "$cpu_before" "$cpu_after" "$records" "$batch" "$connections" "$commits" "$switches" \
-  "$sim_cpu" "$broker_cpu" "$baseline_broker_cpu" "$faults" "$rss_kib" "$bench_partitions" <<'PY'
+  "$sim_cpu" "$broker_cpu" "$baseline_broker_cpu" "$faults" "$rss_kib" "$bench_partitions" "$matched" <<'PY'
 import json, sys
-sim, base = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+sim, base, matched = json.loads(sys.argv[1]), json.loads(sys.argv[2]), json.loads(sys.argv[16])
 commits = int(sys.argv[8])
 cpu = float(sys.argv[4]) - float(sys.argv[3])
 records = int(sys.argv[5])
@@ -62,6 +74,10 @@ print(json.dumps({
   "gateway_records_per_second": sim["records_per_second"],
   "baseline_producer_records_per_second": base["records_per_second"],
   "ratio_to_baseline": round(sim["records_per_second"] / base["records_per_second"], 3),
+  **({"matched_baseline_transaction_records": matched["transaction_records"],
+      "matched_baseline_records_per_second": matched["records_per_second"],
+      "ratio_to_matched_baseline": round(sim["records_per_second"] / matched["records_per_second"], 3),
+      "matched_baseline_producer_cpu_us_per_record": matched.get("cpu_us_per_record")} if matched else {}),
   "gateway_cpu_us_per_record": per_record(cpu, sim["accepted"]),
   "baseline_producer_cpu_us_per_record": base.get("cpu_us_per_record"),
   "sim_cpu_us_per_record": per_record(sys.argv[10], sim["accepted"]),
