@@ -1398,14 +1398,14 @@ int ingest_costs(int argc, char** argv) {
         [&](gateway::IngestOutcome outcome) { acknowledged += outcome.accepted; });
     if (refused) throw std::runtime_error("benchmark request refused: " + refused->message);
   };
-  // The two alternate in rounds of ~0.1 s of CPU, so that the box's noise hits both alike; the
-  // medians are reported.
   // The thread's CPU clock, not getrusage: rounds this short need better than its tick.
   const auto thread_cpu_seconds = [] {
     timespec now{};
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
     return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) * 1e-9;
   };
+  // The two alternate in rounds of ~0.1 s of CPU, so that the box's noise hits both alike; the
+  // medians are reported.
   const auto ns_per_request = [&](const auto& run, double round_seconds) {
     std::size_t requests = 0;
     const double started = thread_cpu_seconds();

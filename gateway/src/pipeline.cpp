@@ -350,7 +350,7 @@ std::optional<IngestOutcome> PipelineWorker::ingest(const IngestRequest& request
         permit.error().status == IngestStatus::quota_exceeded ? RejectReason::quota_exceeded : RejectReason::overloaded;
     return refuse_all(reason, valid, std::move(permit.error()));
   }
-  count(*metrics.deduplicated, outcome.duplicates);
+  add_records(*metrics.deduplicated, outcome.duplicates);
   tenant.admitted->Increment(static_cast<double>(sink_batch.records.size()));
 
   // sink → ack
@@ -372,7 +372,7 @@ std::optional<IngestOutcome> PipelineWorker::ingest(const IngestRequest& request
       metrics.accepted->Increment(static_cast<double>(written));
       metrics.ack_latency->Observe(std::chrono::duration<double>(Clock::now() - started).count());
       tenant.acknowledged->Increment(static_cast<double>(final_outcome.accepted));
-      count(*tenant.deduplicated, final_outcome.duplicates);
+      add_records(*tenant.deduplicated, final_outcome.duplicates);
       if (*result == sinks::Durable::spooled) tenant.spooled->Increment(static_cast<double>(written));
     } else if (result.error().code == sinks::SinkErrc::too_large) {
       // The broker's own limit (the topic's max.message.bytes) is below the gateway's: as

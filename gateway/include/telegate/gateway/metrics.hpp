@@ -38,7 +38,7 @@ inline constexpr std::size_t kRejectReasons = 7;
 
 // Adds `records` unless there are none: a prometheus-cpp counter's increment is an atomic
 // compare-and-swap loop even for 0, and most requests have no rejected or duplicate record.
-inline void count(prometheus::Counter& counter, std::size_t records) {
+inline void add_records(prometheus::Counter& counter, std::size_t records) {
   if (records != 0) counter.Increment(static_cast<double>(records));
 }
 
@@ -63,7 +63,7 @@ struct ProtocolMetrics {
   // same child twice (Add() returns the existing one).
   mutable std::array<std::atomic<prometheus::Counter*>, kCachedStatuses> by_status{};
   void reject(RejectReason reason, std::size_t records) const {
-    count(*rejected[static_cast<std::size_t>(reason)], records);
+    add_records(*rejected[static_cast<std::size_t>(reason)], records);
   }
 };
 
@@ -84,7 +84,7 @@ struct TenantMetrics {
   std::array<prometheus::Counter*, kRejectReasons> rejected{};
 
   void reject(RejectReason reason, std::size_t records) const {
-    count(*rejected[static_cast<std::size_t>(reason)], records);
+    add_records(*rejected[static_cast<std::size_t>(reason)], records);
   }
 };
 
