@@ -63,6 +63,10 @@ sinks::KafkaSinkConfig interval_config(const MockCluster& cluster, int min_ms, i
   return config;
 }
 
+// Waiting for batches that are timed, or submitted one after another, polls every millisecond:
+// the poll adds no more than that to what is measured.
+constexpr std::chrono::milliseconds kTimingPoll{1};
+
 // Submits one batch at a time, each after the previous one completed, and returns how long each
 // took from submit to completion.
 std::vector<std::chrono::milliseconds> sequential_batches(const sinks::KafkaSinkConfig& config, int count) {
@@ -74,9 +78,7 @@ std::vector<std::chrono::milliseconds> sequential_batches(const sinks::KafkaSink
   for (int i = 0; i < count; ++i) {
     const auto submitted = std::chrono::steady_clock::now();
     sink->submit(batch(3, counts));
-    while (counts.calls == i && std::chrono::steady_clock::now() - submitted < std::chrono::seconds(10)) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
+    eventually([&] { return counts.calls > i; }, std::chrono::seconds(10), kTimingPoll);
     took.push_back(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - submitted));
   }
   sink->stop();
@@ -97,7 +99,7 @@ std::chrono::steady_clock::duration second_batch_after_pause(const sinks::KafkaS
   std::this_thread::sleep_for(pause);
   const auto submitted = std::chrono::steady_clock::now();
   sink->submit(batch(3, counts));
-  REQUIRE(eventually([&] { return counts.calls == 2; }));
+  REQUIRE(eventually([&] { return counts.calls == 2; }, std::chrono::seconds(30), kTimingPoll));
   const auto took = std::chrono::steady_clock::now() - submitted;
   sink->stop();
   CHECK(counts.ok == 2);
@@ -173,9 +175,7 @@ TEST_CASE("a transaction that reaches transaction_max_records is handed over at 
   sink->submit(batch(5, counts));
   std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the first batch opens the transaction
   sink->submit(batch(5, counts));
-  while (counts.calls < 2 && std::chrono::steady_clock::now() - submitted < std::chrono::seconds(10)) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  eventually([&] { return counts.calls >= 2; }, std::chrono::seconds(10), kTimingPoll);
   CHECK(counts.ok == 2);
   CHECK(std::chrono::steady_clock::now() - submitted < std::chrono::milliseconds(2'500));
   sink->stop();
@@ -205,11 +205,8 @@ TEST_CASE("commits run on one long-lived committer thread per producer, not a ne
       }
       inner(std::move(result));
     };
-    const auto submitted = std::chrono::steady_clock::now();
     sink->submit(std::move(one));
-    while (counts.calls == i && std::chrono::steady_clock::now() - submitted < std::chrono::seconds(10)) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
+    eventually([&] { return counts.calls > i; }, std::chrono::seconds(10), kTimingPoll);
   }
   sink->stop();
   CHECK(counts.ok == kTransactions);
@@ -307,32 +304,22 @@ TEST_CASE("with the broker down, batches fail after the delivery timeout instead
   sink->start();
   rd_kafka_mock_broker_set_down(cluster.get(), 1);
   Counts counts;
-  const auto started = std::chrono::steady_clock::now();
   sink->submit(batch(10, counts));
-  while (counts.calls == 0 && std::chrono::steady_clock::now() - started < std::chrono::seconds(30)) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  eventually([&] { return counts.calls > 0; });
   CHECK(counts.failed == 1);
   CHECK(counts.ok == 0);
   CHECK_FALSE(sink->ready());
 
   rd_kafka_mock_broker_set_up(cluster.get(), 1);
   // Ready again without any traffic: an unready gateway would get none to prove itself with.
-  const auto back_up = std::chrono::steady_clock::now();
-  while (!sink->ready() && std::chrono::steady_clock::now() - back_up < std::chrono::seconds(10)) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  CHECK(sink->ready());
+  CHECK(eventually([&] { return sink->ready(); }, std::chrono::seconds(10), std::chrono::milliseconds(50)));
   // Reconnect backoff may outlast this test's short delivery timeout for the first batch; each
   // batch must still complete (never silently), and within a few the sink must commit again.
   bool recovered = false;
   for (int attempt = 0; attempt < 10 && !recovered; ++attempt) {
     Counts after;
     sink->submit(batch(10, after));
-    const auto submitted = std::chrono::steady_clock::now();
-    while (after.calls == 0 && std::chrono::steady_clock::now() - submitted < std::chrono::seconds(30)) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
+    eventually([&] { return after.calls > 0; });
     REQUIRE(after.calls == 1);
     recovered = after.ok == 1;
   }
