@@ -180,6 +180,7 @@ class KafkaSink final : public Sink {
         committed_transactions_(transactions_.Add({{"result", "committed"}})),
         aborted_transactions_(transactions_.Add({{"result", "aborted"}})),
         failed_transactions_(transactions_.Add({{"result", "failed"}})),
+        in_doubt_transactions_(transactions_.Add({{"result", "in_doubt"}})),
         transaction_records_(prometheus::BuildHistogram()
                                  .Name("telegate_kafka_transaction_records")
                                  .Help("Records per committed Kafka transaction")
@@ -253,7 +254,8 @@ class KafkaSink final : public Sink {
     batch.on_complete(std::unexpected(SinkError{SinkErrc::stopping, "the Kafka sink is shutting down"}));
   }
 
-  bool ready() const noexcept override { return ready_ && !stopping_flag_; }
+  // A fenced instance stays unready whatever its other producers still manage to commit.
+  bool ready() const noexcept override { return ready_ && !fenced_ && !stopping_flag_; }
 
   void stop() override {
     {
@@ -448,11 +450,7 @@ class KafkaSink final : public Sink {
       const KafkaError error(rd_kafka_begin_transaction(slot.producer));
       if (!error) return true;
       spdlog::error("kafka: begin_transaction on {}: {}", slot.transactional_id, error.message());
-      if (is_fenced(slot.producer, error)) {
-        mark_fenced(slot);
-        return false;
-      }
-      if (error.fatal()) recreate(slot);
+      if ((error.fatal() || is_fenced(slot.producer, error)) && !recover(slot, error)) return false;
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
   }
@@ -637,29 +635,45 @@ class KafkaSink final : public Sink {
   // Committer thread: commits, retrying retriable errors; on abortable errors aborts and
   // re-produces the same batches in a fresh transaction; gives up (failing the batches, with
   // nothing visible to read_committed consumers) only past the delivery timeout.
+  //
+  // Except a commit in doubt: once commit_transaction has returned without an outcome (it timed
+  // out), its EndTxn may have reached the coordinator, which then completes the commit whatever
+  // this producer does next (librdkafka refuses the abort; a new producer's init_transactions
+  // finishes it). Failing the batches then would have their devices resend records that may be
+  // in Kafka already, and a spool replay them: duplicates. So the commit is resumed, past the
+  // delivery timeout too, until the broker says which. The devices wait for their answer;
+  // their retries meanwhile are told to come back (de-duplication holds the msg_ids in flight).
+  // Only stop() cuts a doubt short, after the resumption under way, failing the batches as
+  // in_doubt: never spooled; a restarted gateway's de-duplication journal, written in the same
+  // transaction, recognises their resent records if it did commit.
   void commit(ProducerSlot& slot) {
     const auto started = Clock::now();
     const auto give_up_at = slot.oldest_batch_at + config_.delivery_timeout;
     std::string last_error;
     bool committed = false;
+    bool in_doubt = false;
     while (!committed) {
       if (!slot.poisoned.empty()) {
         // No retry makes the refused record acceptable, but the rest of its transaction can
         // commit without it: abort, fail that batch alone, re-produce the others.
         aborted_transactions_.Increment();
         const KafkaError abort_error(rd_kafka_abort_transaction(slot.producer, 10'000));
-        if (abort_error) recreate(slot);
+        if (abort_error && !recover(slot, abort_error)) break;
         refuse_poisoned(slot);
         if (!reproduce(slot)) break;
         continue;
       }
-      const auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(give_up_at - Clock::now());
+      auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(give_up_at - Clock::now());
       if (remaining.count() <= 0) {
-        if (last_error.empty()) {
-          last_error = fmt::format("sink.kafka.delivery_timeout_ms ({} ms) passed before the transaction could commit",
-                                   config_.delivery_timeout.count());
+        if (in_doubt && !stopping_flag_) {
+          remaining = config_.delivery_timeout;
+        } else {
+          if (last_error.empty()) {
+            last_error = fmt::format("sink.kafka.delivery_timeout_ms ({} ms) passed before the transaction could commit",
+                                     config_.delivery_timeout.count());
+          }
+          break;
         }
-        break;
       }
       const KafkaError error(rd_kafka_commit_transaction(slot.producer, static_cast<int>(remaining.count())));
       if (!error) {
@@ -667,19 +681,30 @@ class KafkaSink final : public Sink {
         break;
       }
       last_error = error.message();
-      spdlog::warn("kafka: commit on {} failed: {}", slot.transactional_id, last_error);
       ready_ = false;
       if (is_fenced(slot.producer, error)) {
         mark_fenced(slot);
         break;
       }
-      if (error.retriable()) continue;
+      if (error.retriable()) {
+        if (!in_doubt) {
+          in_doubt_transactions_.Increment();
+          spdlog::warn("kafka: commit on {} did not finish ({}); whether it committed is unknown until the broker "
+                       "answers: resuming it, its {} records unacknowledged until then",
+                       slot.transactional_id, last_error, slot.records);
+        }
+        in_doubt = true;
+        continue;
+      }
+      // An abortable or fatal error is an outcome: the coordinator did not commit.
+      in_doubt = false;
+      spdlog::warn("kafka: commit on {} failed: {}", slot.transactional_id, last_error);
       if (error.requires_abort()) {
         aborted_transactions_.Increment();
         const KafkaError abort_error(rd_kafka_abort_transaction(slot.producer, static_cast<int>(remaining.count())));
-        if (abort_error && abort_error.fatal()) recreate(slot);
-      } else {
-        recreate(slot);  // fatal (e.g. fenced): a new producer fences what is left and starts clean
+        if (abort_error && abort_error.fatal() && !recover(slot, abort_error)) break;
+      } else if (!recover(slot, error)) {
+        break;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
       if (!reproduce(slot)) break;
@@ -687,17 +712,28 @@ class KafkaSink final : public Sink {
     std::vector<TransactionBatch> batches = std::move(slot.batches);
     const std::size_t records = slot.records;
     if (!committed && !fenced_) {
-      // Nothing of this transaction can become visible: it was never committed, and it is
-      // aborted below or, if the broker is unreachable, by the new producer's
-      // init_transactions before that writes anything. So the devices are told now: the abort
-      // and a new producer may have to wait for the broker's return, and a spool must not.
-      complete(batches, records, false, last_error);
-      const KafkaError abort_error(rd_kafka_abort_transaction(slot.producer, 10'000));
-      if (abort_error) recreate(slot);
+      if (in_doubt) {
+        spdlog::error("kafka: stopping with the commit on {} still in doubt ({}): its {} records are reported not "
+                      "durable and may be in Kafka",
+                      slot.transactional_id, last_error, records);
+        complete(batches, records, failure(SinkErrc::in_doubt, "stopped before Kafka said whether it committed: " +
+                                                                   last_error));
+      } else {
+        // Nothing of this transaction can become visible: it was never committed, and it is
+        // aborted below or, if the broker is unreachable, by the new producer's
+        // init_transactions before that writes anything. So the devices are told now: the
+        // abort and a new producer may have to wait for the broker's return, and a spool must
+        // not.
+        complete(batches, records, failure(SinkErrc::unavailable, "not committed to Kafka: " + last_error));
+        const KafkaError abort_error(rd_kafka_abort_transaction(slot.producer, 10'000));
+        if (abort_error) recover(slot, abort_error);
+      }
     }
     finish(slot, committed, started);
-    if (committed || fenced_) complete(batches, records, committed, last_error);
+    if (committed) complete(batches, records, {});
     if (!committed && fenced_) {
+      complete(batches, records,
+               failure(SinkErrc::fenced, "another instance took over this gateway's Kafka transactional id"));
       for (TransactionBatch& batch : batches) {
         batch.batch.on_complete = nullptr;  // called already; lets go of what it captured
         slot.retired.push_back(std::move(batch.batch));
@@ -727,6 +763,16 @@ class KafkaSink final : public Sink {
     const SinkError error{slot.poisoned_code, std::move(slot.poisoned)};
     slot.poisoned.clear();
     refused.on_complete(std::unexpected(error));
+  }
+
+  // After a fatal error: a new producer in the slot, which fences what is left of the old one.
+  // Not once this instance is fenced (by this error, or on another slot): a new producer would
+  // then fence the instance that took over. false when fenced.
+  bool recover(ProducerSlot& slot, const KafkaError& error) {
+    if (is_fenced(slot.producer, error)) mark_fenced(slot);
+    if (fenced_) return false;
+    recreate(slot);
+    return true;
   }
 
   void recreate(ProducerSlot& slot) {
@@ -762,20 +808,16 @@ class KafkaSink final : public Sink {
     wake_.notify_all();  // the active transaction may be due now that this producer is free
   }
 
-  void complete(std::vector<TransactionBatch>& batches, std::size_t records, bool committed, const std::string& error) {
+  static sinks::SinkResult failure(SinkErrc code, std::string message) {
+    return std::unexpected(SinkError{code, std::move(message)});
+  }
+
+  void complete(std::vector<TransactionBatch>& batches, std::size_t records, const sinks::SinkResult& result) {
     queued_records_.Decrement(static_cast<double>(records));
-    (committed ? counters_.durable : counters_.failed).Increment(static_cast<double>(records));
+    (result ? counters_.durable : counters_.failed).Increment(static_cast<double>(records));
     for (TransactionBatch& batch : batches) {
       counters_.batches.Increment();
-      if (committed) {
-        batch.batch.on_complete({});
-      } else if (fenced_) {
-        batch.batch.on_complete(std::unexpected(
-            SinkError{SinkErrc::fenced, "another instance took over this gateway's Kafka transactional id"}));
-      } else {
-        batch.batch.on_complete(
-            std::unexpected(SinkError{SinkErrc::unavailable, fmt::format("not committed to Kafka: {}", error)}));
-      }
+      batch.batch.on_complete(result);
     }
   }
 
@@ -785,6 +827,7 @@ class KafkaSink final : public Sink {
   prometheus::Counter& committed_transactions_;
   prometheus::Counter& aborted_transactions_;
   prometheus::Counter& failed_transactions_;
+  prometheus::Counter& in_doubt_transactions_;  // commits that timed out: resumed, counted again when they end
   prometheus::Histogram& transaction_records_;
   prometheus::Histogram& commit_seconds_;
   prometheus::Gauge& queued_records_;

@@ -14,6 +14,7 @@ std::string_view to_string(SinkErrc code) noexcept {
     case SinkErrc::fenced: return "fenced";
     case SinkErrc::io_error: return "io_error";
     case SinkErrc::stopping: return "stopping";
+    case SinkErrc::in_doubt: return "in_doubt";
   }
   return "unknown";
 }

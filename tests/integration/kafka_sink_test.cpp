@@ -201,3 +201,41 @@ TEST_CASE("a fenced spooling instance neither spools nor acknowledges what it co
 
   check_only_successor_committed(topic);
 }
+
+TEST_CASE("an instance fenced while under load stays unready and never fences its successor back") {
+  const std::string topic = unique("it.fence-load.");
+  const std::string transactional_prefix = unique("it-fence-load-");
+  prometheus::Registry registry;
+  auto first_config = config_for(transactional_prefix);
+  first_config.delivery_timeout = std::chrono::milliseconds(5'000);
+  auto first = sinks::make_kafka_sink(first_config, registry);
+  first->start();
+  // Both of the first instance's producers keep committing while the successor takes their ids.
+  std::atomic<int> first_ok{0}, first_failed{0};
+  std::atomic<bool> feeding{true};
+  std::thread feeder([&] {
+    for (int batch = 100; feeding; ++batch) {
+      first->submit(batch_of(topic, batch, 20, first_ok, first_failed));
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+
+  prometheus::Registry successor_registry;
+  auto successor = sinks::make_kafka_sink(config_for(transactional_prefix), successor_registry);
+  successor->start();
+  CHECK(testing::eventually([&] { return first_failed > 0; }, std::chrono::seconds(15)));
+  std::this_thread::sleep_for(std::chrono::seconds(2));  // whatever the first still tries, it tries now
+  feeding = false;
+  feeder.join();
+  CHECK_FALSE(first->ready());
+
+  // The successor still commits on both producers: no producer of the first took its ids back.
+  std::atomic<int> ok{0}, failed{0};
+  for (int batch = 0; batch < 20; ++batch) successor->submit(batch_of(topic, batch, 30, ok, failed));
+  successor->stop();
+  CHECK(ok == 20);
+  CHECK(failed == 0);
+  first->stop();
+  CHECK_FALSE(first->ready());
+}

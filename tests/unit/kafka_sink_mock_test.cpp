@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -293,6 +294,64 @@ TEST_CASE("an abortable transaction is aborted and its batches re-produced, not 
   CHECK(counts.ok == 5);
   CHECK(counts.failed == 0);
   CHECK(metric(registry, "telegate_kafka_transactions_total", "aborted") >= 1);
+}
+
+// The mock coordinator handles EndTxn when it arrives (the transaction commits) but answers only
+// `answer_after` later: commit_transaction times out with the outcome unknown.
+void answer_end_txn_late(const MockCluster& cluster, std::chrono::milliseconds answer_after) {
+  rd_kafka_mock_broker_push_request_error_rtts(cluster.get(), 1, kEndTxn, 1, RD_KAFKA_RESP_ERR_NO_ERROR,
+                                               static_cast<int>(answer_after.count()));
+}
+
+TEST_CASE("a commit in doubt is resumed past the delivery timeout until the broker answers, not failed") {
+  MockCluster cluster;
+  prometheus::Registry registry;
+  auto config = config_for(cluster);
+  config.producers = 1;
+  config.delivery_timeout = std::chrono::milliseconds(1'500);
+  auto sink = sinks::make_kafka_sink(config, registry);
+  sink->start();
+  answer_end_txn_late(cluster, std::chrono::milliseconds(4'000));
+  Counts counts;
+  const auto submitted = std::chrono::steady_clock::now();
+  sink->submit(batch(10, counts));
+  REQUIRE(eventually([&] { return counts.calls > 0; }, std::chrono::seconds(20)));
+  // Failed at the delivery timeout, the device would resend records this commit wrote.
+  CHECK(counts.ok == 1);
+  CHECK(counts.failed == 0);
+  CHECK(std::chrono::steady_clock::now() - submitted > config.delivery_timeout);
+  CHECK(metric(registry, "telegate_kafka_transactions_total", "in_doubt") == 1);
+  CHECK(metric(registry, "telegate_kafka_transactions_total", "committed") == 1);
+  sink->stop();
+}
+
+TEST_CASE("stop() gives up a commit in doubt after the resumption under way, failing it as in_doubt") {
+  MockCluster cluster;
+  prometheus::Registry registry;
+  auto config = config_for(cluster);
+  config.producers = 1;
+  config.delivery_timeout = std::chrono::milliseconds(1'000);
+  auto sink = sinks::make_kafka_sink(config, registry);
+  sink->start();
+  answer_end_txn_late(cluster, std::chrono::milliseconds(60'000));
+  std::atomic<int> calls{0};
+  std::optional<sinks::SinkErrc> code;
+  Counts replaced;
+  auto in_doubt = batch(10, replaced);
+  in_doubt.on_complete = [&](sinks::SinkResult result) {
+    if (!result) code = result.error().code;
+    ++calls;
+  };
+  sink->submit(std::move(in_doubt));
+  REQUIRE(eventually([&] { return metric(registry, "telegate_kafka_transactions_total", "in_doubt") == 1; },
+                     std::chrono::seconds(10)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1'500));  // resumed past the delivery timeout
+  CHECK(calls == 0);
+  const auto stopping = std::chrono::steady_clock::now();
+  sink->stop();
+  CHECK(std::chrono::steady_clock::now() - stopping < std::chrono::seconds(10));
+  REQUIRE(calls == 1);
+  CHECK(code == sinks::SinkErrc::in_doubt);  // not `unavailable`: a spool must not take it
 }
 
 TEST_CASE("with the broker down, batches fail after the delivery timeout instead of vanishing") {

@@ -40,6 +40,8 @@ enum class SinkErrc : std::uint8_t {
   fenced,           // another producer took over our transactional id
   io_error,
   stopping,         // submitted after stop() began
+  in_doubt,         // a commit timed out and the sink stopped before learning its outcome: may be
+                    // durable, so not to be written elsewhere (spooled)
 };
 std::string_view to_string(SinkErrc code) noexcept;
 
