@@ -102,14 +102,15 @@ class CoapContext final : public SharedTransport {
     const int fd = coap_context_get_coap_fd(context_);
     if (fd < 0) throw std::runtime_error("coap: libcoap was built without epoll");
     readable_.assign(::dup(fd));
-    if (settings.dtls) device_sessions_.resize(devices, nullptr);
+    if (settings.dtls) device_sessions_.resize(devices);
   }
 
   ~CoapContext() override {
-    for (const auto* sessions : {&lane_sessions_, &device_sessions_}) {
-      for (coap_session_t* session : *sessions) {
-        if (session) coap_session_release(session);
-      }
+    for (coap_session_t* session : lane_sessions_) {
+      if (session) coap_session_release(session);
+    }
+    for (const Session& session : device_sessions_) {
+      if (session.handle) coap_session_release(session.handle);
     }
     coap_free_context(context_);
     coap_cleanup();
@@ -117,10 +118,20 @@ class CoapContext final : public SharedTransport {
 
   std::unique_ptr<Channel> channel() override;
 
-  // A lane's own session over UDP (null after renew() could not open one); over DTLS sessions
-  // belong to devices (null here).
+  // A session of the run, named by a serial no later session reuses. Requests are keyed by
+  // their token, which holds the serial: libcoap numbers each session's tokens from 1 and hands
+  // a released session's memory to the next one, so a (session pointer, token) key let a new
+  // session's request overwrite one still pending on a released session, whose lane then
+  // waited for an answer forever.
+  struct Session {
+    coap_session_t* handle = nullptr;
+    std::uint32_t serial = 0;
+  };
+
+  // A lane's own session over UDP (no handle after renew() could not open one); over DTLS
+  // sessions belong to devices (none here).
   struct Lane {
-    coap_session_t* session = nullptr;
+    Session session;
   };
 
   void channel_opened() {
@@ -136,7 +147,7 @@ class CoapContext final : public SharedTransport {
 
   void send(Lane& lane, const Batch& batch, std::function<void(const Outcome&)> done) {
     if (settings_.dtls) return send(device_session(batch), batch, std::move(done));
-    if (!lane.session || unanswered_.erase(lane.session) > 0) renew(lane);
+    if (!lane.session.handle || unanswered_.erase(lane.session.serial) > 0) renew(lane);
     send(lane.session, batch, std::move(done));  // none could be opened: a connect_error, retried
   }
 
@@ -146,23 +157,28 @@ class CoapContext final : public SharedTransport {
     std::function<void(const Outcome&)> done;
     Clock::time_point sent_at;
   };
-  using Key = std::pair<const coap_session_t*, std::uint64_t>;  // session, token
+  using Key = std::uint64_t;  // a request's token: its session's serial, then libcoap's count
 
-  static Key key_of(const coap_session_t* session, coap_bin_const_t token) {
-    std::uint64_t value = 0;
-    std::memcpy(&value, token.s, std::min<std::size_t>(token.length, sizeof value));
-    return {session, value};
+  static Key key_of(coap_bin_const_t token) { return coap_decode_var_bytes8(token.s, token.length); }
+  static std::uint32_t serial_of(Key key) { return static_cast<std::uint32_t>(key >> 32); }
+
+  // Names a session just opened (none: no handle): its tokens count from serial << 32.
+  Session named(coap_session_t* handle) {
+    if (!handle) return {};
+    const std::uint32_t serial = ++last_serial_;
+    std::uint8_t first[8];
+    const unsigned length = coap_encode_var_safe8(first, sizeof first, std::uint64_t{serial} << 32);
+    coap_session_init_token(handle, length, first);
+    return {handle, serial};
   }
 
-  coap_session_t* open_udp_session() {
-    return coap_new_client_session(context_, nullptr, &address_, COAP_PROTO_UDP);
-  }
+  Session open_udp_session() { return named(coap_new_client_session(context_, nullptr, &address_, COAP_PROTO_UDP)); }
 
   Lane new_lane() {
     if (settings_.dtls) return {};
-    coap_session_t* session = open_udp_session();
-    if (!session) throw std::runtime_error("coap: cannot open a session");
-    lane_sessions_.push_back(session);
+    const Session session = open_udp_session();
+    if (!session.handle) throw std::runtime_error("coap: cannot open a session");
+    lane_sessions_.push_back(session.handle);
     return {session};
   }
 
@@ -172,15 +188,16 @@ class CoapContext final : public SharedTransport {
   // a session that cannot be opened (no descriptor left) leaves the lane without one until its
   // next send; lane_sessions_ holds what the lanes own, in any order.
   void renew(Lane& lane) {
-    coap_session_t*& held = *std::find(lane_sessions_.begin(), lane_sessions_.end(), lane.session);
-    if (lane.session) coap_session_release(lane.session);
-    lane.session = held = open_udp_session();
+    coap_session_t*& held = *std::find(lane_sessions_.begin(), lane_sessions_.end(), lane.session.handle);
+    if (lane.session.handle) coap_session_release(lane.session.handle);
+    lane.session = open_udp_session();
+    held = lane.session.handle;
   }
 
   // A DTLS session is one device's identity; made at its first request, kept for the run.
-  coap_session_t* device_session(const Batch& batch) {
-    coap_session_t*& session = device_sessions_[batch.device];
-    if (session) return session;
+  Session device_session(const Batch& batch) {
+    Session& session = device_sessions_[batch.device];
+    if (session.handle) return session;
     const std::string key = gateway::sha256_hex(batch.token);
     coap_dtls_cpsk_t setup{};
     setup.version = COAP_DTLS_CPSK_SETUP_VERSION;
@@ -188,25 +205,26 @@ class CoapContext final : public SharedTransport {
     setup.psk_info.identity.length = batch.device_id.size();
     setup.psk_info.key.s = reinterpret_cast<const std::uint8_t*>(key.data());
     setup.psk_info.key.length = key.size();
-    session = coap_new_client_session_psk2(context_, nullptr, &address_, COAP_PROTO_DTLS, &setup);
+    session = named(coap_new_client_session_psk2(context_, nullptr, &address_, COAP_PROTO_DTLS, &setup));
     return session;
   }
 
   // Only the session the request failed on: other requests that were in flight on an older
   // one must not end the device's new session when they time out in turn.
-  void forget_device_session(const Batch& batch, const coap_session_t* failed_on) {
+  void forget_device_session(const Batch& batch, std::uint32_t failed_on) {
     if (!settings_.dtls) return;
-    coap_session_t*& session = device_sessions_[batch.device];
-    if (session != failed_on) return;
-    coap_session_t* const failed = session;
-    session = nullptr;
+    Session& session = device_sessions_[batch.device];
+    if (!session.handle || session.serial != failed_on) return;
+    coap_session_t* const failed = session.handle;
+    session = {};
     // Silenced now rather than left to finish its retransmissions: requests still queued on it
     // end in on_nack (connect_error) and are resent on the next session at once.
     coap_session_disconnected(failed, COAP_NACK_NOT_DELIVERABLE);
     coap_session_release(failed);
   }
 
-  void send(coap_session_t* session, const Batch& batch, std::function<void(const Outcome&)> done) {
+  void send(const Session& named_session, const Batch& batch, std::function<void(const Outcome&)> done) {
+    coap_session_t* const session = named_session.handle;
     const auto fail = [&](OutcomeKind kind) {
       Outcome outcome;
       outcome.kind = kind;
@@ -238,12 +256,12 @@ class CoapContext final : public SharedTransport {
       coap_delete_pdu(pdu);
       return fail(OutcomeKind::write_error);
     }
-    const Key key = key_of(session, coap_bin_const_t{token_length, token});
+    const Key key = key_of(coap_bin_const_t{token_length, token});
     pending_[key] = {&batch, std::move(done), Clock::now()};
     if (coap_send(session, pdu) == COAP_INVALID_MID) {
-      Pending pending = std::move(pending_[key]);
-      pending_.erase(key);
-      done = std::move(pending.done);
+      auto unsent = pending_.extract(key);
+      if (unsent.empty()) return;  // libcoap ended it from inside coap_send (a nack): resolved already
+      done = std::move(unsent.mapped().done);
       return fail(OutcomeKind::write_error);
     }
     schedule();
@@ -251,21 +269,21 @@ class CoapContext final : public SharedTransport {
   }
 
   static coap_response_t on_response(coap_session_t* session, const coap_pdu_t*, const coap_pdu_t* received, coap_mid_t) {
-    static_cast<CoapContext*>(coap_get_app_data(coap_session_get_context(session)))->answered(session, received);
+    static_cast<CoapContext*>(coap_get_app_data(coap_session_get_context(session)))->answered(received);
     return COAP_RESPONSE_OK;  // also for an answer to a request already timed out: it is ACKed, not reset
   }
 
   static void on_nack(coap_session_t* session, const coap_pdu_t* sent, coap_nack_reason_t reason, coap_mid_t) {
     if (!sent) return;
     auto* self = static_cast<CoapContext*>(coap_get_app_data(coap_session_get_context(session)));
-    self->resolve(key_of(session, coap_pdu_get_token(sent)), [reason](const Pending&, Outcome& outcome, BatchAcks&) {
+    self->resolve(key_of(coap_pdu_get_token(sent)), [reason](const Pending&, Outcome& outcome, BatchAcks&) {
       outcome.kind = reason == COAP_NACK_TOO_MANY_RETRIES ? OutcomeKind::timeout : OutcomeKind::connect_error;
     });
   }
 
   // The answer as the HTTP code the retry policy and the summary speak: 2.04 → 200 (207 when
   // its JSON rejects some records), 4.22 → 422, 4.29 → 429, 5.03 → 503, c.dd → c·100 + dd.
-  void answered(const coap_session_t* session, const coap_pdu_t* received) {
+  void answered(const coap_pdu_t* received) {
     const coap_pdu_code_t code = coap_pdu_get_code(received);
     const unsigned status = static_cast<unsigned>(code >> 5) * 100 + static_cast<unsigned>(code & 0x1f);
     std::size_t length = 0;
@@ -275,7 +293,7 @@ class CoapContext final : public SharedTransport {
     coap_opt_iterator_t options;
     const coap_opt_t* max_age = coap_check_option(received, COAP_OPTION_MAXAGE, &options);
     const auto wait = std::chrono::seconds(max_age ? coap_decode_var_bytes(coap_opt_value(max_age), coap_opt_length(max_age)) : 0);
-    resolve(key_of(session, coap_pdu_get_token(received)),
+    resolve(key_of(coap_pdu_get_token(received)),
             [status, payload = std::move(payload), wait](const Pending& pending, Outcome& outcome, BatchAcks& acks) {
               outcome.status = status;
               outcome.retry_after = wait;
@@ -306,13 +324,13 @@ class CoapContext final : public SharedTransport {
     auto pending = std::make_shared<Pending>(std::move(found->second));
     pending_.erase(found);
     const Clock::duration latency = Clock::now() - pending->sent_at;
-    asio::post(io_, [this, pending, latency, session = key.first, fill = std::move(fill)] {
+    asio::post(io_, [this, pending, latency, serial = serial_of(key), fill = std::move(fill)] {
       Outcome outcome;
       outcome.latency = latency;
       fill(*pending, outcome, acks_);
       // A DTLS session that failed or went unanswered (the gateway restarted and forgot it), or
       // was answered 4.01 (the device's key changed), handshakes anew at the next request.
-      if (outcome.kind != OutcomeKind::answered || outcome.status == 401) forget_device_session(*pending->batch, session);
+      if (outcome.kind != OutcomeKind::answered || outcome.status == 401) forget_device_session(*pending->batch, serial);
       pending->done(outcome);
     });
   }
@@ -350,7 +368,7 @@ class CoapContext final : public SharedTransport {
       if (pending.sent_at < oldest_allowed) expired.push_back(key);
     }
     for (const Key& key : expired) {
-      if (!settings_.dtls) unanswered_.insert(key.first);
+      if (!settings_.dtls) unanswered_.insert(serial_of(key));
       resolve(key, [](const Pending&, Outcome& outcome, BatchAcks&) { outcome.kind = OutcomeKind::timeout; });
     }
     return !pending_.empty();
@@ -364,9 +382,10 @@ class CoapContext final : public SharedTransport {
   asio::steady_timer retransmit_;
   TimeoutSweep sweep_;
   std::size_t open_channels_ = 0;
+  std::uint32_t last_serial_ = 0;
   std::vector<coap_session_t*> lane_sessions_;
-  std::vector<coap_session_t*> device_sessions_;  // DTLS: by device index, made on first use
-  std::set<const coap_session_t*> unanswered_;     // UDP lane sessions with a timed-out request
+  std::vector<Session> device_sessions_;  // DTLS: by device index, made on first use
+  std::set<std::uint32_t> unanswered_;    // serials of UDP lane sessions with a timed-out request
   std::map<Key, Pending> pending_;
   BatchAcks acks_;
 };
