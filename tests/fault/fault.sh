@@ -50,6 +50,8 @@ scenario_broker_outage_pushback() {
   outage_under_load
   kafka_single start >&2
   wait_load
+  # A commit sent as the broker went is in doubt and answered only once the broker is back.
+  log "commits in doubt: $(gateway_metric a 'telegate_kafka_transactions_total{result="in_doubt"}')"
   stop_gateway a
   (($(sim_total outcomes.503) > 0)) || die "no 503 while the broker was down: push-back never engaged"
   expect_all_acknowledged
