@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -296,22 +297,27 @@ TEST_CASE("an abortable transaction is aborted and its batches re-produced, not 
   CHECK(metric(registry, "telegate_kafka_transactions_total", "aborted") >= 1);
 }
 
-// The mock coordinator handles EndTxn when it arrives (the transaction commits) but answers only
-// `answer_after` later: commit_transaction times out with the outcome unknown.
-void answer_end_txn_late(const MockCluster& cluster, std::chrono::milliseconds answer_after) {
+// A started one-producer sink whose coordinator handles EndTxn when it arrives (the transaction
+// commits) but answers only `answer_after` later: commit_transaction times out with the outcome
+// unknown.
+std::unique_ptr<sinks::Sink> sink_answered_late(const MockCluster& cluster, prometheus::Registry& registry,
+                                                std::chrono::milliseconds delivery_timeout,
+                                                std::chrono::milliseconds answer_after) {
+  auto config = config_for(cluster);
+  config.producers = 1;
+  config.delivery_timeout = delivery_timeout;
+  auto sink = sinks::make_kafka_sink(config, registry);
+  sink->start();
   rd_kafka_mock_broker_push_request_error_rtts(cluster.get(), 1, kEndTxn, 1, RD_KAFKA_RESP_ERR_NO_ERROR,
                                                static_cast<int>(answer_after.count()));
+  return sink;
 }
 
 TEST_CASE("a commit in doubt is resumed past the delivery timeout until the broker answers, not failed") {
   MockCluster cluster;
   prometheus::Registry registry;
-  auto config = config_for(cluster);
-  config.producers = 1;
-  config.delivery_timeout = std::chrono::milliseconds(1'500);
-  auto sink = sinks::make_kafka_sink(config, registry);
-  sink->start();
-  answer_end_txn_late(cluster, std::chrono::milliseconds(4'000));
+  const std::chrono::milliseconds delivery_timeout(1'500);
+  auto sink = sink_answered_late(cluster, registry, delivery_timeout, std::chrono::milliseconds(4'000));
   Counts counts;
   const auto submitted = std::chrono::steady_clock::now();
   sink->submit(batch(10, counts));
@@ -319,7 +325,7 @@ TEST_CASE("a commit in doubt is resumed past the delivery timeout until the brok
   // Failed at the delivery timeout, the device would resend records this commit wrote.
   CHECK(counts.ok == 1);
   CHECK(counts.failed == 0);
-  CHECK(std::chrono::steady_clock::now() - submitted > config.delivery_timeout);
+  CHECK(std::chrono::steady_clock::now() - submitted > delivery_timeout);
   CHECK(metric(registry, "telegate_kafka_transactions_total", "in_doubt") == 1);
   CHECK(metric(registry, "telegate_kafka_transactions_total", "committed") == 1);
   sink->stop();
@@ -328,12 +334,7 @@ TEST_CASE("a commit in doubt is resumed past the delivery timeout until the brok
 TEST_CASE("stop() gives up a commit in doubt after the resumption under way, failing it as in_doubt") {
   MockCluster cluster;
   prometheus::Registry registry;
-  auto config = config_for(cluster);
-  config.producers = 1;
-  config.delivery_timeout = std::chrono::milliseconds(1'000);
-  auto sink = sinks::make_kafka_sink(config, registry);
-  sink->start();
-  answer_end_txn_late(cluster, std::chrono::milliseconds(60'000));
+  auto sink = sink_answered_late(cluster, registry, std::chrono::milliseconds(1'000), std::chrono::milliseconds(60'000));
   std::atomic<int> calls{0};
   std::optional<sinks::SinkErrc> code;
   Counts replaced;
