@@ -718,6 +718,10 @@ class KafkaSink final : public Sink {
                       slot.transactional_id, last_error, records);
         complete(batches, records, failure(SinkErrc::in_doubt, "stopped before Kafka said whether it committed: " +
                                                                    last_error));
+        // librdkafka refuses to begin or abort a transaction while a commit is in progress: a
+        // new producer, whose init_transactions finishes or aborts that commit, can take the
+        // transactions stop() still hands over.
+        recreate(slot);
       } else {
         // Nothing of this transaction can become visible: it was never committed, and it is
         // aborted below or, if the broker is unreachable, by the new producer's
